@@ -1,0 +1,1 @@
+//! `acp-node`: drives the [`acp_protocol::Engine`] with real IO.

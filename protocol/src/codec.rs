@@ -7,19 +7,29 @@
 //! consumed every byte and re-encoding gives the same bytes. Nothing else in
 //! the workspace calls bincode.
 
-use bincode::config::{Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The largest encoded message accepted at all (a policy with many members).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// The largest container (sync batch, audit bundle) accepted at all.
+pub const MAX_CONTAINER_BYTES: usize = 256 << 20;
+
 type Config = Configuration<LittleEndian, Fixint, Limit<MAX_MESSAGE_BYTES>>;
+type LargeConfig = Configuration<LittleEndian, Fixint, Limit<MAX_CONTAINER_BYTES>>;
 
 const CONFIG: Config = bincode::config::standard()
     .with_little_endian()
     .with_fixed_int_encoding()
     .with_limit::<MAX_MESSAGE_BYTES>();
+
+// The same layout; only the allocation bound differs.
+const LARGE_CONFIG: LargeConfig = bincode::config::standard()
+    .with_little_endian()
+    .with_fixed_int_encoding()
+    .with_limit::<MAX_CONTAINER_BYTES>();
 
 /// Why bytes could not be decoded canonically.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,22 +62,50 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// Encode a container (sync batch, audit bundle) canonically.
+pub fn encode_large<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, LARGE_CONFIG)
+        .map_err(|e| CodecError::Encode(e.to_string()))
+}
+
 /// Decode `bytes` as a `T`, accepting only the canonical encoding of at most
-/// `max` bytes.
+/// `max` bytes (and never more than [`MAX_MESSAGE_BYTES`]).
 pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
-    let max = max.min(MAX_MESSAGE_BYTES);
+    check_len(bytes, max.min(MAX_MESSAGE_BYTES))?;
+    let decoded = bincode::serde::decode_from_slice(bytes, CONFIG);
+    canonical(bytes, decoded, encode)
+}
+
+/// [`decode`] for containers of up to [`MAX_CONTAINER_BYTES`].
+pub fn decode_large<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<T, CodecError> {
+    check_len(bytes, max.min(MAX_CONTAINER_BYTES))?;
+    let decoded = bincode::serde::decode_from_slice(bytes, LARGE_CONFIG);
+    canonical(bytes, decoded, encode_large)
+}
+
+fn check_len(bytes: &[u8], max: usize) -> Result<(), CodecError> {
     if bytes.len() > max {
         return Err(CodecError::TooLarge {
             len: bytes.len(),
             max,
         });
     }
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, CONFIG)
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(())
+}
+
+fn canonical<T>(
+    bytes: &[u8],
+    decoded: Result<(T, usize), bincode::error::DecodeError>,
+    reencode: fn(&T) -> Result<Vec<u8>, CodecError>,
+) -> Result<T, CodecError> {
+    let (value, read) = decoded.map_err(|e| CodecError::Malformed(e.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - read));
     }
-    if encode(&value)? != bytes {
+    if reencode(&value)? != bytes {
         return Err(CodecError::NonCanonical);
     }
     Ok(value)

@@ -304,7 +304,13 @@ mod tests {
                 let sig = Signature(sig);
                 let single = verify(&item(&pk, &msg, &sig));
                 let batch = verify_batch(&[item(&hpk, &hmsg, &hsig), item(&pk, &msg, &sig)]);
-                assert_eq!(batch[1], single, "a={} r={}", hex::encode(a), hex::encode(r));
+                assert_eq!(
+                    batch[1],
+                    single,
+                    "a={} r={}",
+                    hex::encode(a),
+                    hex::encode(r)
+                );
                 assert_eq!(batch[0], Ok(()));
                 if single.is_ok() {
                     assert!(pk.is_weak());

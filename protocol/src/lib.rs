@@ -17,14 +17,17 @@
 mod bytes;
 pub mod codec;
 pub mod crypto;
+pub mod engine;
 pub mod id;
 pub mod limits;
 pub mod message;
 pub mod resolve;
 pub mod set;
+pub mod sync;
 pub mod trust;
 
 pub use crypto::{AgentId, Keypair, PublicKey, Signature};
+pub use engine::{Effect, Engine, EngineConfig, Event, IngestError, Ingested, Origin};
 pub use id::ContentId;
 pub use message::*;
 pub use resolve::{Reason, Resolution, resolve};

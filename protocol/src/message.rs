@@ -671,7 +671,10 @@ pub fn decode_unverified(bytes: &[u8]) -> Result<(Envelope, ContentId), Rejectio
 }
 
 /// The signature checks an envelope needs, as signing inputs.
-pub fn signature_items(envelope: &Envelope, id: &ContentId) -> Vec<(PublicKey, Vec<u8>, Signature)> {
+pub fn signature_items(
+    envelope: &Envelope,
+    id: &ContentId,
+) -> Vec<(PublicKey, Vec<u8>, Signature)> {
     let tag = envelope.body.kind().tag();
     envelope
         .signatures

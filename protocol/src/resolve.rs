@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::crypto::AgentId;
 use crate::id::ContentId;
-use crate::message::{BPS_ONE, Body, Bps, DomainPolicy, Proposal, Stance, Status, Timestamp, Verdict};
+use crate::message::{
+    BPS_ONE, Body, Bps, DomainPolicy, Proposal, Stance, Status, Timestamp, Verdict,
+};
 use crate::set::MessageSet;
 use crate::trust::{TrustTable, trust_table};
 
@@ -298,7 +300,11 @@ pub enum ResolveError {
 }
 
 /// Resolve a proposal at logical time `now`.
-pub fn resolve(set: &MessageSet, id: &ContentId, now: Timestamp) -> Result<Resolution, ResolveError> {
+pub fn resolve(
+    set: &MessageSet,
+    id: &ContentId,
+    now: Timestamp,
+) -> Result<Resolution, ResolveError> {
     let p = set.proposal(id).ok_or(ResolveError::UnknownProposal(*id))?;
     let trust = trust_table(set, &p.domain, p.created_at);
     resolve_with_trust(set, id, now, &trust)
@@ -478,7 +484,11 @@ fn participation_ok(policy: &DomainPolicy, t: &Tally) -> bool {
 
 /// `sum(a t c) >= floor * (sum(a t) + extra)` over decisive votes.
 fn confidence_ok(policy: &DomainPolicy, t: &Tally, extra_authority_trust: u64) -> bool {
-    let raw: u64 = t.organizations.iter().map(|o| o.endorse + o.challenge).sum();
+    let raw: u64 = t
+        .organizations
+        .iter()
+        .map(|o| o.endorse + o.challenge)
+        .sum();
     u128::from(raw)
         >= u128::from(policy.rules.low_confidence_bps)
             * (u128::from(t.decisive_authority_trust) + u128::from(extra_authority_trust))

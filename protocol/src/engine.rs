@@ -1,0 +1,607 @@
+//! The per-node state machine, sans IO: bytes and a logical time in,
+//! [`Effect`]s out. The node and the simulator are two drivers of it.
+//!
+//! Driving contract: call [`Engine::ingest`] (or [`Engine::ingest_batch`])
+//! for every message, then [`Engine::tick`] with the current time — after a
+//! batch of ingests and whenever [`Engine::next_wakeup`] comes due. Apply
+//! every effect in order: `Store` must be durable before a local submission
+//! is acknowledged; `Publish` goes to the domain's topic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::crypto::{self, Keypair, PublicKey, VerifyItem};
+use crate::id::ContentId;
+use crate::message::{
+    Body, Kind, Receipt, Rejection, SignedMessage, Stance, Status, Timestamp, decode_unverified,
+    signature_items,
+};
+use crate::resolve::{Resolution, ResolveError, resolve_with_trust};
+use crate::set::MessageSet;
+use crate::sync::{self, Summary, SyncRequest, SyncResponse};
+use crate::trust::{TrustTable, trust_table};
+
+/// Local settings of one engine. None of them changes what `resolve`
+/// computes; they change when this node looks and what it signs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Key this node signs receipts with (its agent key); `None` for observers.
+    pub receipt_key: Option<Keypair>,
+    /// How long after `closes_at` to wait for in-flight responses before
+    /// finalizing and signing a receipt.
+    pub finalize_grace_ms: u64,
+    /// Messages signed further than this ahead of `now` are ignored for now
+    /// (sync fetches them again later), so a skewed clock cannot plant them.
+    pub max_future_skew_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            receipt_key: None,
+            finalize_grace_ms: 2_000,
+            max_future_skew_ms: 60_000,
+        }
+    }
+}
+
+/// Where a message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Submitted by this node's own agent: stored and published.
+    Local,
+    /// Delivered by gossip (the transport forwards accepted messages).
+    Peer,
+    /// Fetched by anti-entropy.
+    Sync,
+    /// Read back from this node's store at start-up.
+    Store,
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    /// Persist these canonical bytes under their id.
+    Store {
+        /// Content id.
+        id: ContentId,
+        /// Canonical bytes.
+        bytes: Vec<u8>,
+    },
+    /// Publish on the domain's topic.
+    Publish {
+        /// Domain (topic `acp/1/<domain>`).
+        domain: String,
+        /// Content id.
+        id: ContentId,
+        /// Canonical bytes.
+        bytes: Vec<u8>,
+    },
+    /// Tell the agents and the logs.
+    Event(Event),
+}
+
+/// What happened, for agents, humans and logs.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A new proposal.
+    ProposalSeen {
+        /// Id.
+        id: ContentId,
+        /// Domain.
+        domain: String,
+        /// Proposer.
+        proposer: PublicKey,
+    },
+    /// A new response.
+    ResponseSeen {
+        /// Id.
+        id: ContentId,
+        /// Proposal.
+        proposal: ContentId,
+        /// Responder.
+        responder: PublicKey,
+        /// Stance.
+        stance: Stance,
+    },
+    /// Another kind of message was added (policy, decision, report, receipt).
+    MessageSeen {
+        /// Id.
+        id: ContentId,
+        /// Kind.
+        kind: Kind,
+        /// Domain.
+        domain: String,
+    },
+    /// The outcome is known (early, at close, or by a human decision).
+    Decided {
+        /// The resolution.
+        resolution: Arc<Resolution>,
+    },
+    /// The proposal closed without a decision and waits for a human.
+    Escalated {
+        /// The resolution with its reasons.
+        resolution: Arc<Resolution>,
+    },
+    /// This node finalized the proposal and (with a key) signed a receipt.
+    Finalized {
+        /// The resolution.
+        resolution: Arc<Resolution>,
+        /// This node's receipt.
+        receipt: Option<ContentId>,
+    },
+    /// An agent signed two different responses to one proposal.
+    Equivocation {
+        /// Proposal.
+        proposal: ContentId,
+        /// Agent.
+        agent: PublicKey,
+        /// Every response of the agent to the proposal (the evidence).
+        responses: Vec<ContentId>,
+    },
+    /// A message that changes a finalized resolution arrived afterwards.
+    Divergence {
+        /// Proposal.
+        proposal: ContentId,
+        /// Previously finalized resolution digest and status.
+        previous: (ContentId, Status),
+        /// The resolution now.
+        current: Arc<Resolution>,
+    },
+    /// Another node's receipt disagrees with this node's resolution.
+    ReceiptMismatch {
+        /// Proposal.
+        proposal: ContentId,
+        /// The other node.
+        node: PublicKey,
+        /// Its resolution digest.
+        theirs: ContentId,
+        /// Ours.
+        ours: ContentId,
+    },
+}
+
+/// A message taken into the set.
+#[derive(Clone, Debug)]
+pub struct Ingested {
+    /// Its id.
+    pub id: ContentId,
+    /// Its kind.
+    pub kind: Kind,
+    /// Effects to apply.
+    pub effects: Vec<Effect>,
+}
+
+/// Why a message was not taken in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// Invalid bytes: never stored or forwarded; the sender is at fault.
+    #[error("rejected: {0}")]
+    Rejected(#[from] Rejection),
+    /// Already held: not forwarded again.
+    #[error("duplicate of {0}")]
+    Duplicate(ContentId),
+    /// Signed time too far ahead of this node's clock; may be valid later.
+    #[error("signed time {time:?} is ahead of local time {now:?}")]
+    FromTheFuture {
+        /// The message's signed time.
+        time: Timestamp,
+        /// Local logical time.
+        now: Timestamp,
+    },
+}
+
+impl IngestError {
+    /// True when the sender should be penalized (gossip `Reject`), false
+    /// when the message is merely not forwarded (gossip `Ignore`).
+    pub fn is_reject(&self) -> bool {
+        matches!(self, IngestError::Rejected(_))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    announced: bool,
+    finalized: Option<(ContentId, Status, bool)>,
+}
+
+/// The engine: the message set plus what this node has announced.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    node: Option<PublicKey>,
+    set: MessageSet,
+    tracks: HashMap<ContentId, Track>,
+    deadlines: BTreeSet<(Timestamp, ContentId)>,
+    dirty: BTreeSet<ContentId>,
+    trust_cache: HashMap<(String, Timestamp), (u64, Arc<TrustTable>)>,
+    trust_generation: HashMap<String, u64>,
+}
+
+impl Engine {
+    /// A fresh engine with an empty set.
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            node: config.receipt_key.as_ref().map(Keypair::public),
+            config,
+            set: MessageSet::new(),
+            tracks: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            trust_cache: HashMap::new(),
+            trust_generation: HashMap::new(),
+        }
+    }
+
+    /// The message set.
+    pub fn set(&self) -> &MessageSet {
+        &self.set
+    }
+
+    /// This node's key, if it signs receipts.
+    pub fn node_key(&self) -> Option<PublicKey> {
+        self.node
+    }
+
+    /// Validate and take in one message.
+    pub fn ingest(
+        &mut self,
+        bytes: &[u8],
+        origin: Origin,
+        now: Timestamp,
+    ) -> Result<Ingested, IngestError> {
+        let msg = crate::message::decode_message(bytes)?;
+        self.admit(msg, origin, now)
+    }
+
+    /// Take in many messages, verifying their signatures as one batch. Each
+    /// result is exactly what [`Engine::ingest`] would return for it, in order.
+    pub fn ingest_batch(
+        &mut self,
+        items: &[(&[u8], Origin)],
+        now: Timestamp,
+    ) -> Vec<Result<Ingested, IngestError>> {
+        let decoded: Vec<_> = items
+            .iter()
+            .map(|(b, _)| decode_unverified(b).map_err(IngestError::from))
+            .collect();
+        // Every signature of every decodable message, with its owner's index.
+        let mut owners = Vec::new();
+        let mut checks = Vec::new();
+        for (i, d) in decoded.iter().enumerate() {
+            if let Ok((env, id)) = d {
+                for c in signature_items(env, id) {
+                    owners.push(i);
+                    checks.push(c);
+                }
+            }
+        }
+        let verify_items: Vec<VerifyItem<'_>> = checks
+            .iter()
+            .map(|(k, m, s)| VerifyItem {
+                key: k,
+                message: m,
+                signature: s,
+            })
+            .collect();
+        let verdicts = crypto::verify_batch(&verify_items);
+        let mut bad: HashMap<usize, Rejection> = HashMap::new();
+        for ((owner, verdict), (signer, _, _)) in owners.iter().zip(verdicts).zip(&checks) {
+            if let Err(error) = verdict {
+                bad.entry(*owner).or_insert(Rejection::BadSignature {
+                    signer: *signer,
+                    error,
+                });
+            }
+        }
+        decoded
+            .into_iter()
+            .zip(items)
+            .enumerate()
+            .map(|(i, (d, (bytes, origin)))| {
+                let (envelope, id) = d?;
+                if let Some(r) = bad.remove(&i) {
+                    return Err(r.into());
+                }
+                let msg = SignedMessage {
+                    id,
+                    envelope,
+                    bytes: bytes.to_vec(),
+                };
+                self.admit(msg, *origin, now)
+            })
+            .collect()
+    }
+
+    fn admit(
+        &mut self,
+        msg: SignedMessage,
+        origin: Origin,
+        now: Timestamp,
+    ) -> Result<Ingested, IngestError> {
+        if self.set.contains(&msg.id) {
+            return Err(IngestError::Duplicate(msg.id));
+        }
+        let time = msg.body().time();
+        if origin != Origin::Store && time > now.plus_ms(self.config.max_future_skew_ms) {
+            return Err(IngestError::FromTheFuture { time, now });
+        }
+        let id = msg.id;
+        let kind = msg.body().kind();
+        let domain = msg.body().domain().to_owned();
+        let mut effects = Vec::new();
+        if origin != Origin::Store {
+            effects.push(Effect::Store {
+                id,
+                bytes: msg.bytes.clone(),
+            });
+        }
+        if origin == Origin::Local {
+            effects.push(Effect::Publish {
+                domain: domain.clone(),
+                id,
+                bytes: msg.bytes.clone(),
+            });
+        }
+        let body = msg.body().clone();
+        self.set.insert(msg);
+        self.after_insert(id, &body, &mut effects);
+        Ok(Ingested { id, kind, effects })
+    }
+
+    fn after_insert(&mut self, id: ContentId, body: &Body, effects: &mut Vec<Effect>) {
+        let domain = body.domain().to_owned();
+        match body {
+            Body::Proposal(p) => {
+                self.deadlines
+                    .insert((p.closes_at.plus_ms(self.config.finalize_grace_ms), id));
+                self.dirty.insert(id);
+                effects.push(Effect::Event(Event::ProposalSeen {
+                    id,
+                    domain,
+                    proposer: p.proposer,
+                }));
+            }
+            Body::Response(r) => {
+                self.dirty.insert(r.proposal);
+                effects.push(Effect::Event(Event::ResponseSeen {
+                    id,
+                    proposal: r.proposal,
+                    responder: r.responder,
+                    stance: r.stance,
+                }));
+                let ids: Vec<ContentId> = self
+                    .set
+                    .refs(&r.proposal)
+                    .and_then(|refs| refs.responses.get(&r.responder))
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                if ids.len() > 1 {
+                    // Equivocation changes trust in the whole domain.
+                    self.touch_domain(&domain);
+                    effects.push(Effect::Event(Event::Equivocation {
+                        proposal: r.proposal,
+                        agent: r.responder,
+                        responses: ids,
+                    }));
+                }
+            }
+            Body::Policy(_) | Body::OutcomeReport(_) => {
+                self.touch_domain(&domain);
+                effects.push(Effect::Event(Event::MessageSeen {
+                    id,
+                    kind: body.kind(),
+                    domain,
+                }));
+            }
+            Body::HumanDecision(d) => {
+                self.dirty.insert(d.proposal);
+                effects.push(Effect::Event(Event::MessageSeen {
+                    id,
+                    kind: body.kind(),
+                    domain,
+                }));
+            }
+            Body::Receipt(r) => {
+                if Some(r.node) == self.node {
+                    // Our own receipt read back after a restart.
+                    self.tracks.entry(r.proposal).or_default().finalized =
+                        Some((r.resolution, r.status, true));
+                } else if let Some(Some((ours, _, _))) =
+                    self.tracks.get(&r.proposal).map(|t| t.finalized)
+                    && ours != r.resolution
+                {
+                    effects.push(Effect::Event(Event::ReceiptMismatch {
+                        proposal: r.proposal,
+                        node: r.node,
+                        theirs: r.resolution,
+                        ours,
+                    }));
+                }
+                effects.push(Effect::Event(Event::MessageSeen {
+                    id,
+                    kind: body.kind(),
+                    domain,
+                }));
+            }
+        }
+    }
+
+    /// Trust inputs of a domain changed: every proposal in it may resolve
+    /// differently.
+    fn touch_domain(&mut self, domain: &str) {
+        *self.trust_generation.entry(domain.to_owned()).or_default() += 1;
+        let ids: Vec<ContentId> = self.set.proposals_in(domain).map(|(_, id)| id).collect();
+        self.dirty.extend(ids);
+    }
+
+    fn trust_for(&mut self, domain: &str, at: Timestamp) -> Arc<TrustTable> {
+        let generation = self.trust_generation.get(domain).copied().unwrap_or(0);
+        let key = (domain.to_owned(), at);
+        if let Some((g, t)) = self.trust_cache.get(&key)
+            && *g == generation
+        {
+            return t.clone();
+        }
+        let t = Arc::new(trust_table(&self.set, domain, at));
+        self.trust_cache.insert(key, (generation, t.clone()));
+        t
+    }
+
+    /// Resolve a proposal at `now`.
+    pub fn resolve(&mut self, id: &ContentId, now: Timestamp) -> Result<Resolution, ResolveError> {
+        let p = self
+            .set
+            .proposal(id)
+            .ok_or(ResolveError::UnknownProposal(*id))?;
+        let (domain, at) = (p.domain.clone(), p.created_at);
+        let trust = self.trust_for(&domain, at);
+        resolve_with_trust(&self.set, id, now, &trust)
+    }
+
+    /// When [`Engine::tick`] next has work that time alone triggers.
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// Resolve what changed or came due; announce, finalize and sign receipts.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Effect> {
+        while let Some(&(due, id)) = self.deadlines.first() {
+            if due > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.dirty.insert(id);
+        }
+        let mut effects = Vec::new();
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(p) = self.set.proposal(&id) else {
+                continue; // a response whose proposal has not arrived yet
+            };
+            let finalize_at = p.closes_at.plus_ms(self.config.finalize_grace_ms);
+            let Ok(r) = self.resolve(&id, now) else {
+                continue;
+            };
+            self.step(id, r, now >= finalize_at, &mut effects);
+        }
+        effects
+    }
+
+    fn step(&mut self, id: ContentId, r: Resolution, finalize: bool, effects: &mut Vec<Effect>) {
+        let digest = r.digest();
+        let track = self.tracks.entry(id).or_default();
+        let r = Arc::new(r);
+        match track.finalized {
+            None if finalize && r.is_final => {
+                if !track.announced || r.status == Status::Escalated {
+                    effects.push(Effect::Event(if r.status == Status::Escalated {
+                        Event::Escalated {
+                            resolution: r.clone(),
+                        }
+                    } else {
+                        Event::Decided {
+                            resolution: r.clone(),
+                        }
+                    }));
+                }
+                track.announced = true;
+                track.finalized = Some((digest, r.status, r.human_decision.is_some()));
+                let receipt = self.sign_receipt(&r, digest, effects);
+                effects.push(Effect::Event(Event::Finalized {
+                    resolution: r,
+                    receipt,
+                }));
+            }
+            None => {
+                if r.is_final && r.is_decided() && !track.announced {
+                    track.announced = true;
+                    effects.push(Effect::Event(Event::Decided { resolution: r }));
+                }
+            }
+            Some((prev, status, had_human)) if prev != digest => {
+                track.finalized = Some((digest, r.status, r.human_decision.is_some()));
+                if !had_human && r.human_decision.is_some() {
+                    effects.push(Effect::Event(Event::Decided {
+                        resolution: r.clone(),
+                    }));
+                } else {
+                    effects.push(Effect::Event(Event::Divergence {
+                        proposal: id,
+                        previous: (prev, status),
+                        current: r.clone(),
+                    }));
+                }
+                let receipt = self.sign_receipt(&r, digest, effects);
+                effects.push(Effect::Event(Event::Finalized {
+                    resolution: r,
+                    receipt,
+                }));
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn sign_receipt(
+        &mut self,
+        r: &Resolution,
+        digest: ContentId,
+        effects: &mut Vec<Effect>,
+    ) -> Option<ContentId> {
+        let key = self.config.receipt_key.clone()?;
+        let p = self.set.proposal(&r.proposal)?;
+        let body = Body::Receipt(Receipt {
+            node: key.public(),
+            domain: p.domain.clone(),
+            proposal: r.proposal,
+            closes_at: p.closes_at,
+            status: r.status,
+            resolution: digest,
+            counted_root: r.counted_root,
+        });
+        let msg = body.sign(&[&key]).ok()?;
+        let (id, bytes, domain) = (msg.id, msg.bytes.clone(), p.domain.clone());
+        if self.set.insert(msg) {
+            effects.push(Effect::Store {
+                id,
+                bytes: bytes.clone(),
+            });
+            effects.push(Effect::Publish { domain, id, bytes });
+        }
+        Some(id)
+    }
+
+    /// The proposals of a domain with their current status, oldest first.
+    pub fn proposals(&mut self, domain: &str, now: Timestamp) -> Vec<(ContentId, Status)> {
+        let ids: Vec<ContentId> = self.set.proposals_in(domain).map(|(_, id)| id).collect();
+        ids.into_iter()
+            .filter_map(|id| self.resolve(&id, now).ok().map(|r| (id, r.status)))
+            .collect()
+    }
+
+    /// The canonical bytes of a message.
+    pub fn get_bytes(&self, id: &ContentId) -> Option<&[u8]> {
+        self.set.get(id).map(|m| m.bytes.as_slice())
+    }
+
+    /// The anti-entropy summary of a domain.
+    pub fn summary(&self, domain: &str) -> Summary {
+        Summary::of(&self.set, domain)
+    }
+
+    /// Answer a peer's sync request.
+    pub fn answer(&self, req: &SyncRequest) -> SyncResponse {
+        sync::answer(&self.set, req)
+    }
+
+    /// The ids this engine lacks.
+    pub fn missing(&self, ids: &[ContentId]) -> Vec<ContentId> {
+        sync::missing(&self.set, ids)
+    }
+
+    /// Trust of every agent with history in a domain, for a proposal created at `at`.
+    pub fn trust_table(&mut self, domain: &str, at: Timestamp) -> BTreeMap<PublicKey, u16> {
+        let t = self.trust_for(domain, at);
+        t.accounts.iter().map(|(k, a)| (*k, a.score())).collect()
+    }
+}

@@ -407,7 +407,7 @@ impl Body {
                 signature: k.sign(tag, &id),
             })
             .collect();
-        signatures.sort_by(|a, b| a.signer.cmp(&b.signer));
+        signatures.sort_by_key(|s| s.signer);
         let envelope = Envelope {
             version: PROTOCOL_VERSION,
             body: self,

@@ -1,1 +1,10 @@
 //! `acp-node`: drives the [`acp_protocol::Engine`] with real IO.
+//!
+//! - [`store`]: sled behind a small `Store` trait, the durable message set;
+//! - [`keys`], [`config`]: the data directory, key files and `config.toml`;
+//! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client).
+
+pub mod config;
+pub mod keys;
+pub mod p2p;
+pub mod store;

@@ -1,0 +1,864 @@
+//! The libp2p transport, shaped like the rust-libp2p examples: one
+//! [`EventLoop`] owns the [`Swarm`] and runs `tokio::select!` over swarm events
+//! and a bounded command channel; everything else holds a cloneable
+//! [`Client`].
+//!
+//! The transport moves opaque bytes. Gossip messages are handed to the node
+//! core as [`NetEvent::Gossip`] and are *not* forwarded until the core reports
+//! a validation result ([`Client::report`]): gossipsub runs with
+//! `validate_messages()`, strict signing, message id = content id and peer
+//! scoring, so a peer that sends invalid messages loses score and is
+//! eventually graylisted.
+//!
+//! Every queue is bounded. When the core's inbound queue is full, gossip is
+//! reported as `Ignore` and dropped, inbound sync requests are dropped (the
+//! peer sees a failed request and retries next round), and the drop is
+//! counted in [`Metrics`].
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use acp_protocol::ContentId;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, mdns, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+
+/// The anti-entropy request-response protocol.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/sync/1");
+/// The Kademlia protocol name of ACP networks.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/kad/1");
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/acp/1";
+/// Largest sync request, in bytes.
+pub const MAX_SYNC_REQUEST: usize = 1024 * 1024;
+/// Largest sync response, in bytes.
+pub const MAX_SYNC_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// The gossip topic of a domain: `acp/1/<domain>`.
+pub fn topic(domain: &str) -> IdentTopic {
+    IdentTopic::new(format!("acp/1/{domain}"))
+}
+
+/// The domain of a gossip topic, if it is an ACP topic.
+pub fn domain_of(topic: &TopicHash) -> Option<&str> {
+    topic.as_str().strip_prefix("acp/1/")
+}
+
+/// The gossipsub message id of a payload: its content id (multihash bytes),
+/// so copies of one message (even re-signed ones) are deduplicated by id.
+/// Bytes that do not decode get a different, non-multihash id (a `0x00`
+/// byte before the BLAKE3 of the raw bytes); they are rejected anyway.
+pub fn message_id(data: &[u8]) -> MessageId {
+    match acp_protocol::decode_unverified(data) {
+        Ok((_, id)) => MessageId::from(id.to_multihash().to_vec()),
+        Err(_) => {
+            let mut v = vec![0u8];
+            v.extend_from_slice(ContentId::of(data).digest());
+            MessageId::from(v)
+        }
+    }
+}
+
+/// Why the transport failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum P2pError {
+    /// Building the swarm failed.
+    #[error("transport: {0}")]
+    Build(String),
+    /// An address could not be listened on or dialed.
+    #[error("address {addr}: {message}")]
+    Address {
+        /// The multiaddr.
+        addr: String,
+        /// Why.
+        message: String,
+    },
+    /// The event loop has stopped.
+    #[error("the network event loop has stopped")]
+    Stopped,
+}
+
+/// Settings of the transport.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialed on start.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Domains whose topics are joined.
+    pub domains: Vec<String>,
+    /// mDNS discovery on or off.
+    pub mdns: bool,
+    /// Largest gossip message payload.
+    pub max_message_bytes: usize,
+    /// Capacity of the command and event queues and of gossipsub's per-peer
+    /// send queue.
+    pub queue_capacity: usize,
+}
+
+/// Transport counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Gossip messages received (before validation).
+    pub gossip_received: AtomicU64,
+    /// Gossip messages published by this node.
+    pub published: AtomicU64,
+    /// Publications that failed (no peers, duplicate, too large).
+    pub publish_failed: AtomicU64,
+    /// Inbound events dropped because the core's queue was full.
+    pub dropped_events: AtomicU64,
+    /// Sync requests sent.
+    pub sync_requests_sent: AtomicU64,
+    /// Sync requests answered.
+    pub sync_requests_served: AtomicU64,
+    /// Outbound or inbound sync failures.
+    pub sync_failures: AtomicU64,
+}
+
+/// A counter snapshot, for logs and the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    /// See [`Metrics::gossip_received`].
+    pub gossip_received: u64,
+    /// See [`Metrics::published`].
+    pub published: u64,
+    /// See [`Metrics::publish_failed`].
+    pub publish_failed: u64,
+    /// See [`Metrics::dropped_events`].
+    pub dropped_events: u64,
+    /// See [`Metrics::sync_requests_sent`].
+    pub sync_requests_sent: u64,
+    /// See [`Metrics::sync_requests_served`].
+    pub sync_requests_served: u64,
+    /// See [`Metrics::sync_failures`].
+    pub sync_failures: u64,
+}
+
+impl Metrics {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            gossip_received: r(&self.gossip_received),
+            published: r(&self.published),
+            publish_failed: r(&self.publish_failed),
+            dropped_events: r(&self.dropped_events),
+            sync_requests_sent: r(&self.sync_requests_sent),
+            sync_requests_served: r(&self.sync_requests_served),
+            sync_failures: r(&self.sync_failures),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Length-prefixed (u32, big endian) opaque byte frames with size limits
+/// checked before allocation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("sync frame of {len} bytes exceeds {max}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    data: &[u8],
+    max: usize,
+) -> io::Result<()> {
+    if data.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "sync frame too large",
+        ));
+    }
+    let len = u32::try_from(data.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync frame too large"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(data).await?;
+    io.close().await
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_SYNC_REQUEST).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_SYNC_RESPONSE).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req, MAX_SYNC_REQUEST).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res, MAX_SYNC_RESPONSE).await
+    }
+}
+
+/// The node's network behaviour.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Domain-scoped gossip.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Exchange of listen addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// Peer routing.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Local network discovery (off in tests).
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// `/acp/sync/1` anti-entropy.
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour").finish_non_exhaustive()
+    }
+}
+
+fn topic_score_params() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        // Decision traffic is sparse: do not punish mesh peers for not
+        // delivering enough messages (P3, P3b off).
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        // Invalid messages (P4) cost a lot: a handful graylists the sender.
+        invalid_message_deliveries_weight: -20.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..Default::default()
+    }
+}
+
+/// Builds the swarm: TCP + Noise + yamux and QUIC, with [`Behaviour`].
+/// Public so tests can build a (hostile) peer that speaks the same protocols.
+pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, P2pError> {
+    let b = |e: &dyn std::fmt::Display| P2pError::Build(e.to_string());
+    let max = cfg.max_message_bytes;
+    let queue = cfg.queue_capacity;
+    let domains = cfg.domains.clone();
+    let use_mdns = cfg.mdns;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| b(&e))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let gcfg = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
+                .max_transmit_size(max + 4096)
+                .connection_handler_queue_len(queue)
+                .heartbeat_interval(Duration::from_millis(700))
+                .build()
+                .map_err(|e| b(&e))?;
+            let mut gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gcfg,
+            )
+            .map_err(|e| b(&e))?;
+            let mut params = gossipsub::PeerScoreParams::default();
+            for d in &domains {
+                params.topics.insert(topic(d).hash(), topic_score_params());
+            }
+            gossipsub
+                .with_peer_score(params, gossipsub::PeerScoreThresholds::default())
+                .map_err(|e| b(&e))?;
+            let identify = identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            ));
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if use_mdns {
+                Some(
+                    mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                        .map_err(|e| b(&e))?,
+                )
+            } else {
+                None
+            };
+            let sync = request_response::Behaviour::with_codec(
+                SyncCodec,
+                [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(15))
+                    .with_max_concurrent_streams(64),
+            );
+            Ok(Behaviour {
+                gossipsub,
+                identify,
+                kad,
+                mdns: Toggle::from(mdns),
+                sync,
+            })
+        })
+        .map_err(|e| b(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// What the transport tells the node core.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A gossip message awaiting validation; answer with [`Client::report`].
+    Gossip {
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// Its gossipsub id.
+        id: MessageId,
+        /// The domain of its topic.
+        domain: String,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// A peer asks for sync data; answer with [`Client::sync_respond`].
+    SyncRequest {
+        /// The asking peer.
+        peer: PeerId,
+        /// The encoded request.
+        data: Vec<u8>,
+        /// Where the answer goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
+    /// The answer to a request sent with [`Client::sync_request`].
+    SyncResponse {
+        /// The answering peer.
+        peer: PeerId,
+        /// The encoded response.
+        data: Vec<u8>,
+    },
+    /// A connection to a new peer was established.
+    Connected(PeerId),
+    /// The last connection to a peer closed.
+    Disconnected(PeerId),
+    /// The node listens on a new address.
+    Listening(Multiaddr),
+}
+
+#[derive(Debug)]
+enum Command {
+    Publish {
+        domain: String,
+        data: Vec<u8>,
+    },
+    Report {
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    SyncRequest {
+        peer: PeerId,
+        data: Vec<u8>,
+    },
+    SyncRespond {
+        channel: ResponseChannel<Vec<u8>>,
+        data: Vec<u8>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), P2pError>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+}
+
+/// A cloneable handle to the [`EventLoop`].
+#[derive(Debug, Clone)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
+    local_peer_id: PeerId,
+}
+
+impl Client {
+    async fn send(&self, c: Command) -> Result<(), P2pError> {
+        self.tx.send(c).await.map_err(|_| P2pError::Stopped)
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Transport counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Publishes a payload on a domain's topic. Failure (no peer yet) is
+    /// counted, not returned: anti-entropy delivers the message later.
+    pub async fn publish(&self, domain: String, data: Vec<u8>) -> Result<(), P2pError> {
+        self.send(Command::Publish { domain, data }).await
+    }
+
+    /// Reports the validation result of a [`NetEvent::Gossip`].
+    pub async fn report(
+        &self,
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    ) -> Result<(), P2pError> {
+        self.send(Command::Report {
+            id,
+            source,
+            acceptance,
+        })
+        .await
+    }
+
+    /// Sends a sync request; the answer arrives as [`NetEvent::SyncResponse`].
+    pub async fn sync_request(&self, peer: PeerId, data: Vec<u8>) -> Result<(), P2pError> {
+        self.send(Command::SyncRequest { peer, data }).await
+    }
+
+    /// Answers a [`NetEvent::SyncRequest`].
+    pub async fn sync_respond(
+        &self,
+        channel: ResponseChannel<Vec<u8>>,
+        data: Vec<u8>,
+    ) -> Result<(), P2pError> {
+        self.send(Command::SyncRespond { channel, data }).await
+    }
+
+    /// Dials an address (returns once the dial started).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), P2pError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Dial { addr, reply }).await?;
+        rx.await.map_err(|_| P2pError::Stopped)?
+    }
+
+    /// Currently connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, P2pError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Peers { reply }).await?;
+        rx.await.map_err(|_| P2pError::Stopped)
+    }
+
+    /// Addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, P2pError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ListenAddrs { reply }).await?;
+        rx.await.map_err(|_| P2pError::Stopped)
+    }
+}
+
+/// Owns the swarm; run it with [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    metrics: Arc<Metrics>,
+    outbound: HashSet<OutboundRequestId>,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop").finish_non_exhaustive()
+    }
+}
+
+/// Builds the transport: listens, subscribes, dials the bootstrap peers.
+/// Returns the client handle, the stream of [`NetEvent`]s for the core, and
+/// the event loop to spawn.
+pub fn new(
+    key: Keypair,
+    cfg: &NetConfig,
+) -> Result<(Client, mpsc::Receiver<NetEvent>, EventLoop), P2pError> {
+    let mut swarm = build_swarm(key, cfg)?;
+    for addr in &cfg.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| P2pError::Address {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?;
+    }
+    for d in &cfg.domains {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic(d))
+            .map_err(|e| P2pError::Build(e.to_string()))?;
+    }
+    for addr in &cfg.bootstrap {
+        if let Some(peer) = peer_of(addr) {
+            swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, strip_p2p(addr));
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, error = %e, "bootstrap dial failed");
+        }
+    }
+    let (tx, commands) = mpsc::channel(cfg.queue_capacity);
+    let (events, rx) = mpsc::channel(cfg.queue_capacity);
+    let metrics = Arc::new(Metrics::default());
+    let client = Client {
+        tx,
+        metrics: metrics.clone(),
+        local_peer_id: *swarm.local_peer_id(),
+    };
+    let ev = EventLoop {
+        swarm,
+        commands,
+        events,
+        metrics,
+        outbound: HashSet::new(),
+    };
+    Ok((client, rx, ev))
+}
+
+/// The peer id at the end of a multiaddr (`.../p2p/<id>`).
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
+}
+
+impl EventLoop {
+    /// Runs until every [`Client`] is dropped.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm(ev),
+                cmd = self.commands.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Hands an event to the core without ever blocking the swarm.
+    fn emit(&mut self, ev: NetEvent) -> bool {
+        match self.events.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                bump(&self.metrics.dropped_events);
+                tracing::warn!(kind = ev_kind(&ev), "core queue full; event dropped");
+                if let NetEvent::Gossip { source, id, .. } = ev {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Publish { domain, data } => {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic(&domain), data)
+                {
+                    Ok(_) => bump(&self.metrics.published),
+                    Err(e) => {
+                        bump(&self.metrics.publish_failed);
+                        tracing::debug!(%domain, error = %e, "publish failed");
+                    }
+                }
+            }
+            Command::Report {
+                id,
+                source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Command::SyncRequest { peer, data } => {
+                let rid = self.swarm.behaviour_mut().sync.send_request(&peer, data);
+                self.outbound.insert(rid);
+                bump(&self.metrics.sync_requests_sent);
+            }
+            Command::SyncRespond { channel, data } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, data)
+                    .is_err()
+                {
+                    bump(&self.metrics.sync_failures);
+                } else {
+                    bump(&self.metrics.sync_requests_served);
+                }
+            }
+            Command::Dial { addr, reply } => {
+                if let Some(peer) = peer_of(&addr) {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, strip_p2p(&addr));
+                }
+                let res = self
+                    .swarm
+                    .dial(addr.clone())
+                    .map_err(|e| P2pError::Address {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                    });
+                let _ = reply.send(res);
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+        }
+    }
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.emit(NetEvent::Listening(address));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if num_established.get() == 1 {
+                    self.emit(NetEvent::Connected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, "disconnected");
+                self.emit(NetEvent::Disconnected(peer_id));
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                bump(&self.metrics.gossip_received);
+                match domain_of(&message.topic) {
+                    Some(domain) => {
+                        let domain = domain.to_owned();
+                        self.emit(NetEvent::Gossip {
+                            source: propagation_source,
+                            id: message_id,
+                            domain,
+                            data: message.data,
+                        });
+                    }
+                    None => {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                MessageAcceptance::Reject,
+                            );
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
+                for (peer, addr) in list {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.emit(NetEvent::SyncRequest {
+                        peer,
+                        data: request,
+                        channel,
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    self.outbound.remove(&request_id);
+                    self.emit(NetEvent::SyncResponse {
+                        peer,
+                        data: response,
+                    });
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.outbound.remove(&request_id);
+                bump(&self.metrics.sync_failures);
+                tracing::debug!(%peer, %error, "sync request failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                bump(&self.metrics.sync_failures);
+                tracing::debug!(%peer, %error, "inbound sync failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+fn ev_kind(ev: &NetEvent) -> &'static str {
+    match ev {
+        NetEvent::Gossip { .. } => "gossip",
+        NetEvent::SyncRequest { .. } => "sync-request",
+        NetEvent::SyncResponse { .. } => "sync-response",
+        NetEvent::Connected(_) => "connected",
+        NetEvent::Disconnected(_) => "disconnected",
+        NetEvent::Listening(_) => "listening",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn topics_and_ids() {
+        let t = topic("fraud.detection");
+        assert_eq!(domain_of(&t.hash()), Some("fraud.detection"));
+        assert_eq!(domain_of(&TopicHash::from_raw("other")), None);
+        assert_eq!(message_id(b"x").0[0], 0);
+        let kp = acp_protocol::Keypair::from_seed([7; 32]);
+        let body = acp_protocol::Body::Response(acp_protocol::Response {
+            responder: kp.public(),
+            domain: "d".into(),
+            proposal: ContentId::of(b"p"),
+            stance: acp_protocol::Stance::Endorse,
+            confidence_bps: 9000,
+            reasoning: String::new(),
+            evidence: Vec::new(),
+            issued_at: acp_protocol::Timestamp(1),
+        });
+        let m = body.sign(&[&kp]).unwrap();
+        assert_eq!(message_id(&m.bytes).0, m.id.to_multihash().to_vec());
+    }
+
+    #[tokio::test]
+    async fn codec_rejects_oversized_frames() {
+        let mut buf = Vec::new();
+        let mut cur = futures::io::Cursor::new(&mut buf);
+        write_frame(&mut cur, b"hello", 16).await.unwrap();
+        let mut rd = futures::io::Cursor::new(buf.clone());
+        assert_eq!(read_frame(&mut rd, 16).await.unwrap(), b"hello");
+        let mut rd = futures::io::Cursor::new(buf);
+        assert!(read_frame(&mut rd, 4).await.is_err());
+    }
+}

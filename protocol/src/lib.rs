@@ -14,6 +14,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod build;
+pub mod bundle;
 mod bytes;
 pub mod codec;
 pub mod crypto;

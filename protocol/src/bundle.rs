@@ -59,15 +59,15 @@ pub enum BundleError {
     #[error("the audited proposal {0} is not in the bundle")]
     MissingProposal(ContentId),
     /// A receipt disagrees with the resolution recomputed from the bundle.
-    #[error("receipt {receipt} by {node} says {theirs}, the bundle resolves to {ours}")]
+    #[error(
+        "no receipt by {node} matches the resolution recomputed from the bundle ({ours}); e.g. {receipt}"
+    )]
     ReceiptMismatch {
-        /// Receipt id.
+        /// One of the node's receipts.
         receipt: ContentId,
         /// Its signer.
         node: PublicKey,
-        /// The digest it claims.
-        theirs: ContentId,
-        /// The digest recomputed.
+        /// The resolution digest recomputed from the bundle.
         ours: ContentId,
     },
 }
@@ -158,7 +158,7 @@ pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
     let ours = resolution.digest();
     // A node re-signs when a late message changed its resolution, so each
     // node needs one matching receipt; its earlier ones are superseded.
-    let mut by_node: BTreeMap<PublicKey, Result<(), (ContentId, ContentId)>> = BTreeMap::new();
+    let mut by_node: BTreeMap<PublicKey, Result<(), ContentId>> = BTreeMap::new();
     for rid in set
         .refs(&bundle.proposal)
         .map(|r| r.receipts.clone())
@@ -170,7 +170,7 @@ pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
         let verdict = if r.resolution == ours {
             Ok(())
         } else {
-            Err((rid, r.resolution))
+            Err(rid)
         };
         let entry = by_node.entry(r.node).or_insert(verdict);
         if verdict.is_ok() {
@@ -181,11 +181,10 @@ pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
     for (node, verdict) in by_node {
         match verdict {
             Ok(()) => receipts_matched.push(node),
-            Err((receipt, theirs)) => {
+            Err(receipt) => {
                 return Err(BundleError::ReceiptMismatch {
                     receipt,
                     node,
-                    theirs,
                     ours,
                 });
             }

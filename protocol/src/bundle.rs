@@ -9,14 +9,14 @@
 //! rebuilds the set, resolves the proposal, and compares the result with
 //! every receipt in the bundle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError, MAX_CONTAINER_BYTES};
 use crate::crypto::PublicKey;
 use crate::id::ContentId;
-use crate::message::{Body, Rejection, Timestamp, decode_message};
+use crate::message::{Body, Receipt, Rejection, Timestamp, decode_message};
 use crate::resolve::{Resolution, resolve};
 use crate::set::MessageSet;
 
@@ -81,9 +81,9 @@ pub struct BundleReport {
     pub messages: usize,
     /// The resolution recomputed from the bundle (final).
     pub resolution: Resolution,
-    /// The nodes whose receipts matched it.
+    /// The nodes whose newest receipts matched it.
     pub receipts_matched: Vec<PublicKey>,
-    /// Earlier receipts of those nodes that a later one superseded.
+    /// Earlier receipts that a later one of the same node superseded.
     pub receipts_superseded: usize,
 }
 
@@ -156,42 +156,37 @@ pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
     let resolution = resolve(&set, &bundle.proposal, Timestamp(u64::MAX))
         .map_err(|_| BundleError::MissingProposal(bundle.proposal))?;
     let ours = resolution.digest();
-    // A node re-signs when a late message changed its resolution, so each
-    // node needs one matching receipt; its earlier ones are superseded.
-    let mut by_node: BTreeMap<PublicKey, Result<(), ContentId>> = BTreeMap::new();
-    for rid in set
+    // A node re-signs when a later message changed its resolution; only the
+    // newest receipt of each node (superseded by none) must match.
+    let receipts: Vec<(ContentId, Receipt)> = set
         .refs(&bundle.proposal)
         .map(|r| r.receipts.clone())
         .unwrap_or_default()
-    {
-        let Some(Body::Receipt(r)) = set.get(&rid).map(|m| m.body()) else {
-            continue;
-        };
-        let verdict = if r.resolution == ours {
-            Ok(())
-        } else {
-            Err(rid)
-        };
-        let entry = by_node.entry(r.node).or_insert(verdict);
-        if verdict.is_ok() {
-            *entry = Ok(());
-        }
-    }
+        .into_iter()
+        .filter_map(|rid| match set.get(&rid).map(|m| m.body()) {
+            Some(Body::Receipt(r)) => Some((rid, r.clone())),
+            _ => None,
+        })
+        .collect();
+    let superseded: BTreeSet<(PublicKey, ContentId)> = receipts
+        .iter()
+        .filter_map(|(_, r)| r.supersedes.map(|s| (r.node, s)))
+        .collect();
     let mut receipts_matched = Vec::new();
-    for (node, verdict) in by_node {
-        match verdict {
-            Ok(()) => receipts_matched.push(node),
-            Err(receipt) => {
-                return Err(BundleError::ReceiptMismatch {
-                    receipt,
-                    node,
-                    ours,
-                });
-            }
+    for (rid, r) in &receipts {
+        if superseded.contains(&(r.node, *rid)) {
+            continue;
         }
+        if r.resolution != ours {
+            return Err(BundleError::ReceiptMismatch {
+                receipt: *rid,
+                node: r.node,
+                ours,
+            });
+        }
+        receipts_matched.push(r.node);
     }
-    let total_receipts = set.refs(&bundle.proposal).map_or(0, |r| r.receipts.len());
-    let receipts_superseded = total_receipts - receipts_matched.len();
+    let receipts_superseded = receipts.len() - receipts_matched.len();
     Ok(BundleReport {
         proposal: bundle.proposal,
         messages: bundle.messages.len(),

@@ -203,7 +203,11 @@ impl IngestError {
 #[derive(Debug, Default)]
 struct Track {
     announced: bool,
-    finalized: Option<(ContentId, Status, bool)>,
+    /// Digest and status as last finalized.
+    finalized: Option<(ContentId, Status)>,
+    /// This node's newest receipt and the ones it replaced.
+    receipt: Option<ContentId>,
+    superseded: BTreeSet<ContentId>,
 }
 
 /// The engine: the message set plus what this node has announced.
@@ -405,10 +409,16 @@ impl Engine {
             }
             Body::Receipt(r) => {
                 if Some(r.node) == self.node {
-                    // Our own receipt read back after a restart.
-                    self.tracks.entry(r.proposal).or_default().finalized =
-                        Some((r.resolution, r.status, true));
-                } else if let Some(Some((ours, _, _))) =
+                    // Our own receipts read back after a restart, in any
+                    // order: the newest is the one no other supersedes.
+                    let t = self.tracks.entry(r.proposal).or_default();
+                    t.superseded.extend(r.supersedes);
+                    if t.receipt.is_none_or(|cur| t.superseded.contains(&cur)) {
+                        t.receipt = Some(id);
+                        t.announced = true;
+                        t.finalized = Some((r.resolution, r.status));
+                    }
+                } else if let Some(Some((ours, _))) =
                     self.tracks.get(&r.proposal).map(|t| t.finalized)
                     && ours != r.resolution
                 {
@@ -506,7 +516,7 @@ impl Engine {
                     }));
                 }
                 track.announced = true;
-                track.finalized = Some((digest, r.status, r.human_decision.is_some()));
+                track.finalized = Some((digest, r.status));
                 let receipt = self.sign_receipt(&r, digest, effects);
                 effects.push(Effect::Event(Event::Finalized {
                     resolution: r,
@@ -519,9 +529,11 @@ impl Engine {
                     effects.push(Effect::Event(Event::Decided { resolution: r }));
                 }
             }
-            Some((prev, status, had_human)) if prev != digest => {
-                track.finalized = Some((digest, r.status, r.human_decision.is_some()));
-                if !had_human && r.human_decision.is_some() {
+            Some((prev, status)) if prev != digest => {
+                track.finalized = Some((digest, r.status));
+                // A human settling an escalation is the protocol working, not
+                // a divergence.
+                if status == Status::Escalated && r.human_decision.is_some() {
                     effects.push(Effect::Event(Event::Decided {
                         resolution: r.clone(),
                     }));
@@ -550,6 +562,7 @@ impl Engine {
     ) -> Option<ContentId> {
         let key = self.config.receipt_key.clone()?;
         let p = self.set.proposal(&r.proposal)?;
+        let supersedes = self.tracks.get(&r.proposal).and_then(|t| t.receipt);
         let body = Body::Receipt(Receipt {
             node: key.public(),
             domain: p.domain.clone(),
@@ -558,9 +571,13 @@ impl Engine {
             status: r.status,
             resolution: digest,
             counted_root: r.counted_root,
+            supersedes,
         });
         let msg = body.sign(&[&key]).ok()?;
         let (id, bytes, domain) = (msg.id, msg.bytes.clone(), p.domain.clone());
+        let track = self.tracks.entry(r.proposal).or_default();
+        track.superseded.extend(supersedes);
+        track.receipt = Some(id);
         if self.set.insert(msg) {
             effects.push(Effect::Store {
                 id,

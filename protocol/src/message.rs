@@ -327,6 +327,9 @@ pub struct Receipt {
     pub resolution: ContentId,
     /// Id over the sorted ids of every message the resolution counted.
     pub counted_root: ContentId,
+    /// This node's previous receipt for the proposal, when a later message
+    /// changed the resolution (a human decision, or a divergence).
+    pub supersedes: Option<ContentId>,
 }
 
 impl Body {

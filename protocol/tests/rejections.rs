@@ -88,7 +88,8 @@ fn unsupported_version() {
 #[test]
 fn invalid_fields() {
     let f = Fixture::standard();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Body)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Body)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "domain",
             Box::new(|b| {

@@ -5,6 +5,9 @@
 //! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client).
 
 pub mod config;
+pub mod control;
 pub mod keys;
+pub mod node;
 pub mod p2p;
 pub mod store;
+pub mod sync;

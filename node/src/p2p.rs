@@ -15,7 +15,7 @@
 //! peer sees a failed request and retries next round), and the drop is
 //! counted in [`Metrics`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -386,6 +386,8 @@ pub enum NetEvent {
     SyncResponse {
         /// The answering peer.
         peer: PeerId,
+        /// The encoded request it answers.
+        request: Vec<u8>,
         /// The encoded response.
         data: Vec<u8>,
     },
@@ -514,7 +516,7 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     metrics: Arc<Metrics>,
-    outbound: HashSet<OutboundRequestId>,
+    outbound: HashMap<OutboundRequestId, Vec<u8>>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -570,7 +572,7 @@ pub fn new(
         commands,
         events,
         metrics,
-        outbound: HashSet::new(),
+        outbound: HashMap::new(),
     };
     Ok((client, rx, ev))
 }
@@ -649,8 +651,12 @@ impl EventLoop {
                     .report_message_validation_result(&id, &source, acceptance);
             }
             Command::SyncRequest { peer, data } => {
-                let rid = self.swarm.behaviour_mut().sync.send_request(&peer, data);
-                self.outbound.insert(rid);
+                let rid = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, data.clone());
+                self.outbound.insert(rid, data);
                 bump(&self.metrics.sync_requests_sent);
             }
             Command::SyncRespond { channel, data } => {
@@ -788,11 +794,13 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    self.outbound.remove(&request_id);
-                    self.emit(NetEvent::SyncResponse {
-                        peer,
-                        data: response,
-                    });
+                    if let Some(request) = self.outbound.remove(&request_id) {
+                        self.emit(NetEvent::SyncResponse {
+                            peer,
+                            request,
+                            data: response,
+                        });
+                    }
                 }
             },
             request_response::Event::OutboundFailure {

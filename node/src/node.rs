@@ -1,0 +1,706 @@
+//! The node core: one task that owns the [`Engine`] and the [`Store`], fed by
+//! the transport ([`NetEvent`]s), local requests ([`NodeHandle`]) and time.
+//!
+//! It applies every engine effect in order: `Store` writes to sled (and, for
+//! a local submission, flushes before the submission is acknowledged),
+//! `Publish` goes to the transport, `Event` is logged. Gossip is validated by
+//! the engine before gossipsub may forward it: accepted -> `Accept`,
+//! rejected (invalid bytes, forged signature) -> `Reject` (the sender loses
+//! peer score), duplicate or from the future -> `Ignore`.
+//!
+//! On start the engine is rebuilt by ingesting every stored message with
+//! `Origin::Store`, oldest signed time first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use acp_protocol::sync::{SyncRequest, SyncResponse};
+use acp_protocol::{
+    Body, ContentId, Effect, Engine, EngineConfig, Event, IngestError, Keypair, Origin, Status,
+    Timestamp,
+};
+use libp2p::gossipsub::MessageAcceptance;
+use libp2p::{Multiaddr, PeerId};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::p2p::{self, Client, NetEvent};
+use crate::store::{IndexKeys, Store, StoreError};
+use crate::sync;
+
+/// Messages replayed per batch when rebuilding the engine from the store.
+const REPLAY_BATCH: usize = 512;
+
+/// The wall clock as protocol time (milliseconds since the Unix epoch).
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// Why the node could not start or a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The transport failed.
+    #[error(transparent)]
+    P2p(#[from] p2p::P2pError),
+    /// The node task has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why a local submission was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The engine rejected the message (it is not stored).
+    #[error("{0}")]
+    Ingest(IngestError),
+    /// The message could not be made durable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node task has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// A durable, accepted local submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    /// The message's content id.
+    pub id: ContentId,
+    /// False when the node already held it.
+    pub new: bool,
+}
+
+/// Read-only questions to the node core (answered as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Query {
+    /// Peer id, agent key, counts, peers, listen addresses, counters.
+    Status,
+    /// Sorted ids held in a domain (all domains when absent).
+    Ids {
+        /// Domain.
+        domain: Option<String>,
+    },
+    /// Whether a message is held.
+    Has {
+        /// Content id.
+        id: String,
+    },
+    /// The current resolution of a proposal and the receipts held for it.
+    Resolution {
+        /// Proposal id.
+        proposal: String,
+    },
+}
+
+enum Request {
+    Submit {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Submitted, SubmitError>>,
+    },
+    Query {
+        query: Query,
+        reply: oneshot::Sender<Value>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), p2p::P2pError>>,
+    },
+}
+
+/// A cloneable handle to the node core: the one entry point the control
+/// API, the CLI and a later HTTP API call.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Request::Submit { .. } => "Submit",
+            Request::Query { .. } => "Query",
+            Request::Dial { .. } => "Dial",
+        })
+    }
+}
+
+impl NodeHandle {
+    /// Submits a message signed by the local agent. Returns once the message
+    /// is validated, stored **and flushed to disk**, and handed to gossip.
+    pub async fn submit(&self, bytes: Vec<u8>) -> Result<Submitted, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Submit { bytes, reply })
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Answers a [`Query`].
+    pub async fn query(&self, query: Query) -> Result<Value, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Query { query, reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Dials a peer.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Dial { addr, reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+    }
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Joined domains.
+    pub domains: Vec<String>,
+    /// Seconds between sync rounds.
+    pub sync_interval: Duration,
+    /// Ids per fetch.
+    pub sync_batch: usize,
+    /// Capacity of the request queue.
+    pub queue_capacity: usize,
+}
+
+/// Called for every new listen address.
+type ListenHook = Box<dyn FnMut(&Multiaddr) + Send>;
+
+/// The node core. Build with [`Core::new`], run with [`Core::run`].
+pub struct Core {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    net: Client,
+    events: mpsc::Receiver<NetEvent>,
+    requests: mpsc::Receiver<Request>,
+    cfg: CoreConfig,
+    agent: acp_protocol::PublicKey,
+    peers: HashMap<PeerId, ()>,
+    listen: Vec<Multiaddr>,
+    on_listen: Option<ListenHook>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Rebuilds the engine from the store and wires the core to the
+    /// transport. Returns the core and its handle.
+    pub fn new(
+        agent: Keypair,
+        store: Arc<dyn Store>,
+        net: Client,
+        events: mpsc::Receiver<NetEvent>,
+        cfg: CoreConfig,
+    ) -> Result<(Self, NodeHandle), NodeError> {
+        let agent_pub = agent.public();
+        let mut engine = Engine::new(EngineConfig {
+            receipt_key: Some(agent),
+            ..EngineConfig::default()
+        });
+        let t = now();
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(REPLAY_BATCH);
+        let mut replayed = 0usize;
+        let mut replay = |engine: &mut Engine, batch: &mut Vec<Vec<u8>>| {
+            let items: Vec<(&[u8], Origin)> = batch
+                .iter()
+                .map(|b| (b.as_slice(), Origin::Store))
+                .collect();
+            for r in engine.ingest_batch(&items, t) {
+                match r {
+                    Ok(_) => replayed += 1,
+                    Err(IngestError::Duplicate(_)) => {}
+                    Err(e) => tracing::warn!(error = %e, "stored message not replayed"),
+                }
+            }
+            batch.clear();
+        };
+        for item in store.iter_by_time() {
+            let (_, bytes) = item?;
+            batch.push(bytes);
+            if batch.len() == REPLAY_BATCH {
+                replay(&mut engine, &mut batch);
+            }
+        }
+        replay(&mut engine, &mut batch);
+        tracing::info!(messages = replayed, "engine rebuilt from store");
+        let (tx, requests) = mpsc::channel(cfg.queue_capacity);
+        Ok((
+            Self {
+                engine,
+                store,
+                net,
+                events,
+                requests,
+                cfg,
+                agent: agent_pub,
+                peers: HashMap::new(),
+                listen: Vec::new(),
+                on_listen: None,
+            },
+            NodeHandle { tx },
+        ))
+    }
+
+    /// Calls `f` for every new listen address (e.g. to print it).
+    pub fn on_listen(&mut self, f: impl FnMut(&Multiaddr) + Send + 'static) {
+        self.on_listen = Some(Box::new(f));
+    }
+
+    /// Runs until the transport stops or every handle is dropped.
+    pub async fn run(mut self) {
+        let mut sync_timer = tokio::time::interval(self.cfg.sync_interval);
+        sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Finalize what came due while the node was down, sign receipts.
+        self.tick().await;
+        loop {
+            let wake = self.engine.next_wakeup().map(|t| {
+                let ms = t.0.saturating_sub(now().0);
+                tokio::time::Instant::now() + Duration::from_millis(ms.min(3_600_000))
+            });
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => {
+                        self.on_net(ev).await;
+                        // Drain what is already queued before resolving once.
+                        let mut n = 0;
+                        while n < 256 {
+                            match self.events.try_recv() {
+                                Ok(ev) => self.on_net(ev).await,
+                                Err(_) => break,
+                            }
+                            n += 1;
+                        }
+                    }
+                    None => return,
+                },
+                req = self.requests.recv() => match req {
+                    Some(r) => self.on_request(r).await,
+                    None => return,
+                },
+                _ = sleep => {}
+                _ = sync_timer.tick() => self.sync_round(None).await,
+            }
+            self.tick().await;
+        }
+    }
+
+    async fn tick(&mut self) {
+        let effects = self.engine.tick(now());
+        if let Err(e) = self.apply(effects).await {
+            tracing::error!(error = %e, "storing a receipt failed");
+        }
+    }
+
+    fn index_keys(&self, id: &ContentId) -> IndexKeys {
+        match self.engine.set().get(id) {
+            Some(m) => {
+                let body = m.body();
+                let proposal = match body {
+                    Body::Proposal(_) => Some(*id),
+                    b => b.proposal_ref().copied(),
+                };
+                IndexKeys {
+                    domain: Some(body.domain().to_owned()),
+                    proposal,
+                    time: Some(body.time().0),
+                }
+            }
+            None => IndexKeys::default(),
+        }
+    }
+
+    /// Applies effects in order. Store errors are returned after every
+    /// effect was attempted.
+    async fn apply(&mut self, effects: Vec<Effect>) -> Result<(), StoreError> {
+        let mut result = Ok(());
+        for e in effects {
+            match e {
+                Effect::Store { id, bytes } => {
+                    let keys = self.index_keys(&id);
+                    if let Err(e) = self.store.put(&id, &bytes, &keys) {
+                        tracing::error!(%id, error = %e, "store write failed");
+                        result = Err(e);
+                    }
+                }
+                Effect::Publish { domain, id, bytes } => {
+                    tracing::debug!(%id, %domain, "publish");
+                    if self.net.publish(domain, bytes).await.is_err() {
+                        tracing::warn!(%id, "transport stopped; not published");
+                    }
+                }
+                Effect::Event(ev) => log_event(&ev),
+            }
+        }
+        result
+    }
+
+    async fn on_request(&mut self, r: Request) {
+        match r {
+            Request::Submit { bytes, reply } => {
+                let res = self.submit(&bytes).await;
+                let _ = reply.send(res);
+            }
+            Request::Query { query, reply } => {
+                let v = self.answer(query).await;
+                let _ = reply.send(v);
+            }
+            Request::Dial { addr, reply } => {
+                let _ = reply.send(self.net.dial(addr).await);
+            }
+        }
+    }
+
+    async fn submit(&mut self, bytes: &[u8]) -> Result<Submitted, SubmitError> {
+        match self.engine.ingest(bytes, Origin::Local, now()) {
+            Ok(ing) => {
+                let id = ing.id;
+                self.apply(ing.effects).await?;
+                self.store.flush()?;
+                tracing::info!(%id, kind = ?ing.kind, "local submission stored");
+                Ok(Submitted { id, new: true })
+            }
+            Err(IngestError::Duplicate(id)) => {
+                // Held already, perhaps only in memory: make it durable too.
+                if !self.store.contains(&id)?
+                    && let Some(b) = self.engine.get_bytes(&id)
+                {
+                    let b = b.to_vec();
+                    let keys = self.index_keys(&id);
+                    self.store.put(&id, &b, &keys)?;
+                }
+                self.store.flush()?;
+                Ok(Submitted { id, new: false })
+            }
+            Err(e) => Err(SubmitError::Ingest(e)),
+        }
+    }
+
+    async fn on_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Gossip {
+                source,
+                id,
+                domain,
+                data,
+            } => {
+                let acceptance = self.on_gossip(&domain, &data).await;
+                if self.net.report(id, source, acceptance).await.is_err() {
+                    tracing::warn!("transport stopped");
+                }
+            }
+            NetEvent::SyncRequest {
+                peer,
+                data,
+                channel,
+            } => {
+                let resp = match SyncRequest::from_bytes(&data) {
+                    Ok(req) => self.engine.answer(&req),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "malformed sync request");
+                        SyncResponse::Refused("malformed request".into())
+                    }
+                };
+                let bytes = resp
+                    .to_bytes()
+                    .or_else(|_| SyncResponse::Refused("response too large".into()).to_bytes())
+                    .unwrap_or_default();
+                let _ = self.net.sync_respond(channel, bytes).await;
+            }
+            NetEvent::SyncResponse {
+                peer,
+                request,
+                data,
+            } => self.on_sync_response(peer, &request, &data).await,
+            NetEvent::Connected(peer) => {
+                self.peers.insert(peer, ());
+                tracing::info!(%peer, "peer connected");
+                self.sync_round(Some(peer)).await;
+            }
+            NetEvent::Disconnected(peer) => {
+                self.peers.remove(&peer);
+                tracing::info!(%peer, "peer disconnected");
+            }
+            NetEvent::Listening(addr) => {
+                if let Some(f) = self.on_listen.as_mut() {
+                    f(&addr);
+                }
+                self.listen.push(addr);
+            }
+        }
+    }
+
+    async fn on_gossip(&mut self, domain: &str, data: &[u8]) -> MessageAcceptance {
+        // A message must travel on its own domain's topic.
+        match acp_protocol::decode_unverified(data) {
+            Ok((env, _)) if env.body.domain() == domain => {}
+            Ok(_) => return MessageAcceptance::Reject,
+            Err(e) => {
+                tracing::info!(error = %e, "gossip rejected");
+                return MessageAcceptance::Reject;
+            }
+        }
+        match self.engine.ingest(data, Origin::Peer, now()) {
+            Ok(ing) => {
+                if let Err(e) = self.apply(ing.effects).await {
+                    tracing::error!(error = %e, "store failed for gossip message");
+                    return MessageAcceptance::Ignore;
+                }
+                MessageAcceptance::Accept
+            }
+            Err(e) if e.is_reject() => {
+                tracing::info!(error = %e, "gossip rejected");
+                MessageAcceptance::Reject
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "gossip ignored");
+                MessageAcceptance::Ignore
+            }
+        }
+    }
+
+    async fn sync_round(&mut self, only: Option<PeerId>) {
+        let peers: Vec<PeerId> = match only {
+            Some(p) => vec![p],
+            None => self.peers.keys().copied().collect(),
+        };
+        for peer in peers {
+            for req in sync::start_round(&self.cfg.domains) {
+                self.send_sync(peer, &req).await;
+            }
+        }
+    }
+
+    async fn send_sync(&mut self, peer: PeerId, req: &SyncRequest) {
+        match req.to_bytes() {
+            Ok(b) => {
+                let _ = self.net.sync_request(peer, b).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "sync request not encodable"),
+        }
+    }
+
+    async fn on_sync_response(&mut self, peer: PeerId, request: &[u8], data: &[u8]) {
+        let (Ok(req), Ok(resp)) = (
+            SyncRequest::from_bytes(request),
+            SyncResponse::from_bytes(data),
+        ) else {
+            tracing::info!(%peer, "malformed sync response");
+            return;
+        };
+        let step = sync::on_response(&self.engine, &req, resp, self.cfg.sync_batch);
+        if !step.messages.is_empty() {
+            let t = now();
+            let items: Vec<(&[u8], Origin)> = step
+                .messages
+                .iter()
+                .map(|b| (b.as_slice(), Origin::Sync))
+                .collect();
+            let mut fetched = 0usize;
+            let mut effects = Vec::new();
+            for r in self.engine.ingest_batch(&items, t) {
+                match r {
+                    Ok(ing) => {
+                        fetched += 1;
+                        effects.extend(ing.effects);
+                    }
+                    Err(e) if e.is_reject() => {
+                        tracing::info!(%peer, error = %e, "synced message rejected");
+                    }
+                    Err(_) => {}
+                }
+            }
+            if let Err(e) = self.apply(effects).await {
+                tracing::error!(error = %e, "store failed for synced messages");
+            }
+            if fetched > 0 {
+                tracing::info!(%peer, fetched, "sync fetched messages");
+            }
+        }
+        for r in step.requests {
+            self.send_sync(peer, &r).await;
+        }
+    }
+
+    async fn answer(&mut self, q: Query) -> Value {
+        match q {
+            Query::Status => {
+                let peers: Vec<String> = self.peers.keys().map(|p| p.to_string()).collect();
+                let listen: Vec<String> = self.listen.iter().map(|a| a.to_string()).collect();
+                json!({
+                    "ok": true,
+                    "peer_id": self.net.local_peer_id().to_string(),
+                    "agent": self.agent.to_string(),
+                    "messages": self.engine.set().len(),
+                    "stored": self.store.len(),
+                    "peers": peers,
+                    "listen": listen,
+                    "domains": self.cfg.domains,
+                    "metrics": self.net.metrics().snapshot(),
+                })
+            }
+            Query::Ids { domain } => {
+                let mut ids: Vec<String> = self
+                    .engine
+                    .set()
+                    .iter()
+                    .filter(|m| domain.as_deref().is_none_or(|d| m.body().domain() == d))
+                    .map(|m| m.id.to_string())
+                    .collect();
+                ids.sort();
+                json!({ "ok": true, "ids": ids })
+            }
+            Query::Has { id } => match id.parse::<ContentId>() {
+                Ok(id) => json!({
+                    "ok": true,
+                    "engine": self.engine.set().contains(&id),
+                    "store": self.store.contains(&id).unwrap_or(false),
+                }),
+                Err(e) => json!({ "ok": false, "error": e.to_string() }),
+            },
+            Query::Resolution { proposal } => match proposal.parse::<ContentId>() {
+                Ok(id) => self.resolution(&id),
+                Err(e) => json!({ "ok": false, "error": e.to_string() }),
+            },
+        }
+    }
+
+    fn resolution(&mut self, id: &ContentId) -> Value {
+        let r = match self.engine.resolve(id, now()) {
+            Ok(r) => r,
+            Err(e) => return json!({ "ok": false, "error": e.to_string() }),
+        };
+        let set = self.engine.set();
+        let mut receipts = Vec::new();
+        if let Some(refs) = set.refs(id) {
+            for rid in &refs.receipts {
+                if let Some(Body::Receipt(rc)) = set.get(rid).map(|m| m.body().clone()) {
+                    receipts.push(json!({
+                        "id": rid.to_string(),
+                        "node": rc.node.to_string(),
+                        "status": status_str(rc.status),
+                        "resolution": rc.resolution.to_string(),
+                        "counted_root": rc.counted_root.to_string(),
+                    }));
+                }
+            }
+        }
+        let responses = set
+            .refs(id)
+            .map(|r| r.responses.values().map(|s| s.len()).sum::<usize>())
+            .unwrap_or(0);
+        json!({
+            "ok": true,
+            "proposal": id.to_string(),
+            "status": status_str(r.status),
+            "final": r.is_final,
+            "resolution": r.digest().to_string(),
+            "counted_root": r.counted_root.to_string(),
+            "counted": r.votes.len(),
+            "responses": responses,
+            "receipts": receipts,
+        })
+    }
+}
+
+/// The lowercase name of a status.
+pub fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::Pending => "pending",
+        Status::Approved => "approved",
+        Status::Rejected => "rejected",
+        Status::Escalated => "escalated",
+        Status::Invalid => "invalid",
+    }
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::ProposalSeen {
+            id,
+            domain,
+            proposer,
+        } => tracing::info!(%id, %domain, proposer = %proposer.short(), "proposal seen"),
+        Event::ResponseSeen {
+            id,
+            proposal,
+            responder,
+            stance,
+        } => {
+            tracing::info!(%id, %proposal, responder = %responder.short(), ?stance, "response seen")
+        }
+        Event::MessageSeen { id, kind, domain } => {
+            tracing::info!(%id, ?kind, %domain, "message seen")
+        }
+        Event::Decided { resolution } => tracing::info!(
+            proposal = %resolution.proposal,
+            status = status_str(resolution.status),
+            early = resolution.early,
+            "resolved"
+        ),
+        Event::Escalated { resolution } => tracing::info!(
+            proposal = %resolution.proposal,
+            reasons = ?resolution.reasons,
+            "escalated"
+        ),
+        Event::Finalized {
+            resolution,
+            receipt,
+        } => tracing::info!(
+            proposal = %resolution.proposal,
+            status = status_str(resolution.status),
+            resolution = %resolution.digest(),
+            receipt = ?receipt.map(|r| r.to_string()),
+            "finalized"
+        ),
+        Event::Equivocation {
+            proposal,
+            agent,
+            responses,
+        } => tracing::warn!(%proposal, agent = %agent, count = responses.len(), "equivocation"),
+        Event::Divergence {
+            proposal,
+            previous,
+            current,
+        } => tracing::warn!(
+            %proposal,
+            previous = %previous.0,
+            current = %current.digest(),
+            status = status_str(current.status),
+            "divergence: a late message changed a finalized resolution"
+        ),
+        Event::ReceiptMismatch {
+            proposal,
+            node,
+            theirs,
+            ours,
+        } => tracing::warn!(%proposal, node = %node, %theirs, %ours, "receipt mismatch"),
+    }
+}

@@ -1,0 +1,319 @@
+//! Test harness: real `acp node` processes on 127.0.0.1, each with its own
+//! temporary data directory, ephemeral ports and mDNS off.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use acp_protocol::{
+    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
+    Response, Stance, Timestamp,
+};
+use serde_json::{Value, json};
+
+pub const DOMAIN: &str = "test";
+const BIN: &str = env!("CARGO_BIN_EXE_acp");
+
+pub fn now() -> Timestamp {
+    acp_node::node::now()
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An initialized data directory.
+pub struct DataDir {
+    pub dir: tempfile::TempDir,
+    pub agent: Keypair,
+}
+
+impl DataDir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "init",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--listen",
+                "/ip4/127.0.0.1/udp/0/quic-v1",
+                "--api-addr",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--domain",
+                DOMAIN,
+                "--sync-interval-secs",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seed = acp_node::keys::read_seed_file(&dir.path().join("agent.key")).unwrap();
+        Self {
+            dir,
+            agent: Keypair::from_seed(seed),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts `acp node` on this directory.
+    pub fn start(&self, bootstrap: &[&str]) -> TestNode {
+        TestNode::start(self.path(), bootstrap)
+    }
+}
+
+/// A running `acp node` process (killed on drop).
+pub struct TestNode {
+    pub child: Child,
+    pub api: SocketAddr,
+    pub peer_id: String,
+    /// TCP listen multiaddr with `/p2p/<id>`.
+    pub tcp: String,
+    pub log: PathBuf,
+}
+
+impl TestNode {
+    pub fn start(dir: &Path, bootstrap: &[&str]) -> Self {
+        let log = dir.join(format!("node-{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir").arg(dir).arg("node");
+        for b in bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info,libp2p=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut api, mut peer_id, mut tcp) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.is_none() || peer_id.is_none() || tcp.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!(
+                    "node did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+            };
+            let mut parts = line.splitn(2, ' ');
+            match (parts.next(), parts.next()) {
+                (Some("ACP-API"), Some(a)) => api = Some(a.parse().unwrap()),
+                (Some("ACP-PEER"), Some(p)) => peer_id = Some(p.to_owned()),
+                (Some("ACP-LISTEN"), Some(a)) if a.contains("/tcp/") => tcp = Some(a.to_owned()),
+                _ => {}
+            }
+        }
+        Self {
+            child,
+            api: api.unwrap(),
+            peer_id: peer_id.unwrap(),
+            tcp: tcp.unwrap(),
+            log,
+        }
+    }
+
+    pub fn call(&self, req: Value) -> Value {
+        call(self.api, &req)
+    }
+
+    pub fn submit(&self, bytes: &[u8]) -> ContentId {
+        let v = self.call(json!({"op": "submit", "hex": hex::encode(bytes)}));
+        assert_eq!(v["ok"], true, "submit failed: {v}");
+        v["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        let v = self.call(json!({"op": "ids", "domain": DOMAIN}));
+        serde_json::from_value(v["ids"].clone()).unwrap()
+    }
+
+    pub fn has(&self, id: &ContentId) -> (bool, bool) {
+        let v = self.call(json!({"op": "has", "id": id.to_string()}));
+        (v["engine"] == true, v["store"] == true)
+    }
+
+    pub fn peers(&self) -> usize {
+        self.call(json!({"op": "status"}))["peers"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
+    pub fn resolution(&self, p: &ContentId) -> Value {
+        self.call(json!({"op": "resolution", "proposal": p.to_string()}))
+    }
+
+    pub fn dial(&self, addr: &str) {
+        let v = self.call(json!({"op": "dial", "addr": addr}));
+        assert_eq!(v["ok"], true, "dial failed: {v}");
+    }
+
+    /// SIGKILL, no shutdown path at all.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn call(api: SocketAddr, req: &Value) -> Value {
+    let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut line = req.to_string();
+    line.push('\n');
+    s.write_all(line.as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+/// A policy for `DOMAIN` naming `agents` (authority 5000 each) under one org.
+pub fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
+    let org = Keypair::from_seed([42; 32]);
+    let mut members: Vec<Member> = agents
+        .iter()
+        .map(|a| Member {
+            agent: a.public(),
+            organization: 0,
+            authority_bps: 5000,
+        })
+        .collect();
+    members.sort_by_key(|m| m.agent);
+    let m = Body::Policy(DomainPolicy {
+        domain: DOMAIN.into(),
+        revision: 1,
+        issued_at: now(),
+        organizations: vec![Organization {
+            root: org.public(),
+            name: "acme".into(),
+            weight_cap_bps: 10_000,
+        }],
+        members,
+        humans: Vec::new(),
+        reporters: Vec::new(),
+        rules: DecisionRules {
+            quorum_margin_bps: 1000,
+            min_participation_bps: 5000,
+            low_confidence_bps: 0,
+            high_stakes: None,
+            min_window_ms: 500,
+            max_window_ms: 3_600_000,
+        },
+    })
+    .sign(&[&org])
+    .unwrap();
+    (m.id, m.bytes)
+}
+
+pub fn proposal(by: &Keypair, policy: ContentId, closes_in_ms: u64) -> (ContentId, Vec<u8>) {
+    let t = now();
+    let m = Body::Proposal(Proposal {
+        proposer: by.public(),
+        domain: DOMAIN.into(),
+        policy,
+        action: Action {
+            kind: "loan.approve".into(),
+            payload: "{\"amount\":100}".into(),
+        },
+        confidence_bps: 8000,
+        stakes: 100,
+        evidence: Vec::new(),
+        created_at: t,
+        closes_at: t.plus_ms(closes_in_ms),
+        supersedes: None,
+    })
+    .sign(&[by])
+    .unwrap();
+    (m.id, m.bytes)
+}
+
+pub fn response(by: &Keypair, proposal: ContentId, stance: Stance) -> (ContentId, Vec<u8>) {
+    let m = Body::Response(Response {
+        responder: by.public(),
+        domain: DOMAIN.into(),
+        proposal,
+        stance,
+        confidence_bps: 9000,
+        reasoning: "looks right".into(),
+        evidence: Vec::new(),
+        issued_at: now(),
+    })
+    .sign(&[by])
+    .unwrap();
+    (m.id, m.bytes)
+}
+
+/// Waits until every node has finalized `p` and holds one receipt from
+/// every node, all with the same resolution; returns that resolution digest.
+pub fn identical_receipts(
+    nodes: &[&TestNode],
+    p: &ContentId,
+    n_receipts: usize,
+    secs: u64,
+) -> Value {
+    wait_for(secs, "identical receipts on every node", || {
+        let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
+        let ok = rs.iter().all(|r| {
+            r["final"] == true
+                && r["receipts"].as_array().is_some_and(|a| {
+                    a.len() == n_receipts && a.iter().all(|x| x["resolution"] == r["resolution"])
+                })
+        });
+        let same = rs
+            .windows(2)
+            .all(|w| w[0]["resolution"] == w[1]["resolution"]);
+        (ok && same).then(|| rs[0].clone())
+    })
+}

@@ -202,19 +202,24 @@ pub fn verify_batch(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureError>>
         return items.iter().map(verify).collect();
     }
     let ok: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
-    let mut transcript = blake3::Hasher::new_derive_key("ACP v1 batch verification");
+    let mut transcript = Sha512::new_with_prefix(b"ACP v1 batch verification");
     for (item, p) in items.iter().zip(&ok) {
-        transcript.update(&item.signature.0);
-        transcript.update(&item.key.0);
+        transcript.update(item.signature.0);
+        transcript.update(item.key.0);
         transcript.update(p.k.as_bytes());
     }
-    let mut xof = transcript.finalize_xof();
+    let seed = transcript.finalize();
     let mut s_sum = Scalar::ZERO;
     let mut scalars = Vec::with_capacity(2 * ok.len() + 1);
     let mut points = Vec::with_capacity(2 * ok.len() + 1);
-    for p in &ok {
+    for (i, p) in ok.iter().enumerate() {
+        // z_i: 128 bits of SHA-512(seed || i), unpredictable before the batch is fixed.
+        let h = Sha512::new()
+            .chain_update(seed)
+            .chain_update((i as u64).to_le_bytes())
+            .finalize();
         let mut z = [0u8; 32];
-        xof.fill(&mut z[..16]);
+        z[..16].copy_from_slice(&h[..16]);
         let z = Scalar::from_bytes_mod_order(z);
         s_sum += z * p.s;
         scalars.push(-z);

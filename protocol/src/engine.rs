@@ -361,6 +361,11 @@ impl Engine {
                 self.deadlines
                     .insert((p.closes_at.plus_ms(self.config.finalize_grace_ms), id));
                 self.dirty.insert(id);
+                // Reports or equivocations that arrived before the proposal
+                // start to count toward trust only now.
+                if self.feeds_trust(&id) {
+                    self.touch_domain(&domain);
+                }
                 effects.push(Effect::Event(Event::ProposalSeen {
                     id,
                     domain,
@@ -369,6 +374,13 @@ impl Engine {
             }
             Body::Response(r) => {
                 self.dirty.insert(r.proposal);
+                // A counted vote on a reported proposal moves trust, and an
+                // equivocation adds a penalty: both in the proposal's domain.
+                if self.feeds_trust(&r.proposal)
+                    && let Some(d) = self.set.proposal(&r.proposal).map(|q| q.domain.clone())
+                {
+                    self.touch_domain(&d);
+                }
                 effects.push(Effect::Event(Event::ResponseSeen {
                     id,
                     proposal: r.proposal,
@@ -382,8 +394,6 @@ impl Engine {
                     .map(|s| s.iter().copied().collect())
                     .unwrap_or_default();
                 if ids.len() > 1 {
-                    // Equivocation changes trust in the whole domain.
-                    self.touch_domain(&domain);
                     effects.push(Effect::Event(Event::Equivocation {
                         proposal: r.proposal,
                         agent: r.responder,
@@ -436,6 +446,14 @@ impl Engine {
                 }));
             }
         }
+    }
+
+    /// Whether messages about proposal `q` are trust inputs: it has outcome
+    /// reports or an equivocating responder.
+    fn feeds_trust(&self, q: &ContentId) -> bool {
+        self.set
+            .refs(q)
+            .is_some_and(|r| !r.reports.is_empty() || r.responses.values().any(|ids| ids.len() > 1))
     }
 
     /// Trust inputs of a domain changed: every proposal in it may resolve

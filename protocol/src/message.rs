@@ -392,7 +392,7 @@ impl Body {
         }
     }
 
-    /// The content id: BLAKE3 of the encoding of `(version, body)`.
+    /// The content id: SHA-256 of the encoding of `(version, body)`.
     pub fn content_id(&self) -> Result<ContentId, CodecError> {
         let bytes = codec::encode(&(PROTOCOL_VERSION, self))?;
         Ok(ContentId::of(&bytes))

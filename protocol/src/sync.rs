@@ -9,6 +9,7 @@
 //! allocate or send without limit.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::codec::{self, CodecError};
 use crate::id::ContentId;
@@ -50,7 +51,7 @@ impl Summary {
     /// Summarize a domain of a set.
     pub fn of(set: &MessageSet, domain: &str) -> Self {
         let mut buckets: Vec<BucketDigest> = Vec::new();
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = Sha256::new();
         let mut current: Option<(u64, u32)> = None;
         for id in set.ids_in_range(domain, Timestamp(0), Timestamp(u64::MAX)) {
             let Some(msg) = set.get(&id) else { continue };
@@ -94,9 +95,8 @@ impl Summary {
     }
 }
 
-fn finish(bucket: u64, count: u32, hasher: &mut blake3::Hasher) -> BucketDigest {
-    let digest = ContentId(*hasher.finalize().as_bytes());
-    hasher.reset();
+fn finish(bucket: u64, count: u32, hasher: &mut Sha256) -> BucketDigest {
+    let digest = ContentId(hasher.finalize_reset().into());
     BucketDigest {
         bucket,
         count,

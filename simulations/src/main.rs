@@ -1,0 +1,290 @@
+//! `acp-sim`: run ACP scenarios in a deterministic simulated network.
+//!
+//! ```text
+//! acp-sim run partition-heal --seed 7 --out sim-out
+//! acp-sim run simulations/scenarios/flood.toml --set agents.count=1000
+//! acp-sim list
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use acp_sim::metrics::Report;
+use acp_sim::plot::{self, Series};
+use acp_sim::scenario::{Scenario, parse_override, set_path};
+use acp_sim::world::{Class, World};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "acp-sim",
+    version,
+    about = "Deterministic ACP network simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a scenario (a TOML file, or the name of a shipped scenario).
+    Run {
+        /// Scenario file or shipped name (see `acp-sim list`).
+        scenario: String,
+        /// Seed (defaults to the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory.
+        #[arg(long, default_value = "sim-out")]
+        out: PathBuf,
+        /// Override a scenario value, e.g. `--set agents.count=1000` (repeatable).
+        #[arg(long = "set")]
+        overrides: Vec<String>,
+        /// Ignore the scenario's `[sweep]` and run it once.
+        #[arg(long)]
+        no_sweep: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the shipped scenarios.
+    List,
+}
+
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+
+fn locate(s: &str) -> PathBuf {
+    let p = PathBuf::from(s);
+    if p.exists() {
+        return p;
+    }
+    Path::new(SHIPPED).join(format!("{s}.toml"))
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::List => {
+            let mut names: Vec<String> = std::fs::read_dir(SHIPPED)?
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".toml"))
+                        .map(str::to_owned)
+                })
+                .collect();
+            names.sort();
+            for n in names {
+                println!("{n}");
+            }
+            Ok(())
+        }
+        Cmd::Run {
+            scenario,
+            seed,
+            out,
+            overrides,
+            no_sweep,
+            quiet,
+        } => {
+            let path = locate(&scenario);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let mut doc: toml::Value = toml::from_str(&text)?;
+            for o in &overrides {
+                let (k, v) = parse_override(o)?;
+                set_path(&mut doc, &k, v)?;
+            }
+            let base = Scenario::from_value(doc.clone())?;
+            let seed = seed.unwrap_or(base.seed);
+            match base.sweep.clone().filter(|_| !no_sweep) {
+                None => {
+                    let (report, world) = acp_sim::run_one(base, seed, !quiet)?;
+                    output(&report, &world, &out)?;
+                    println!("{}", report.table());
+                    println!("  output                {}", out.display());
+                }
+                Some(sweep) => {
+                    let mut rows = Vec::new();
+                    for v in &sweep.values {
+                        let mut d = doc.clone();
+                        set_path(&mut d, &sweep.path, v.clone())?;
+                        if let Some(t) = d.as_table_mut() {
+                            t.remove("sweep");
+                        }
+                        for k in 0..sweep.seeds.max(1) {
+                            let sc = Scenario::from_value(d.clone())?;
+                            let (report, world) = acp_sim::run_one(sc, seed + k, !quiet)?;
+                            let dir = out.join(format!("{}={}-seed{}", sweep.path, v, seed + k));
+                            output(&report, &world, &dir)?;
+                            println!(
+                                "{} = {v} (seed {}): accuracy {:.3}, escalation {:.3}, agreement {:.4}, divergences {}",
+                                sweep.path,
+                                seed + k,
+                                report.accuracy,
+                                report.escalation_rate,
+                                report.agreement_mean,
+                                report.divergences
+                            );
+                            rows.push((v.to_string(), value_f64(v), report));
+                        }
+                    }
+                    sweep_output(&sweep.path, &rows, &out)?;
+                    println!("  output                {}", out.display());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn value_f64(v: &toml::Value) -> f64 {
+    v.as_float()
+        .or_else(|| v.as_integer().map(|i| i as f64))
+        .unwrap_or(0.0)
+}
+
+fn output(r: &Report, w: &World, dir: &Path) -> anyhow::Result<()> {
+    r.write(w, dir)?;
+    let rounds = |f: &dyn Fn(&acp_sim::metrics::RoundRow) -> f64| -> Vec<(f64, f64)> {
+        r.rounds.iter().map(|x| (x.round as f64, f(x))).collect()
+    };
+    plot::lines(
+        &dir.join("rounds.svg"),
+        &format!("{}: decisions per round", r.name),
+        "round",
+        "share",
+        &[
+            ("accuracy (decided)".into(), rounds(&|x| x.accuracy)),
+            ("escalation rate".into(), rounds(&|x| x.escalation_rate)),
+            ("agreement".into(), rounds(&|x| x.agreement)),
+        ],
+        Some((0.0, 1.05)),
+    )?;
+    let present: Vec<Class> = Class::ALL
+        .into_iter()
+        .filter(|c| r.trust.iter().any(|t| t.class == *c))
+        .collect();
+    let trust: Vec<Series> = present
+        .iter()
+        .map(|c| {
+            (
+                c.name().to_owned(),
+                r.trust
+                    .iter()
+                    .filter(|t| t.class == *c)
+                    .map(|t| (t.round as f64, t.mean_trust_bps))
+                    .collect(),
+            )
+        })
+        .collect();
+    plot::lines(
+        &dir.join("trust.svg"),
+        &format!("{}: mean trust at round start", r.name),
+        "round",
+        "trust (bps)",
+        &trust,
+        Some((0.0, 10_000.0)),
+    )?;
+    let share: Vec<Series> = present
+        .iter()
+        .map(|c| {
+            let k = c.name();
+            (
+                k.to_owned(),
+                rounds(&|x| x.weight_share.get(k).copied().unwrap_or(0.0)),
+            )
+        })
+        .collect();
+    plot::lines(
+        &dir.join("influence.svg"),
+        &format!("{}: share of decisive weight", r.name),
+        "round",
+        "share of weight",
+        &share,
+        Some((0.0, 1.0)),
+    )?;
+    let agreed: Vec<(f64, f64)> = r
+        .samples
+        .iter()
+        .map(|s| (s.t_ms as f64 / 1e3, s.agreed_share))
+        .collect();
+    let alive: Vec<(f64, f64)> = r
+        .samples
+        .iter()
+        .map(|s| (s.t_ms as f64 / 1e3, s.alive as f64 / r.nodes.max(1) as f64))
+        .collect();
+    plot::lines(
+        &dir.join("agreement.svg"),
+        &format!("{}: closed proposals on which all nodes agree", r.name),
+        "virtual time (s)",
+        "share",
+        &[
+            ("agreed share".into(), agreed),
+            ("nodes alive".into(), alive),
+        ],
+        Some((0.0, 1.05)),
+    )?;
+    Ok(())
+}
+
+fn sweep_output(path: &str, rows: &[(String, f64, Report)], out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut s = format!(
+        "{path},seed,accuracy,escalation_rate,agreement_mean,agreement_full,divergences,equivocation_events,t_final_median_ms,bytes_sent_per_node,sync_bytes_per_node,stored_per_node\n"
+    );
+    for (v, _, r) in rows {
+        s.push_str(&format!(
+            "{v},{},{:.4},{:.4},{:.4},{:.4},{},{},{},{:.0},{:.0},{:.0}\n",
+            r.seed,
+            r.accuracy,
+            r.escalation_rate,
+            r.agreement_mean,
+            r.agreement_full,
+            r.divergences,
+            r.equivocation_events,
+            r.t_final_median_ms.map_or(String::new(), |x| x.to_string()),
+            r.bytes_sent_per_node,
+            r.sync_bytes_per_node,
+            r.stored_per_node
+        ));
+    }
+    std::fs::write(out.join("sweep.csv"), s)?;
+    let reports: Vec<&Report> = rows.iter().map(|r| &r.2).collect();
+    std::fs::write(
+        out.join("sweep.json"),
+        serde_json::to_string_pretty(&reports)?,
+    )?;
+    // Average over seeds per value.
+    let mut xs: Vec<f64> = rows.iter().map(|r| r.1).collect();
+    xs.dedup();
+    let avg = |f: &dyn Fn(&Report) -> f64| -> Vec<(f64, f64)> {
+        xs.iter()
+            .map(|&x| {
+                let v: Vec<f64> = rows.iter().filter(|r| r.1 == x).map(|r| f(&r.2)).collect();
+                (x, v.iter().sum::<f64>() / v.len().max(1) as f64)
+            })
+            .collect()
+    };
+    plot::lines(
+        &out.join("sweep.svg"),
+        &format!("sweep over {path}"),
+        path,
+        "share",
+        &[
+            ("accuracy (decided)".into(), avg(&|r| r.accuracy)),
+            ("escalation rate".into(), avg(&|r| r.escalation_rate)),
+            (
+                "wrong decisions / all".into(),
+                avg(&|r| {
+                    let decided =
+                        1.0 - r.escalation_rate - r.unresolved as f64 / r.proposals.max(1) as f64;
+                    (1.0 - r.accuracy) * decided
+                }),
+            ),
+            ("full agreement".into(), avg(&|r| r.agreement_full)),
+        ],
+        Some((0.0, 1.05)),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,1641 @@
+//! The discrete-event world: a virtual clock, an event queue ordered by
+//! `(time, sequence)`, simulated nodes each running the real
+//! [`acp_protocol::Engine`], the links between them, and the agents.
+//!
+//! Nothing here reads the wall clock or spawns a thread; every random draw
+//! comes from one seeded [`Rng`], so a scenario and a seed fix the run.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use acp_protocol::sync::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
+use acp_protocol::{
+    Action, Body, ContentId, DecisionRules, DomainPolicy, Effect, Engine, EngineConfig, Event,
+    IngestError, Keypair, Member, Organization, Origin, Outcome, OutcomeReport, Proposal,
+    PublicKey, Resolution, Response, Stance, Status, Timestamp, decode_unverified,
+};
+
+use crate::rng::Rng;
+use crate::scenario::{FaultKind, Latency, Scenario};
+
+/// Virtual time in microseconds since the start of the run.
+pub type Micros = u64;
+
+/// Signed timestamps are `EPOCH_MS + virtual ms + node skew` (2026-11-30T00:00Z).
+pub const EPOCH_MS: u64 = 1_796_083_200_000;
+
+/// What an agent is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Noisy signal, calibrated confidence.
+    Honest,
+    /// Weak signal, states 0.95.
+    Overconfident,
+    /// Good signal, states about 0.55.
+    Underconfident,
+    /// Colludes against the truth at 0.95.
+    Liar,
+    /// Signs two opposite responses.
+    Equivocator,
+    /// Answers after finalization with a backdated `issued_at`.
+    Backdater,
+    /// Member of the sybil organization (colluding liar).
+    Sybil,
+}
+
+impl Class {
+    /// Every class, in output order.
+    pub const ALL: [Class; 7] = [
+        Class::Honest,
+        Class::Overconfident,
+        Class::Underconfident,
+        Class::Liar,
+        Class::Equivocator,
+        Class::Backdater,
+        Class::Sybil,
+    ];
+
+    /// Name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Honest => "honest",
+            Class::Overconfident => "overconfident",
+            Class::Underconfident => "underconfident",
+            Class::Liar => "liar",
+            Class::Equivocator => "equivocator",
+            Class::Backdater => "backdater",
+            Class::Sybil => "sybil",
+        }
+    }
+}
+
+/// A simulated agent (a member of one domain's policy).
+#[derive(Debug)]
+pub struct Agent {
+    key: Keypair,
+    /// Public key.
+    pub pk: PublicKey,
+    /// Behaviour.
+    pub class: Class,
+    /// Domain index.
+    pub domain: usize,
+    /// Hosting node.
+    pub node: usize,
+    accuracy: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutsiderKind {
+    Forger,
+    Replayer,
+    Flooder,
+}
+
+#[derive(Debug)]
+struct Outsider {
+    key: Keypair,
+    kind: OutsiderKind,
+    node: usize,
+    sent: u64,
+}
+
+#[derive(Debug)]
+struct DomainInfo {
+    name: String,
+    policy: ContentId,
+    policy_bytes: Arc<[u8]>,
+    members: Vec<usize>,
+    nodes: Vec<usize>,
+    reporter: Keypair,
+}
+
+/// What the world knows about a proposal it created.
+#[derive(Debug)]
+pub struct ProposalInfo {
+    /// Content id.
+    pub id: ContentId,
+    /// Domain index.
+    pub domain: usize,
+    /// Round.
+    pub round: usize,
+    /// Hidden ground truth: taking the action is right.
+    pub good: bool,
+    /// Virtual creation time.
+    pub created_us: Micros,
+    /// Signed `closes_at`.
+    pub closes_at: Timestamp,
+    /// The latest final resolution computed by the domain's first node.
+    pub reference: Option<Arc<Resolution>>,
+    /// Divergence events raised on any node.
+    pub divergences: u32,
+}
+
+/// One node's view of a proposal.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    /// First time this node finalized it.
+    pub first_final_us: Micros,
+    /// First time this node announced a decision (maybe early).
+    pub decided_us: Option<Micros>,
+    /// Latest finalized resolution digest.
+    pub digest: ContentId,
+    /// Its status.
+    pub status: Status,
+}
+
+/// Traffic and validation counters of one node.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NodeStats {
+    /// Gossip transmissions sent.
+    pub msgs_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Gossip transmissions received (duplicates included).
+    pub msgs_recv: u64,
+    /// Their bytes.
+    pub bytes_recv: u64,
+    /// Anti-entropy bytes sent and received.
+    pub sync_bytes: u64,
+    /// Messages fetched by anti-entropy.
+    pub sync_msgs: u64,
+    /// Dropped by the gossip seen-cache (same content id).
+    pub duplicates: u64,
+    /// Rejected by the engine (bad signature, bad encoding).
+    pub rejected: u64,
+    /// Ignored as signed too far in the future.
+    pub future: u64,
+    /// A genuine copy dropped because a forged copy took its id first.
+    pub squatted: u64,
+}
+
+#[derive(Debug)]
+struct InboxItem {
+    bytes: Arc<[u8]>,
+    origin: Origin,
+    from: Option<usize>,
+}
+
+/// A simulated node.
+#[derive(Debug)]
+pub struct Node {
+    key: Keypair,
+    engine: Option<Engine>,
+    /// Clock offset in ms.
+    pub skew_ms: i64,
+    /// Domain served.
+    pub domain: usize,
+    group: u32,
+    store: Vec<Arc<[u8]>>,
+    inbox: Vec<InboxItem>,
+    process_scheduled: bool,
+    wake_at: Option<Micros>,
+    seen: HashSet<ContentId>,
+    perm: Vec<usize>,
+    mesh: Vec<usize>,
+    agents: Vec<usize>,
+    uplink_free: Micros,
+    /// Views by proposal index.
+    pub views: Vec<Option<View>>,
+    /// Counters.
+    pub stats: NodeStats,
+}
+
+impl Node {
+    /// True while running.
+    pub fn alive(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Messages in the durable store.
+    pub fn stored(&self) -> usize {
+        self.store.len()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Wire {
+    gid: ContentId,
+    bytes: Arc<[u8]>,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        to: usize,
+        from: usize,
+        wire: Wire,
+    },
+    Process {
+        node: usize,
+    },
+    Wake {
+        node: usize,
+    },
+    Propose {
+        domain: usize,
+        round: usize,
+        k: usize,
+    },
+    Respond {
+        agent: usize,
+        proposal: usize,
+    },
+    Equivocate {
+        agent: usize,
+        proposal: usize,
+    },
+    Backdate {
+        agent: usize,
+        proposal: usize,
+    },
+    Report {
+        proposal: usize,
+    },
+    Fault(usize),
+    Sync {
+        node: usize,
+    },
+    SyncDone {
+        node: usize,
+        msgs: Vec<Arc<[u8]>>,
+    },
+    Outsider(usize),
+    Sample,
+}
+
+impl Ev {
+    fn tag(&self) -> u64 {
+        match self {
+            Ev::Deliver { to, from, .. } => 1 | (*to as u64) << 8 | (*from as u64) << 32,
+            Ev::Process { node } => 2 | (*node as u64) << 8,
+            Ev::Wake { node } => 3 | (*node as u64) << 8,
+            Ev::Propose { domain, round, k } => {
+                4 | (*domain as u64) << 8 | (*round as u64) << 24 | (*k as u64) << 40
+            }
+            Ev::Respond { agent, proposal } => 5 | (*agent as u64) << 8 | (*proposal as u64) << 40,
+            Ev::Equivocate { agent, .. } => 6 | (*agent as u64) << 8,
+            Ev::Backdate { agent, .. } => 7 | (*agent as u64) << 8,
+            Ev::Report { proposal } => 8 | (*proposal as u64) << 8,
+            Ev::Fault(i) => 9 | (*i as u64) << 8,
+            Ev::Sync { node } => 10 | (*node as u64) << 8,
+            Ev::SyncDone { node, msgs } => 11 | (*node as u64) << 8 | (msgs.len() as u64) << 32,
+            Ev::Outsider(i) => 12 | (*i as u64) << 8,
+            Ev::Sample => 13,
+        }
+    }
+}
+
+struct Entry {
+    t: Micros,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.t, self.seq) == (o.t, o.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Min-heap on (time, seq).
+        (o.t, o.seq).cmp(&(self.t, self.seq))
+    }
+}
+
+/// One sample of agreement over time.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Sample {
+    /// Virtual time in ms.
+    pub t_ms: u64,
+    /// Share of closed proposals on which every node of the domain holds the same final digest.
+    pub agreed_share: f64,
+    /// Whether every live node of each domain holds the same set (only checked after a heal).
+    pub sets_equal: Option<bool>,
+    /// Nodes alive.
+    pub alive: usize,
+}
+
+/// Trust of each class at the start of a round (as the domain's first node computes it).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrustPoint {
+    /// Round.
+    pub round: usize,
+    /// Class.
+    pub class: Class,
+    /// Mean trust in bps.
+    pub mean_trust_bps: f64,
+}
+
+/// The world.
+pub struct World {
+    /// The scenario.
+    pub sc: Scenario,
+    rng: Rng,
+    queue: BinaryHeap<Entry>,
+    seq: u64,
+    /// Current virtual time.
+    pub now: Micros,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Agents.
+    pub agents: Vec<Agent>,
+    outsiders: Vec<Outsider>,
+    domains: Vec<DomainInfo>,
+    /// Proposals created so far.
+    pub proposals: Vec<ProposalInfo>,
+    by_id: HashMap<ContentId, usize>,
+    agent_by_pk: HashMap<PublicKey, usize>,
+    answered: HashSet<(usize, usize)>,
+    /// Events processed.
+    pub events: u64,
+    trace: u64,
+    /// Agreement over time.
+    pub samples: Vec<Sample>,
+    /// Trust per class per round.
+    pub trust: Vec<TrustPoint>,
+    heal_at: Option<Micros>,
+    /// Convergence time after each heal (ms), `None` if not reached by the end.
+    pub convergence_ms: Vec<Option<u64>>,
+    /// Equivocation events seen (over all nodes).
+    pub equivocation_events: u64,
+    /// Receipt mismatches seen (over all nodes).
+    pub receipt_mismatches: u64,
+    /// Engine ingests (all nodes).
+    pub ingests: u64,
+    /// Responses signed by agents.
+    pub responses_signed: u64,
+}
+
+fn mix(h: u64, x: u64) -> u64 {
+    let mut z = (h ^ x).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn id_word(id: &ContentId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_le_bytes(b)
+}
+
+fn bps(x: f64) -> u16 {
+    (x.clamp(0.0, 1.0) * 10_000.0).round() as u16
+}
+
+fn ms(t: Micros) -> u64 {
+    t / 1_000
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "World(t={}us, events={})", self.now, self.events)
+    }
+}
+
+impl World {
+    /// Build the world of a scenario with a seed: keys, policies, nodes, schedule.
+    pub fn new(sc: Scenario, seed: u64) -> anyhow::Result<Self> {
+        let mut rng = Rng::new(seed);
+        let t = &sc.topology;
+        anyhow::ensure!(
+            t.nodes >= 1 && t.domains >= 1,
+            "need at least one node and domain"
+        );
+        anyhow::ensure!(t.nodes >= t.domains, "every domain needs a node");
+        anyhow::ensure!(sc.agents.count >= 2 * t.domains, "too few agents");
+        let mut keys = rng.fork(1);
+        let mut nodes: Vec<Node> = (0..t.nodes)
+            .map(|i| {
+                let key = Keypair::from_seed(keys.bytes32());
+                let skew = sc.network.clock_skew_ms as i64;
+                let skew_ms = if skew > 0 {
+                    rng.below(2 * skew as u64 + 1) as i64 - skew
+                } else {
+                    0
+                };
+                Node {
+                    engine: None,
+                    key,
+                    skew_ms,
+                    domain: i % t.domains,
+                    group: 0,
+                    store: Vec::new(),
+                    inbox: Vec::new(),
+                    process_scheduled: false,
+                    wake_at: None,
+                    seen: HashSet::new(),
+                    perm: Vec::new(),
+                    mesh: Vec::new(),
+                    agents: Vec::new(),
+                    uplink_free: 0,
+                    views: Vec::new(),
+                    stats: NodeStats::default(),
+                }
+            })
+            .collect();
+        for n in &mut nodes {
+            n.engine = Some(Engine::new(Self::engine_config(&sc, &n.key)));
+        }
+        // Agents, spread over domains round-robin, then classes per domain.
+        let mut agents: Vec<Agent> = Vec::with_capacity(sc.agents.count);
+        let mut domains = Vec::new();
+        let (a, b) = (&sc.agents, &sc.byzantine);
+        for d in 0..t.domains {
+            let dnodes: Vec<usize> = (0..t.nodes).filter(|i| i % t.domains == d).collect();
+            let count = sc.agents.count / t.domains + usize::from(d < sc.agents.count % t.domains);
+            let share = |s: f64| (s * count as f64).round() as usize;
+            let mut classes = Vec::with_capacity(count);
+            for (class, s) in [
+                (Class::Overconfident, a.overconfident_share),
+                (Class::Underconfident, a.underconfident_share),
+                (Class::Liar, b.liar_share),
+                (Class::Equivocator, b.equivocator_share),
+                (Class::Backdater, b.backdater_share),
+                (Class::Sybil, b.sybil_share),
+            ] {
+                classes.extend(std::iter::repeat_n(class, share(s)));
+            }
+            anyhow::ensure!(
+                classes.len() < count,
+                "Byzantine/miscalibrated shares leave no honest agent"
+            );
+            classes.resize(count, Class::Honest);
+            rng.shuffle(&mut classes);
+            let mut members = Vec::new();
+            for (j, class) in classes.into_iter().enumerate() {
+                let key = Keypair::from_seed(keys.bytes32());
+                let accuracy = match class {
+                    Class::Honest | Class::Equivocator | Class::Backdater => {
+                        rng.range_f64(a.accuracy[0], a.accuracy[1])
+                    }
+                    Class::Overconfident => a.overconfident_accuracy,
+                    Class::Underconfident => a.accuracy[1],
+                    Class::Liar | Class::Sybil => 0.0,
+                };
+                let node = dnodes[j % dnodes.len()];
+                let idx = agents.len();
+                nodes[node].agents.push(idx);
+                members.push(idx);
+                agents.push(Agent {
+                    pk: key.public(),
+                    key,
+                    class,
+                    domain: d,
+                    node,
+                    accuracy,
+                });
+            }
+            let name = format!("sim.d{d}");
+            let has_sybil = members.iter().any(|&m| agents[m].class == Class::Sybil);
+            let n_orgs = t.organizations.max(1) + usize::from(has_sybil);
+            let mut org_keys: Vec<Keypair> = (0..n_orgs)
+                .map(|_| Keypair::from_seed(keys.bytes32()))
+                .collect();
+            // The last generated org is the sybil one; remember it before sorting.
+            let sybil_root = has_sybil.then(|| org_keys[n_orgs - 1].public());
+            org_keys.sort_by_key(Keypair::public);
+            let organizations: Vec<Organization> = org_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| Organization {
+                    root: k.public(),
+                    name: if Some(k.public()) == sybil_root {
+                        "sybil".into()
+                    } else {
+                        format!("org{i}")
+                    },
+                    weight_cap_bps: sc.rules.weight_cap_bps,
+                })
+                .collect();
+            let sybil_idx = organizations
+                .iter()
+                .position(|o| Some(o.root) == sybil_root);
+            let honest_orgs: Vec<u16> = (0..n_orgs as u16)
+                .filter(|i| Some(usize::from(*i)) != sybil_idx)
+                .collect();
+            let mut policy_members: Vec<Member> = members
+                .iter()
+                .enumerate()
+                .map(|(j, &m)| Member {
+                    agent: agents[m].pk,
+                    organization: match (agents[m].class, sybil_idx) {
+                        (Class::Sybil, Some(s)) => s as u16,
+                        _ => honest_orgs[j % honest_orgs.len()],
+                    },
+                    authority_bps: 10_000,
+                })
+                .collect();
+            policy_members.sort_by_key(|m| m.agent);
+            let reporter = Keypair::from_seed(keys.bytes32());
+            let r = &sc.rules;
+            let policy = Body::Policy(DomainPolicy {
+                domain: name.clone(),
+                revision: 1,
+                issued_at: Timestamp(EPOCH_MS),
+                organizations,
+                members: policy_members,
+                humans: Vec::new(),
+                reporters: vec![reporter.public()],
+                rules: DecisionRules {
+                    quorum_margin_bps: r.quorum_margin_bps,
+                    min_participation_bps: r.min_participation_bps,
+                    low_confidence_bps: r.low_confidence_bps,
+                    high_stakes: None,
+                    min_window_ms: 1_000,
+                    max_window_ms: 3_600_000,
+                },
+            });
+            let refs: Vec<&Keypair> = org_keys.iter().collect();
+            let signed = policy.sign(&refs)?;
+            domains.push(DomainInfo {
+                name,
+                policy: signed.id,
+                policy_bytes: signed.bytes.into(),
+                members,
+                nodes: dnodes,
+                reporter,
+            });
+        }
+        let mut outsiders = Vec::new();
+        for (kind, count) in [
+            (OutsiderKind::Forger, b.forgers),
+            (OutsiderKind::Replayer, b.replayers),
+            (OutsiderKind::Flooder, b.flooders),
+        ] {
+            for _ in 0..count {
+                outsiders.push(Outsider {
+                    key: Keypair::from_seed(keys.bytes32()),
+                    kind,
+                    node: rng.below(t.nodes as u64) as usize,
+                    sent: 0,
+                });
+            }
+        }
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let mut perm: Vec<usize> = domains[n.domain]
+                .nodes
+                .iter()
+                .copied()
+                .filter(|&j| j != i)
+                .collect();
+            rng.shuffle(&mut perm);
+            n.perm = perm;
+        }
+        let agent_by_pk = agents.iter().enumerate().map(|(i, a)| (a.pk, i)).collect();
+        let mut w = Self {
+            sc,
+            rng,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            nodes,
+            agents,
+            outsiders,
+            domains,
+            proposals: Vec::new(),
+            by_id: HashMap::new(),
+            agent_by_pk,
+            answered: HashSet::new(),
+            events: 0,
+            trace: seed,
+            samples: Vec::new(),
+            trust: Vec::new(),
+            heal_at: None,
+            convergence_ms: Vec::new(),
+            equivocation_events: 0,
+            receipt_mismatches: 0,
+            ingests: 0,
+            responses_signed: 0,
+        };
+        w.rebuild_mesh();
+        w.schedule_initial();
+        Ok(w)
+    }
+
+    fn engine_config(sc: &Scenario, key: &Keypair) -> EngineConfig {
+        EngineConfig {
+            receipt_key: Some(key.clone()),
+            finalize_grace_ms: sc.rules.finalize_grace_ms,
+            max_future_skew_ms: sc.rules.max_future_skew_ms,
+        }
+    }
+
+    fn schedule_initial(&mut self) {
+        // Every node starts holding its domain's policy (as configured by the operators).
+        for n in 0..self.nodes.len() {
+            let d = self.nodes[n].domain;
+            let bytes = self.domains[d].policy_bytes.clone();
+            self.nodes[n].inbox.push(InboxItem {
+                bytes,
+                origin: Origin::Local,
+                from: None,
+            });
+            self.at(0, Ev::Process { node: n });
+            self.nodes[n].process_scheduled = true;
+        }
+        let p = self.sc.proposals.clone();
+        for round in 0..p.rounds {
+            for d in 0..self.domains.len() {
+                for k in 0..p.per_round {
+                    let t = (p.start_ms + round as u64 * p.round_interval_ms) * 1_000;
+                    self.at(
+                        t,
+                        Ev::Propose {
+                            domain: d,
+                            round,
+                            k,
+                        },
+                    );
+                }
+            }
+        }
+        for i in 0..self.sc.events.len() {
+            let t = self.sc.events[i].at_ms * 1_000;
+            self.at(t, Ev::Fault(i));
+        }
+        let si = self.sc.network.sync_interval_ms;
+        if si > 0 {
+            for n in 0..self.nodes.len() {
+                let t = self.rng.below(si * 1_000) + si * 1_000;
+                self.at(t, Ev::Sync { node: n });
+            }
+        }
+        for i in 0..self.outsiders.len() {
+            let t = 1_000_000 + self.rng.below(1_000_000);
+            self.at(t, Ev::Outsider(i));
+        }
+        if self.sc.sample_ms > 0 {
+            self.at(self.sc.sample_ms * 1_000, Ev::Sample);
+        }
+    }
+
+    fn at(&mut self, t: Micros, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            t: t.max(self.now),
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn local(&self, n: usize) -> Timestamp {
+        Timestamp((EPOCH_MS as i64 + ms(self.now) as i64 + self.nodes[n].skew_ms) as u64)
+    }
+
+    /// The trace hash: every processed event and every decision folded in.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace
+    }
+
+    /// Run to `duration_ms`, calling `progress(now_ms)` now and then.
+    pub fn run(&mut self, mut progress: impl FnMut(u64)) {
+        let end = self.sc.duration_ms * 1_000;
+        while let Some(e) = self.queue.pop() {
+            if e.t > end {
+                break;
+            }
+            self.now = e.t;
+            self.events += 1;
+            self.trace = mix(mix(self.trace, e.t), e.ev.tag());
+            if self.events.is_multiple_of(20_000) {
+                progress(ms(self.now));
+            }
+            self.handle(e.ev);
+        }
+        self.now = end;
+        progress(ms(end));
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { to, from, wire } => self.deliver(to, from, wire),
+            Ev::Process { node } => self.process(node),
+            Ev::Wake { node } => {
+                self.nodes[node].wake_at = None;
+                self.process(node);
+            }
+            Ev::Propose { domain, round, k } => self.propose(domain, round, k),
+            Ev::Respond { agent, proposal } => self.respond(agent, proposal),
+            Ev::Equivocate { agent, proposal } => self.equivocate(agent, proposal),
+            Ev::Backdate { agent, proposal } => self.backdate(agent, proposal),
+            Ev::Report { proposal } => self.report(proposal),
+            Ev::Fault(i) => self.fault(i),
+            Ev::Sync { node } => {
+                self.sync(node);
+                let si = self.sc.network.sync_interval_ms * 1_000;
+                let jitter = self.rng.below(si / 5 + 1);
+                self.at(self.now + si - si / 10 + jitter, Ev::Sync { node });
+            }
+            Ev::SyncDone { node, msgs } => {
+                if self.nodes[node].alive() {
+                    for bytes in msgs {
+                        self.nodes[node].inbox.push(InboxItem {
+                            bytes,
+                            origin: Origin::Sync,
+                            from: None,
+                        });
+                    }
+                    self.schedule_process(node);
+                }
+            }
+            Ev::Outsider(i) => self.outsider(i),
+            Ev::Sample => {
+                self.sample();
+                self.at(self.now + self.sc.sample_ms * 1_000, Ev::Sample);
+            }
+        }
+    }
+
+    // ---- network ----------------------------------------------------------
+
+    fn link_up(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].alive() && self.nodes[b].alive() && self.nodes[a].group == self.nodes[b].group
+    }
+
+    /// Gossipsub keeps `D` mesh peers per topic among reachable subscribers;
+    /// after a partition, heal, crash or restart the mesh is re-grafted.
+    fn rebuild_mesh(&mut self) {
+        let d = self.sc.topology.mesh_degree.max(1);
+        for i in 0..self.nodes.len() {
+            let mesh: Vec<usize> = self.nodes[i]
+                .perm
+                .iter()
+                .copied()
+                .filter(|&j| self.link_up(i, j))
+                .take(d)
+                .collect();
+            self.nodes[i].mesh = mesh;
+        }
+        // Make the mesh symmetric, as GRAFT is.
+        for i in 0..self.nodes.len() {
+            for j in self.nodes[i].mesh.clone() {
+                if !self.nodes[j].mesh.contains(&i) {
+                    self.nodes[j].mesh.push(i);
+                }
+            }
+        }
+    }
+
+    fn latency_us(&mut self) -> Micros {
+        let ms = match self.sc.network.latency {
+            Latency::Constant { ms } => ms,
+            Latency::Uniform { min_ms, max_ms } => self.rng.range_f64(min_ms, max_ms),
+            Latency::Lognormal {
+                median_ms,
+                sigma,
+                floor_ms,
+            } => floor_ms + median_ms * (sigma * self.rng.normal()).exp(),
+        };
+        (ms.max(0.0) * 1_000.0) as Micros
+    }
+
+    /// Transmit one message over a link: uplink serialization, loss, latency.
+    fn send(&mut self, from: usize, to: usize, wire: Wire) {
+        if !self.link_up(from, to) {
+            return;
+        }
+        let len = wire.bytes.len() as u64;
+        let st = &mut self.nodes[from].stats;
+        st.msgs_sent += 1;
+        st.bytes_sent += len;
+        let bw = self.sc.network.bandwidth_bytes_per_s;
+        let mut t = self.now;
+        if let Some(tx) = (len * 1_000_000).checked_div(bw) {
+            let start = self.nodes[from].uplink_free.max(self.now);
+            t = start + tx;
+            self.nodes[from].uplink_free = t;
+        }
+        if self.rng.chance(self.sc.network.loss) {
+            return;
+        }
+        let lat = self.latency_us();
+        self.at(t + lat, Ev::Deliver { to, from, wire });
+    }
+
+    fn gossip(&mut self, from: usize, wire: &Wire, except: Option<usize>) {
+        for j in self.nodes[from].mesh.clone() {
+            if Some(j) != except {
+                self.send(from, j, wire.clone());
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: usize, wire: Wire) {
+        let node = &mut self.nodes[to];
+        if !node.alive() {
+            return;
+        }
+        node.stats.msgs_recv += 1;
+        node.stats.bytes_recv += wire.bytes.len() as u64;
+        // The transport's seen-cache is keyed by content id, which excludes
+        // the signatures: the first copy of an id wins, valid or not.
+        if !node.seen.insert(wire.gid) {
+            node.stats.duplicates += 1;
+            if let Some(e) = &node.engine
+                && !e.set().contains(&wire.gid)
+                && node.inbox.iter().all(|i| *i.bytes != *wire.bytes)
+            {
+                node.stats.squatted += 1;
+            }
+            return;
+        }
+        node.inbox.push(InboxItem {
+            bytes: wire.bytes,
+            origin: Origin::Peer,
+            from: Some(from),
+        });
+        self.schedule_process(to);
+    }
+
+    fn schedule_process(&mut self, n: usize) {
+        if !self.nodes[n].process_scheduled {
+            self.nodes[n].process_scheduled = true;
+            let t = self.now + self.sc.network.process_delay_ms * 1_000;
+            self.at(t, Ev::Process { node: n });
+        }
+    }
+
+    // ---- node -------------------------------------------------------------
+
+    fn process(&mut self, n: usize) {
+        self.nodes[n].process_scheduled = false;
+        let now = self.local(n);
+        let inbox = std::mem::take(&mut self.nodes[n].inbox);
+        let node = &mut self.nodes[n];
+        let Some(engine) = node.engine.as_mut() else {
+            return;
+        };
+        let mut effects = Vec::new();
+        let mut forward = Vec::new();
+        if !inbox.is_empty() {
+            let items: Vec<(&[u8], Origin)> = inbox.iter().map(|i| (&*i.bytes, i.origin)).collect();
+            let results = engine.ingest_batch(&items, now);
+            self.ingests += items.len() as u64;
+            for (item, res) in inbox.iter().zip(results) {
+                match res {
+                    Ok(ing) => {
+                        if item.origin == Origin::Peer {
+                            forward.push((
+                                Wire {
+                                    gid: ing.id,
+                                    bytes: item.bytes.clone(),
+                                },
+                                item.from,
+                            ));
+                        }
+                        effects.extend(ing.effects);
+                    }
+                    Err(IngestError::FromTheFuture { .. }) => node.stats.future += 1,
+                    Err(e) if e.is_reject() => node.stats.rejected += 1,
+                    Err(_) => node.stats.duplicates += 1,
+                }
+            }
+        }
+        effects.extend(engine.tick(now));
+        let next = engine.next_wakeup();
+        for (wire, from) in forward {
+            self.gossip(n, &wire, from);
+        }
+        self.apply(n, effects);
+        if let Some(w) = next {
+            let skew = self.nodes[n].skew_ms;
+            let t_ms = (w.0 as i64 - EPOCH_MS as i64 - skew).max(0) as u64;
+            let t = (t_ms * 1_000).max(self.now + 1);
+            if self.nodes[n].wake_at.is_none_or(|x| t < x) {
+                self.nodes[n].wake_at = Some(t);
+                self.at(t, Ev::Wake { node: n });
+            }
+        }
+    }
+
+    fn apply(&mut self, n: usize, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Store { bytes, .. } => self.nodes[n].store.push(bytes.into()),
+                Effect::Publish { id, bytes, .. } => {
+                    self.nodes[n].seen.insert(id);
+                    let wire = Wire {
+                        gid: id,
+                        bytes: bytes.into(),
+                    };
+                    self.gossip(n, &wire, None);
+                }
+                Effect::Event(ev) => self.on_event(n, ev),
+            }
+        }
+    }
+
+    fn on_event(&mut self, n: usize, ev: Event) {
+        match ev {
+            Event::ProposalSeen { id, .. } => {
+                let Some(&p) = self.by_id.get(&id) else {
+                    return;
+                };
+                self.agents_consider(n, p);
+            }
+            Event::ResponseSeen { id, .. }
+                if self
+                    .outsiders
+                    .iter()
+                    .any(|o| o.kind == OutsiderKind::Forger && o.node == n) =>
+            {
+                self.forge_copy(n, id);
+            }
+            Event::Decided { resolution } => {
+                self.record(n, &resolution, false);
+            }
+            Event::Escalated { .. } => {}
+            Event::Finalized { resolution, .. } => {
+                self.record(n, &resolution, true);
+            }
+            Event::Divergence { proposal, .. } => {
+                if let Some(&p) = self.by_id.get(&proposal) {
+                    self.proposals[p].divergences += 1;
+                }
+            }
+            Event::Equivocation { .. } => self.equivocation_events += 1,
+            Event::ReceiptMismatch { .. } => self.receipt_mismatches += 1,
+            _ => {}
+        }
+    }
+
+    fn record(&mut self, n: usize, r: &Arc<Resolution>, fin: bool) {
+        let Some(&p) = self.by_id.get(&r.proposal) else {
+            return;
+        };
+        let digest = r.digest();
+        self.trace = mix(mix(self.trace, id_word(&digest)), n as u64);
+        let now = self.now;
+        let views = &mut self.nodes[n].views;
+        if views.len() <= p {
+            views.resize(p + 1, None);
+        }
+        match (&mut views[p], fin) {
+            (Some(v), true) => {
+                v.digest = digest;
+                v.status = r.status;
+            }
+            (Some(v), false) => {
+                v.decided_us.get_or_insert(now);
+            }
+            (slot @ None, true) => {
+                *slot = Some(View {
+                    first_final_us: now,
+                    decided_us: Some(now),
+                    digest,
+                    status: r.status,
+                })
+            }
+            (slot @ None, false) => {
+                // Decided early: remember the time; finalization fills the rest.
+                *slot = Some(View {
+                    first_final_us: u64::MAX,
+                    decided_us: Some(now),
+                    digest: ContentId([0; 32]),
+                    status: Status::Pending,
+                })
+            }
+        }
+        if let Some(v) = &mut views[p]
+            && fin
+            && v.first_final_us == u64::MAX
+        {
+            v.first_final_us = now;
+        }
+        if fin && self.domains[self.proposals[p].domain].nodes.first() == Some(&n) {
+            self.proposals[p].reference = Some(r.clone());
+        }
+    }
+
+    // ---- agents -----------------------------------------------------------
+
+    fn propose(&mut self, d: usize, round: usize, k: usize) {
+        let by = &self.sc.byzantine;
+        let lying = self.rng.chance(by.lying_proposal_share);
+        let good = !lying && self.rng.chance(self.sc.proposals.good_share);
+        let members = &self.domains[d].members;
+        let honest: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&m| self.agents[m].class == Class::Honest)
+            .collect();
+        let proposer = honest[self.rng.below(honest.len() as u64) as usize];
+        let node = self.agents[proposer].node;
+        if k == 0 {
+            self.snapshot_trust(d, round);
+        }
+        let created_at = self.local(node);
+        let closes_at = created_at.plus_ms(self.sc.proposals.window_ms);
+        let body = Body::Proposal(Proposal {
+            proposer: self.agents[proposer].pk,
+            domain: self.domains[d].name.clone(),
+            policy: self.domains[d].policy,
+            action: Action {
+                kind: "sim.action".into(),
+                payload: format!("{{\"round\":{round},\"k\":{k}}}"),
+            },
+            confidence_bps: if lying { 9_500 } else { 7_000 },
+            stakes: 100,
+            evidence: Vec::new(),
+            created_at,
+            closes_at,
+            supersedes: None,
+        });
+        let Ok(msg) = body.sign(&[&self.agents[proposer].key]) else {
+            return;
+        };
+        let p = self.proposals.len();
+        self.by_id.insert(msg.id, p);
+        self.proposals.push(ProposalInfo {
+            id: msg.id,
+            domain: d,
+            round,
+            good,
+            created_us: self.now,
+            closes_at,
+            reference: None,
+            divergences: 0,
+        });
+        self.answered.insert((proposer, p));
+        self.submit(node, msg.bytes.into());
+        if self.sc.proposals.reports {
+            let t = self.now
+                + (self.sc.proposals.window_ms
+                    + self.sc.rules.finalize_grace_ms
+                    + self.sc.proposals.report_delay_ms)
+                    * 1_000;
+            self.at(t, Ev::Report { proposal: p });
+        }
+    }
+
+    fn snapshot_trust(&mut self, d: usize, round: usize) {
+        let n = self.domains[d].nodes[0];
+        let at = self.local(n);
+        let name = self.domains[d].name.clone();
+        let Some(engine) = self.nodes[n].engine.as_mut() else {
+            return;
+        };
+        let table = engine.trust_table(&name, at);
+        let mut sums: HashMap<Class, (f64, usize)> = HashMap::new();
+        for &m in &self.domains[d].members {
+            let a = &self.agents[m];
+            let t = table
+                .get(&a.pk)
+                .copied()
+                .unwrap_or(acp_protocol::trust::INITIAL_TRUST);
+            let e = sums.entry(a.class).or_default();
+            e.0 += f64::from(t);
+            e.1 += 1;
+        }
+        if d == 0 {
+            for c in Class::ALL {
+                if let Some((s, k)) = sums.get(&c) {
+                    self.trust.push(TrustPoint {
+                        round,
+                        class: c,
+                        mean_trust_bps: s / *k as f64,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Hand a message to a node as its own agent's submission.
+    fn submit(&mut self, n: usize, bytes: Arc<[u8]>) {
+        if !self.nodes[n].alive() {
+            return;
+        }
+        self.nodes[n].inbox.push(InboxItem {
+            bytes,
+            origin: Origin::Local,
+            from: None,
+        });
+        self.schedule_process(n);
+    }
+
+    fn think_us(&mut self) -> Micros {
+        let a = &self.sc.agents;
+        let ms = a.think_median_ms * (a.think_sigma * self.rng.normal()).exp();
+        (ms * 1_000.0) as Micros
+    }
+
+    fn agents_consider(&mut self, n: usize, p: usize) {
+        let d = self.proposals[p].domain;
+        if self.nodes[n].domain != d {
+            return;
+        }
+        for i in 0..self.nodes[n].agents.len() {
+            let a = self.nodes[n].agents[i];
+            if !self.answered.insert((a, p)) {
+                continue;
+            }
+            let class = self.agents[a].class;
+            let always = matches!(class, Class::Liar | Class::Sybil | Class::Backdater);
+            if !always && !self.rng.chance(self.sc.agents.response_rate) {
+                continue;
+            }
+            let close_us = self.proposals[p].created_us + self.sc.proposals.window_ms * 1_000;
+            match class {
+                Class::Backdater => {
+                    let t = close_us + (self.sc.rules.finalize_grace_ms + 500) * 1_000;
+                    self.at(
+                        t,
+                        Ev::Backdate {
+                            agent: a,
+                            proposal: p,
+                        },
+                    );
+                }
+                _ => {
+                    let think = self.think_us();
+                    let think = if matches!(class, Class::Liar | Class::Sybil) {
+                        think / 2
+                    } else {
+                        think
+                    };
+                    self.at(
+                        self.now + think,
+                        Ev::Respond {
+                            agent: a,
+                            proposal: p,
+                        },
+                    );
+                    if class == Class::Equivocator {
+                        let t = close_us.saturating_sub(300_000).max(self.now + think + 1);
+                        self.at(
+                            t,
+                            Ev::Equivocate {
+                                agent: a,
+                                proposal: p,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stance and confidence an agent gives.
+    fn opinion(&mut self, a: usize, p: usize) -> (Stance, u16) {
+        let good = self.proposals[p].good;
+        let ag = &self.agents[a];
+        let (class, acc) = (ag.class, ag.accuracy);
+        let truth = if good {
+            Stance::Endorse
+        } else {
+            Stance::Challenge
+        };
+        let lie = if good {
+            Stance::Challenge
+        } else {
+            Stance::Endorse
+        };
+        match class {
+            Class::Liar | Class::Sybil | Class::Backdater => (lie, 9_500),
+            _ => {
+                let right = self.rng.chance(acc);
+                let stance = if right { truth } else { lie };
+                let conf = match class {
+                    Class::Overconfident => 0.95,
+                    Class::Underconfident => 0.55 + 0.02 * self.rng.normal(),
+                    _ => acc + self.sc.agents.confidence_noise * self.rng.normal(),
+                };
+                (stance, bps(conf.clamp(0.5, 0.99)))
+            }
+        }
+    }
+
+    fn response(
+        &self,
+        a: usize,
+        p: usize,
+        stance: Stance,
+        conf: u16,
+        issued_at: Timestamp,
+        note: &str,
+    ) -> Option<(ContentId, Arc<[u8]>)> {
+        let ag = &self.agents[a];
+        let body = Body::Response(Response {
+            responder: ag.pk,
+            domain: self.domains[ag.domain].name.clone(),
+            proposal: self.proposals[p].id,
+            stance,
+            confidence_bps: conf,
+            reasoning: format!("{} {note}", ag.class.name()),
+            evidence: Vec::new(),
+            issued_at,
+        });
+        body.sign(&[&ag.key]).ok().map(|m| (m.id, m.bytes.into()))
+    }
+
+    fn respond(&mut self, a: usize, p: usize) {
+        let n = self.agents[a].node;
+        let now = self.local(n);
+        if now > self.proposals[p].closes_at {
+            return; // too late to count; an honest agent does not bother
+        }
+        if !self.nodes[n].alive() {
+            // The sidecar is down: retry shortly.
+            self.at(
+                self.now + 500_000,
+                Ev::Respond {
+                    agent: a,
+                    proposal: p,
+                },
+            );
+            return;
+        }
+        let (stance, conf) = self.opinion(a, p);
+        if let Some((_, bytes)) = self.response(a, p, stance, conf, now, "signal") {
+            self.responses_signed += 1;
+            self.submit(n, bytes);
+        }
+    }
+
+    /// The second, opposite response of an equivocator, sent straight to
+    /// the mesh so both versions spread.
+    fn equivocate(&mut self, a: usize, p: usize) {
+        let n = self.agents[a].node;
+        let now = self.local(n);
+        let Some(e) = self.nodes[n].engine.as_ref() else {
+            return;
+        };
+        let pk = self.agents[a].pk;
+        let first = e
+            .set()
+            .refs(&self.proposals[p].id)
+            .and_then(|r| r.responses.get(&pk))
+            .and_then(|ids| ids.iter().next().copied())
+            .and_then(|id| e.set().get(&id))
+            .and_then(|m| match m.body() {
+                Body::Response(r) => Some(r.stance),
+                _ => None,
+            });
+        let stance = match first {
+            Some(Stance::Endorse) => Stance::Challenge,
+            _ => Stance::Endorse,
+        };
+        if let Some((gid, bytes)) = self.response(a, p, stance, 9_000, now, "second") {
+            self.responses_signed += 1;
+            self.gossip(n, &Wire { gid, bytes }, None);
+        }
+    }
+
+    fn backdate(&mut self, a: usize, p: usize) {
+        let n = self.agents[a].node;
+        let (stance, conf) = self.opinion(a, p);
+        let issued = self.proposals[p].closes_at;
+        if let Some((_, bytes)) = self.response(a, p, stance, conf, issued, "backdated") {
+            self.responses_signed += 1;
+            self.submit(n, bytes);
+        }
+    }
+
+    fn report(&mut self, p: usize) {
+        let d = self.proposals[p].domain;
+        let n = self.domains[d].nodes[0];
+        let body = Body::OutcomeReport(OutcomeReport {
+            reporter: self.domains[d].reporter.public(),
+            domain: self.domains[d].name.clone(),
+            proposal: self.proposals[p].id,
+            outcome: if self.proposals[p].good {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            },
+            note: String::new(),
+            reported_at: self.local(n),
+        });
+        if let Ok(m) = body.sign(&[&self.domains[d].reporter]) {
+            self.submit(n, m.bytes.into());
+        }
+    }
+
+    // ---- outsiders --------------------------------------------------------
+
+    fn forge_copy(&mut self, n: usize, id: ContentId) {
+        let forgers = self
+            .outsiders
+            .iter()
+            .filter(|o| o.kind == OutsiderKind::Forger && o.node == n)
+            .count();
+        for _ in 0..forgers {
+            if !self.rng.chance(self.sc.byzantine.forge_prob) {
+                continue;
+            }
+            let Some(bytes) = self.nodes[n].engine.as_ref().and_then(|e| e.get_bytes(&id)) else {
+                return;
+            };
+            let mut forged = bytes.to_vec();
+            if let Some(last) = forged.last_mut() {
+                *last ^= 0x01; // inside the signature: decodes, never verifies
+            }
+            let wire = Wire {
+                gid: id,
+                bytes: forged.into(),
+            };
+            self.gossip(n, &wire, None);
+        }
+    }
+
+    fn outsider(&mut self, i: usize) {
+        let n = self.outsiders[i].node;
+        let kind = self.outsiders[i].kind;
+        let next = match kind {
+            OutsiderKind::Forger => return,
+            OutsiderKind::Replayer => {
+                let store = &self.nodes[n].store;
+                if !store.is_empty() {
+                    let bytes = store[self.rng.below(store.len() as u64) as usize].clone();
+                    if let Ok((_, gid)) = decode_unverified(&bytes) {
+                        self.gossip(n, &Wire { gid, bytes }, None);
+                    }
+                }
+                200_000
+            }
+            OutsiderKind::Flooder => {
+                let now_t = self.local(n);
+                let d = self.nodes[n].domain;
+                let open: Vec<usize> = self
+                    .proposals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, q)| q.domain == d && q.closes_at >= now_t)
+                    .map(|(j, _)| j)
+                    .collect();
+                if !open.is_empty() {
+                    let p = open[self.rng.below(open.len() as u64) as usize];
+                    let o = &mut self.outsiders[i];
+                    o.sent += 1;
+                    let body = Body::Response(Response {
+                        responder: o.key.public(),
+                        domain: self.domains[d].name.clone(),
+                        proposal: self.proposals[p].id,
+                        stance: Stance::Endorse,
+                        confidence_bps: 10_000,
+                        reasoning: format!("flood {} {}", i, o.sent),
+                        evidence: Vec::new(),
+                        issued_at: now_t,
+                    });
+                    if let Ok(m) = body.sign(&[&o.key]) {
+                        let wire = Wire {
+                            gid: m.id,
+                            bytes: m.bytes.into(),
+                        };
+                        self.gossip(n, &wire, None);
+                    }
+                }
+                (1_000_000.0 / self.sc.byzantine.flood_rate_per_s.max(0.001)) as Micros
+            }
+        };
+        self.at(self.now + next.max(1), Ev::Outsider(i));
+    }
+
+    // ---- faults -----------------------------------------------------------
+
+    fn fault(&mut self, i: usize) {
+        let kind = self.sc.events[i].kind.clone();
+        match kind {
+            FaultKind::Partition { groups, split } => {
+                let n = self.nodes.len();
+                for (j, node) in self.nodes.iter_mut().enumerate() {
+                    node.group = if groups.is_empty() {
+                        (j * split.max(1) / n) as u32
+                    } else {
+                        groups
+                            .iter()
+                            .position(|g| g.contains(&j))
+                            .unwrap_or(groups.len()) as u32
+                    };
+                }
+                self.heal_at = None;
+            }
+            FaultKind::Heal => {
+                for node in &mut self.nodes {
+                    node.group = 0;
+                }
+                self.heal_at = Some(self.now);
+                self.convergence_ms.push(None);
+                // Links come back: nodes run anti-entropy right away.
+                for n in 0..self.nodes.len() {
+                    let t = self.now + self.rng.below(200_000);
+                    self.at(t, Ev::Sync { node: n });
+                }
+            }
+            FaultKind::Crash { node } => {
+                if let Some(nd) = self.nodes.get_mut(node) {
+                    nd.engine = None;
+                    nd.inbox.clear();
+                    nd.seen.clear();
+                }
+            }
+            FaultKind::Restart { node } => {
+                if node < self.nodes.len() && !self.nodes[node].alive() {
+                    self.restart(node);
+                }
+            }
+        }
+        self.rebuild_mesh();
+    }
+
+    /// Rebuild the engine from the node's durable store, then catch up by sync.
+    fn restart(&mut self, n: usize) {
+        let mut engine = Engine::new(Self::engine_config(&self.sc, &self.nodes[n].key));
+        let now = self.local(n);
+        let store = self.nodes[n].store.clone();
+        let mut effects = Vec::new();
+        for chunk in store.chunks(1_024) {
+            let items: Vec<(&[u8], Origin)> = chunk.iter().map(|b| (&**b, Origin::Store)).collect();
+            self.ingests += items.len() as u64;
+            for ing in engine.ingest_batch(&items, now).into_iter().flatten() {
+                effects.extend(ing.effects);
+            }
+        }
+        for b in &store {
+            if let Ok((_, id)) = decode_unverified(b) {
+                self.nodes[n].seen.insert(id);
+            }
+        }
+        self.nodes[n].engine = Some(engine);
+        self.apply(n, effects);
+        self.schedule_process(n);
+        self.at(self.now + 1_000, Ev::Sync { node: n });
+    }
+
+    // ---- anti-entropy -----------------------------------------------------
+
+    /// One pull round: ask a random reachable peer of the same domain for its
+    /// summary, list the differing buckets page by page, fetch what is
+    /// missing. The exchange is computed on the peer's state at the time of
+    /// the request and delivered after the round trips it would take.
+    fn sync(&mut self, a: usize) {
+        if !self.nodes[a].alive() {
+            return;
+        }
+        let peers: Vec<usize> = self.nodes[a]
+            .perm
+            .iter()
+            .copied()
+            .filter(|&j| self.link_up(a, j))
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let b = peers[self.rng.below(peers.len() as u64) as usize];
+        let domain = self.domains[self.nodes[a].domain].name.clone();
+        let (Some(ea), Some(eb)) = (self.nodes[a].engine.as_ref(), self.nodes[b].engine.as_ref())
+        else {
+            return;
+        };
+        let mut bytes = 0u64;
+        let mut trips = 1u64;
+        let size = |r: &SyncResponse| r.to_bytes().map_or(0, |v| v.len() as u64);
+        let req_size = |r: &SyncRequest| r.to_bytes().map_or(0, |v| v.len() as u64);
+        let req = SyncRequest::Summary {
+            domain: domain.clone(),
+        };
+        bytes += req_size(&req);
+        let resp = eb.answer(&req);
+        bytes += size(&resp);
+        let SyncResponse::Summary(theirs) = resp else {
+            return;
+        };
+        let wanted = ea.summary(&domain).wanted_from(&theirs);
+        let mut want_ids = Vec::new();
+        for bucket in wanted {
+            let mut after = None;
+            loop {
+                let req = SyncRequest::Ids {
+                    domain: domain.clone(),
+                    bucket,
+                    after,
+                };
+                bytes += req_size(&req);
+                trips += 1;
+                let resp = eb.answer(&req);
+                bytes += size(&resp);
+                let SyncResponse::Ids { ids, more } = resp else {
+                    break;
+                };
+                after = ids.last().copied();
+                want_ids.extend(ea.missing(&ids));
+                if !more || after.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut msgs: Vec<Arc<[u8]>> = Vec::new();
+        for chunk in want_ids.chunks(MAX_FETCH_IDS) {
+            let req = SyncRequest::Fetch {
+                ids: chunk.to_vec(),
+            };
+            bytes += req_size(&req);
+            trips += 1;
+            let resp = eb.answer(&req);
+            bytes += size(&resp);
+            if let SyncResponse::Messages(m) = resp {
+                msgs.extend(m.into_iter().map(Arc::from));
+            }
+        }
+        self.nodes[a].stats.sync_bytes += bytes;
+        self.nodes[b].stats.sync_bytes += bytes;
+        self.nodes[a].stats.sync_msgs += msgs.len() as u64;
+        let mut delay = 0;
+        for _ in 0..2 * trips {
+            delay += self.latency_us();
+        }
+        if !msgs.is_empty() {
+            self.at(self.now + delay, Ev::SyncDone { node: a, msgs });
+        }
+    }
+
+    // ---- metrics ----------------------------------------------------------
+
+    /// Share of node pairs of the proposal's domain holding the same final digest.
+    pub fn agreement(&self, p: usize) -> f64 {
+        let d = self.proposals[p].domain;
+        let nodes = &self.domains[d].nodes;
+        if nodes.len() < 2 {
+            return 1.0;
+        }
+        let mut groups: HashMap<Option<ContentId>, usize> = HashMap::new();
+        let mut missing = 0usize;
+        for &n in nodes {
+            match self.nodes[n].views.get(p).copied().flatten() {
+                Some(v) if v.first_final_us != u64::MAX => {
+                    *groups.entry(Some(v.digest)).or_default() += 1
+                }
+                _ => missing += 1,
+            }
+        }
+        let k = nodes.len();
+        let pairs = (k * (k - 1) / 2) as f64;
+        let same: usize = groups.values().map(|c| c * (c - 1) / 2).sum();
+        let _ = missing;
+        same as f64 / pairs
+    }
+
+    fn sample(&mut self) {
+        let grace = self.sc.rules.finalize_grace_ms * 1_000;
+        let window = self.sc.proposals.window_ms * 1_000;
+        let closed: Vec<usize> = (0..self.proposals.len())
+            .filter(|&p| self.proposals[p].created_us + window + grace + 500_000 <= self.now)
+            .collect();
+        let agreed = closed.iter().filter(|&&p| self.agreement(p) >= 1.0).count();
+        let agreed_share = if closed.is_empty() {
+            1.0
+        } else {
+            agreed as f64 / closed.len() as f64
+        };
+        let mut sets_equal = None;
+        if let Some(h) = self.heal_at {
+            let mut equal = true;
+            for dom in &self.domains {
+                let mut first = None;
+                for &n in &dom.nodes {
+                    if let Some(e) = &self.nodes[n].engine {
+                        let s = e.summary(&dom.name);
+                        match &first {
+                            None => first = Some(s),
+                            Some(f) => equal &= *f == s,
+                        }
+                    }
+                }
+            }
+            let all_agree = agreed_share >= 1.0;
+            sets_equal = Some(equal);
+            if equal && all_agree {
+                if let Some(slot) = self.convergence_ms.last_mut() {
+                    *slot = Some(ms(self.now - h));
+                }
+                self.heal_at = None;
+            }
+        }
+        self.samples.push(Sample {
+            t_ms: ms(self.now),
+            agreed_share,
+            sets_equal,
+            alive: self.nodes.iter().filter(|n| n.alive()).count(),
+        });
+    }
+
+    /// Map a responder key to its agent index.
+    pub fn agent_of(&self, pk: &PublicKey) -> Option<usize> {
+        self.agent_by_pk.get(pk).copied()
+    }
+
+    /// Domain node lists.
+    pub fn domain_nodes(&self, d: usize) -> &[usize] {
+        &self.domains[d].nodes
+    }
+}

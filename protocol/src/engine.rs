@@ -16,7 +16,9 @@ use crate::message::{
     Body, Kind, Receipt, Rejection, SignedMessage, Stance, Status, Timestamp, decode_unverified,
     signature_items,
 };
-use crate::resolve::{Resolution, ResolveError, resolve_with_trust};
+use crate::resolve::{
+    DecisionPackage, Resolution, ResolveError, decision_package, resolve_with_trust,
+};
 use crate::set::MessageSet;
 use crate::sync::{self, Summary, SyncRequest, SyncResponse};
 use crate::trust::{TrustTable, trust_table};
@@ -486,6 +488,16 @@ impl Engine {
         let (domain, at) = (p.domain.clone(), p.created_at);
         let trust = self.trust_for(&domain, at);
         resolve_with_trust(&self.set, id, now, &trust)
+    }
+
+    /// The decision package of a proposal at `now`.
+    pub fn decision_package(
+        &mut self,
+        id: &ContentId,
+        now: Timestamp,
+    ) -> Result<DecisionPackage, ResolveError> {
+        let r = self.resolve(id, now)?;
+        decision_package(&self.set, r).ok_or(ResolveError::UnknownProposal(*id))
     }
 
     /// When [`Engine::tick`] next has work that time alone triggers.

@@ -598,3 +598,97 @@ fn histogram(votes: &[Vote]) -> Vec<HistogramBin> {
     }
     bins
 }
+
+/// Everything a human needs to decide an escalation, or an auditor to read a
+/// decision: the proposal and policy, the resolution, every response with
+/// its reasoning (counted or not, and why not), and the human decisions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionPackage {
+    /// The proposal's id.
+    pub proposal_id: ContentId,
+    /// The proposal.
+    pub proposal: Proposal,
+    /// The pinned policy, when known.
+    pub policy: Option<DomainPolicy>,
+    /// The resolution at the time the package was made.
+    pub resolution: Resolution,
+    /// Counted responses with their weight breakdown, ordered by responder.
+    pub counted: Vec<PackagedResponse>,
+    /// Responses that do not count, and why.
+    pub excluded: Vec<PackagedExclusion>,
+    /// Every human decision on the proposal, counted or not.
+    pub human_decisions: Vec<(ContentId, crate::message::HumanDecision)>,
+}
+
+/// A counted response with its vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackagedResponse {
+    /// Weight breakdown.
+    pub vote: Vote,
+    /// The response as signed.
+    pub response: crate::message::Response,
+}
+
+/// A response that does not count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackagedExclusion {
+    /// Why.
+    pub reason: Exclusion,
+    /// The response's id.
+    pub id: ContentId,
+    /// The response as signed.
+    pub response: crate::message::Response,
+}
+
+/// Build the decision package of a proposal from a set and its resolution.
+pub fn decision_package(set: &MessageSet, resolution: Resolution) -> Option<DecisionPackage> {
+    let proposal = set.proposal(&resolution.proposal)?.clone();
+    let policy = set.policy(&proposal.policy).cloned();
+    let response = |id: &ContentId| match set.get(id).map(|m| m.body()) {
+        Some(Body::Response(r)) => Some(r.clone()),
+        _ => None,
+    };
+    let counted = resolution
+        .votes
+        .iter()
+        .filter_map(|v| {
+            Some(PackagedResponse {
+                vote: v.clone(),
+                response: response(&v.response)?,
+            })
+        })
+        .collect();
+    let excluded = Counting::of(set, &resolution.proposal)
+        .map(|c| classify(set, &c).excluded)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| {
+            Some(PackagedExclusion {
+                reason: e.reason,
+                id: e.response,
+                response: response(&e.response)?,
+            })
+        })
+        .collect();
+    let human_decisions = set
+        .refs(&resolution.proposal)
+        .map(|r| {
+            r.decisions
+                .iter()
+                .filter_map(|id| match set.get(id).map(|m| m.body()) {
+                    Some(Body::HumanDecision(d)) => Some((*id, d.clone())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(DecisionPackage {
+        proposal_id: resolution.proposal,
+        proposal,
+        policy,
+        resolution,
+        counted,
+        excluded,
+        human_decisions,
+    })
+}

@@ -199,3 +199,30 @@ fn restart_from_store_keeps_receipts_and_signs_nothing_new() {
     );
     assert_eq!(restored.set().len(), stored.len());
 }
+
+#[test]
+fn decision_package_carries_reasoning_and_exclusions() {
+    let f = Fixture::standard();
+    let mut e = acp_protocol::Engine::new(acp_protocol::EngineConfig::default());
+    let late = f.vote_at(3, Stance::Challenge, 9_000, CLOSES.plus_ms(1));
+    for m in [
+        &f.policy,
+        &f.proposal,
+        &f.vote(0, Stance::Endorse, 8_000),
+        &late,
+    ] {
+        e.ingest(&m.bytes, Origin::Peer, CLOSES.plus_ms(10))
+            .expect("valid");
+    }
+    let pkg = e.decision_package(&f.proposal.id, CLOSES).expect("package");
+    assert_eq!(pkg.counted.len(), 1);
+    assert_eq!(pkg.counted[0].response.reasoning, "agent 0 reasoning");
+    assert_eq!(pkg.excluded.len(), 1);
+    assert_eq!(
+        pkg.excluded[0].reason,
+        acp_protocol::resolve::Exclusion::Late
+    );
+    assert!(pkg.policy.is_some());
+    let json = serde_json::to_string(&pkg).expect("json");
+    assert!(json.contains("agent 0 reasoning"));
+}

@@ -38,9 +38,9 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/kad/1");
 /// Identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/acp/1";
 /// Largest sync request, in bytes.
-pub const MAX_SYNC_REQUEST: usize = 1024 * 1024;
+pub const MAX_SYNC_REQUEST: usize = 64 * 1024;
 /// Largest sync response, in bytes.
-pub const MAX_SYNC_RESPONSE: usize = 16 * 1024 * 1024;
+pub const MAX_SYNC_RESPONSE: usize = acp_protocol::sync::MAX_SYNC_BYTES + 64 * 1024;
 
 /// The gossip topic of a domain: `acp/1/<domain>`.
 pub fn topic(domain: &str) -> IdentTopic {

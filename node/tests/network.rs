@@ -14,7 +14,8 @@ fn three_nodes_agree_on_a_proposal() {
     let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
     let n1 = dirs[0].start(&[]);
     let n2 = dirs[1].start(&[&n1.tcp]);
-    let n3 = dirs[2].start(&[&n1.tcp]);
+    // n3 joins over QUIC, n2 over TCP.
+    let n3 = dirs[2].start(&[&n1.quic]);
     wait_for(20, "mesh", || (n1.peers() >= 2).then_some(()));
 
     let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();

@@ -94,6 +94,8 @@ pub struct TestNode {
     pub peer_id: String,
     /// TCP listen multiaddr with `/p2p/<id>`.
     pub tcp: String,
+    /// QUIC listen multiaddr with `/p2p/<id>`.
+    pub quic: String,
     pub log: PathBuf,
 }
 
@@ -127,9 +129,9 @@ impl TestNode {
                 }
             }
         });
-        let (mut api, mut peer_id, mut tcp) = (None, None, None);
+        let (mut api, mut peer_id, mut tcp, mut quic) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while api.is_none() || peer_id.is_none() || tcp.is_none() {
+        while api.is_none() || peer_id.is_none() || tcp.is_none() || quic.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -143,6 +145,9 @@ impl TestNode {
                 (Some("ACP-API"), Some(a)) => api = Some(a.parse().unwrap()),
                 (Some("ACP-PEER"), Some(p)) => peer_id = Some(p.to_owned()),
                 (Some("ACP-LISTEN"), Some(a)) if a.contains("/tcp/") => tcp = Some(a.to_owned()),
+                (Some("ACP-LISTEN"), Some(a)) if a.contains("/quic-v1/") => {
+                    quic = Some(a.to_owned())
+                }
                 _ => {}
             }
         }
@@ -151,6 +156,7 @@ impl TestNode {
             api: api.unwrap(),
             peer_id: peer_id.unwrap(),
             tcp: tcp.unwrap(),
+            quic: quic.unwrap(),
             log,
         }
     }

@@ -612,10 +612,7 @@ impl Core {
                 }
             }
         }
-        let responses = set
-            .refs(id)
-            .map(|r| r.responses.values().map(|s| s.len()).sum::<usize>())
-            .unwrap_or(0);
+        let responses = set.refs(id).map(|r| r.response_count()).unwrap_or(0);
         json!({
             "ok": true,
             "proposal": id.to_string(),

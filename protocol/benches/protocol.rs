@@ -183,7 +183,14 @@ fn resolution(c: &mut Criterion) {
                     .expect("report"),
             );
             g.bench_function("trust_table_1000_reported_votes", |b| {
-                b.iter(|| trust_table(&with_report, "fraud.detection", Timestamp(80_000)))
+                b.iter(|| {
+                    trust_table(
+                        &with_report,
+                        "fraud.detection",
+                        Timestamp(80_000),
+                        &[d.reporter.public()],
+                    )
+                })
             });
         }
     }

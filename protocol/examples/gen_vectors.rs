@@ -1499,7 +1499,7 @@ fn signature_vectors(k: &Keys) -> Vec<Value> {
     id_r[..32].copy_from_slice(&IDENTITY);
     push(
         "identity_key_identity_r_zero_s",
-        "A = R = identity, s = 0: valid for every message under ZIP-215 (why policies reject weak keys)",
+        "A = R = identity, s = 0: the cofactored equation holds for every message, so ACP refuses small-order keys (WeakKey)",
         IDENTITY,
         id_r,
     );
@@ -1877,20 +1877,6 @@ fn main() {
         }),
         &[&k.node],
     );
-    let mut weak = response_body(k.a(1), prop.id, Stance::Endorse, 10_000, T0 + 1_000);
-    weak.responder = PublicKey(IDENTITY);
-    let weak_body = Body::Response(weak);
-    let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(&IDENTITY);
-    let weak_bytes = envelope_bytes(
-        1,
-        &weak_body,
-        vec![SignatureEntry {
-            signer: PublicKey(IDENTITY),
-            signature: Signature(sig),
-        }],
-    );
-    let weak_msg = decode_message(&weak_bytes).expect("weak-key response decodes");
     let messages = vec![
         message_json(
             "policy",
@@ -1920,11 +1906,6 @@ fn main() {
             "receipt",
             "node's receipt of the resolution at closes_at of the four messages above",
             &receipt,
-        ),
-        message_json(
-            "response_by_weak_key",
-            "ACCEPTED: the responder is the identity point and the signature is (R = identity, s = 0), valid for any message under ZIP-215. Only policies reject weak keys; such a response has no weight because no policy can list the key.",
-            &weak_msg,
         ),
     ];
     write(

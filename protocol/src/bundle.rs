@@ -98,7 +98,7 @@ impl AuditBundle {
                 ids.insert(qp.policy);
             }
             if let Some(refs) = set.refs(q) {
-                ids.extend(refs.responses.values().flatten());
+                ids.extend(refs.responses().map(|(_, id, _)| *id));
                 ids.extend(&refs.decisions);
                 ids.extend(&refs.reports);
             }

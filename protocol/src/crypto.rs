@@ -6,8 +6,9 @@
 //! signatures with small-order components; the cofactored equation of ZIP-215
 //! is the one rule for which single and batch verification agree by
 //! construction. Signing is plain Ed25519 (`ed25519-dalek`); its signatures
-//! verify under both rules. Weak (small-order) keys pass ZIP-215 for any
-//! message, so policies may not name one ([`PublicKey::is_weak`]).
+//! verify under both rules. Weak (small-order) keys would pass ZIP-215 for
+//! any message, so verification refuses them ([`SignatureError::WeakKey`])
+//! and policies may not name one ([`PublicKey::is_weak`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -130,6 +131,9 @@ pub enum SignatureError {
     /// `A` or `R` does not decode to a curve point.
     #[error("public key or signature R is not a curve point")]
     NotAPoint,
+    /// `A` has small order: anyone could sign for it.
+    #[error("public key is a small-order (weak) point")]
+    WeakKey,
     /// The cofactored verification equation does not hold.
     #[error("signature does not verify")]
     Equation,
@@ -169,6 +173,11 @@ fn prepare(item: &VerifyItem<'_>) -> Result<Prepared, SignatureError> {
     let a = CompressedEdwardsY(item.key.0)
         .decompress()
         .ok_or(SignatureError::NotAPoint)?;
+    // ZIP-215 alone accepts any signature under a small-order key; ACP
+    // refuses such keys outright, in single and batch mode alike.
+    if a.is_small_order() {
+        return Err(SignatureError::WeakKey);
+    }
     let k = Scalar::from_hash(
         Sha512::new()
             .chain_update(r_bytes)
@@ -271,9 +280,9 @@ mod tests {
     }
 
     /// Every small-order point, in canonical and (where one exists)
-    /// non-canonical encodings, as key and as R with s = 0: ZIP-215 accepts
-    /// exactly those whose equation holds under the cofactor; batch and single
-    /// must agree on every one, alone and mixed with honest signatures.
+    /// non-canonical encodings, as key and as R with s = 0: the cofactored
+    /// equation holds for all of them, and ACP refuses them all as weak keys;
+    /// batch and single must agree on every one, mixed with honest signatures.
     #[test]
     fn small_order_and_non_canonical_points_agree_single_and_batch() {
         let mut encodings: Vec<[u8; 32]> = Vec::new();
@@ -317,9 +326,14 @@ mod tests {
                     hex::encode(r)
                 );
                 assert_eq!(batch[0], Ok(()));
-                if single.is_ok() {
-                    assert!(pk.is_weak());
-                }
+                assert!(pk.is_weak());
+                assert!(
+                    matches!(
+                        single,
+                        Err(SignatureError::WeakKey | SignatureError::NotAPoint)
+                    ),
+                    "{single:?}"
+                );
                 checked += 1;
             }
         }

@@ -204,7 +204,8 @@ impl IngestError {
 
 #[derive(Debug, Default)]
 struct Track {
-    announced: bool,
+    /// The decided outcome already announced (early), as digest and status.
+    announced: Option<(ContentId, Status)>,
     /// Digest and status as last finalized.
     finalized: Option<(ContentId, Status)>,
     /// This node's newest receipt and the ones it replaced.
@@ -221,7 +222,7 @@ pub struct Engine {
     tracks: HashMap<ContentId, Track>,
     deadlines: BTreeSet<(Timestamp, ContentId)>,
     dirty: BTreeSet<ContentId>,
-    trust_cache: HashMap<(String, Timestamp), (u64, Arc<TrustTable>)>,
+    trust_cache: HashMap<(String, Timestamp, ContentId), (u64, Arc<TrustTable>)>,
     trust_generation: HashMap<String, u64>,
 }
 
@@ -392,8 +393,7 @@ impl Engine {
                 let ids: Vec<ContentId> = self
                     .set
                     .refs(&r.proposal)
-                    .and_then(|refs| refs.responses.get(&r.responder))
-                    .map(|s| s.iter().copied().collect())
+                    .map(|refs| refs.responses_of(&r.responder).collect())
                     .unwrap_or_default();
                 if ids.len() > 1 {
                     effects.push(Effect::Event(Event::Equivocation {
@@ -427,7 +427,7 @@ impl Engine {
                     t.superseded.extend(r.supersedes);
                     if t.receipt.is_none_or(|cur| t.superseded.contains(&cur)) {
                         t.receipt = Some(id);
-                        t.announced = true;
+                        t.announced = Some((r.resolution, r.status));
                         t.finalized = Some((r.resolution, r.status));
                     }
                 } else if let Some(Some((ours, _))) =
@@ -455,7 +455,7 @@ impl Engine {
     fn feeds_trust(&self, q: &ContentId) -> bool {
         self.set
             .refs(q)
-            .is_some_and(|r| !r.reports.is_empty() || r.responses.values().any(|ids| ids.len() > 1))
+            .is_some_and(|r| !r.reports.is_empty() || !r.equivocators().is_empty())
     }
 
     /// Trust inputs of a domain changed: every proposal in it may resolve
@@ -466,15 +466,17 @@ impl Engine {
         self.dirty.extend(ids);
     }
 
-    fn trust_for(&mut self, domain: &str, at: Timestamp) -> Arc<TrustTable> {
+    /// The trust table a proposal created at `at` under `policy` reads.
+    fn trust_for(&mut self, domain: &str, at: Timestamp, policy: &ContentId) -> Arc<TrustTable> {
         let generation = self.trust_generation.get(domain).copied().unwrap_or(0);
-        let key = (domain.to_owned(), at);
+        let key = (domain.to_owned(), at, *policy);
         if let Some((g, t)) = self.trust_cache.get(&key)
             && *g == generation
         {
             return t.clone();
         }
-        let t = Arc::new(trust_table(&self.set, domain, at));
+        let reporters = self.set.policy(policy).map_or(&[][..], |p| &p.reporters);
+        let t = Arc::new(trust_table(&self.set, domain, at, reporters));
         self.trust_cache.insert(key, (generation, t.clone()));
         t
     }
@@ -485,8 +487,8 @@ impl Engine {
             .set
             .proposal(id)
             .ok_or(ResolveError::UnknownProposal(*id))?;
-        let (domain, at) = (p.domain.clone(), p.created_at);
-        let trust = self.trust_for(&domain, at);
+        let (domain, at, policy) = (p.domain.clone(), p.created_at, p.policy);
+        let trust = self.trust_for(&domain, at, &policy);
         resolve_with_trust(&self.set, id, now, &trust)
     }
 
@@ -534,7 +536,21 @@ impl Engine {
         let r = Arc::new(r);
         match track.finalized {
             None if finalize && r.is_final => {
-                if !track.announced || r.status == Status::Escalated {
+                let announce = match track.announced {
+                    None => true,
+                    // An early decision that no longer holds (an equivocation
+                    // or a late trust input withdrew weight) is a divergence.
+                    Some(previous) if previous.1 != r.status => {
+                        effects.push(Effect::Event(Event::Divergence {
+                            proposal: id,
+                            previous,
+                            current: r.clone(),
+                        }));
+                        true
+                    }
+                    Some(_) => false,
+                };
+                if announce {
                     effects.push(Effect::Event(if r.status == Status::Escalated {
                         Event::Escalated {
                             resolution: r.clone(),
@@ -545,7 +561,7 @@ impl Engine {
                         }
                     }));
                 }
-                track.announced = true;
+                track.announced = Some((digest, r.status));
                 track.finalized = Some((digest, r.status));
                 let receipt = self.sign_receipt(&r, digest, effects);
                 effects.push(Effect::Event(Event::Finalized {
@@ -554,8 +570,8 @@ impl Engine {
                 }));
             }
             None => {
-                if r.is_final && r.is_decided() && !track.announced {
-                    track.announced = true;
+                if r.is_final && r.is_decided() && track.announced.is_none() {
+                    track.announced = Some((digest, r.status));
                     effects.push(Effect::Event(Event::Decided { resolution: r }));
                 }
             }
@@ -646,9 +662,13 @@ impl Engine {
         sync::missing(&self.set, ids)
     }
 
-    /// Trust of every agent with history in a domain, for a proposal created at `at`.
+    /// Trust of every agent with history in a domain, as a proposal created
+    /// at `at` under the domain's newest policy would read it.
     pub fn trust_table(&mut self, domain: &str, at: Timestamp) -> BTreeMap<PublicKey, u16> {
-        let t = self.trust_for(domain, at);
+        let Some(policy) = self.set.latest_policy(domain) else {
+            return BTreeMap::new();
+        };
+        let t = self.trust_for(domain, at, &policy);
         t.accounts.iter().map(|(k, a)| (*k, a.score())).collect()
     }
 }

@@ -7,8 +7,6 @@
 //! of at most [`crate::limits::MAX_MEMBERS`] members fits in a `u64`.
 //! Inequalities multiply by up to `2 * 10^4` and are evaluated in `u128`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -120,50 +118,62 @@ pub struct Classified {
 }
 
 /// Apply the counting rules to every response of a proposal.
+///
+/// Responses are indexed by responder and the policy's members are sorted
+/// by agent, so one merge walk finds every responder's membership.
 pub fn classify(set: &MessageSet, c: &Counting<'_>) -> Classified {
     let mut out = Classified::default();
     let Some(refs) = set.refs(&c.id) else {
         return out;
     };
-    for (responder, ids) in &refs.responses {
-        let exclude = |reason| {
-            ids.iter().map(move |id| ExcludedResponse {
-                response: *id,
-                responder: *responder,
-                reason,
-            })
-        };
-        if ids.len() > 1 {
-            if c.policy.member(responder).is_some() && *responder != c.proposal.proposer {
+    let mut members = c.policy.members.iter().peekable();
+    let mut is_member = |agent: &AgentId| {
+        while members.next_if(|m| m.agent < *agent).is_some() {}
+        members.peek().is_some_and(|m| m.agent == *agent)
+    };
+    let mut responses = refs.responses().peekable();
+    while let Some((responder, id, entry)) = responses.next() {
+        let member = is_member(responder);
+        if refs.equivocators().contains(responder) {
+            if member && *responder != c.proposal.proposer {
                 out.equivocators.push(*responder);
             }
-            out.excluded.extend(exclude(Exclusion::Equivocation));
+            let mut ids = vec![*id];
+            while let Some((_, next, _)) = responses.next_if(|(a, _, _)| *a == responder) {
+                ids.push(*next);
+            }
+            out.excluded
+                .extend(ids.into_iter().map(|response| ExcludedResponse {
+                    response,
+                    responder: *responder,
+                    reason: Exclusion::Equivocation,
+                }));
             continue;
         }
-        let Some(id) = ids.first() else { continue };
-        let Some(Body::Response(r)) = set.get(id).map(|m| m.body()) else {
-            continue;
-        };
-        let reason = if r.domain != c.proposal.domain {
+        let reason = if *entry.domain != *c.proposal.domain {
             Some(Exclusion::WrongDomain)
         } else if *responder == c.proposal.proposer {
             Some(Exclusion::Proposer)
-        } else if c.policy.member(responder).is_none() {
+        } else if !member {
             Some(Exclusion::NotMember)
-        } else if r.issued_at > c.proposal.closes_at {
+        } else if entry.issued_at > c.proposal.closes_at {
             Some(Exclusion::Late)
-        } else if r.issued_at < c.proposal.created_at {
+        } else if entry.issued_at < c.proposal.created_at {
             Some(Exclusion::BeforeProposal)
         } else {
             None
         };
         match reason {
-            Some(reason) => out.excluded.extend(exclude(reason)),
+            Some(reason) => out.excluded.push(ExcludedResponse {
+                response: *id,
+                responder: *responder,
+                reason,
+            }),
             None => out.counted.push(CountedResponse {
                 response: *id,
                 responder: *responder,
-                stance: r.stance,
-                confidence_bps: r.confidence_bps,
+                stance: entry.stance,
+                confidence_bps: entry.confidence_bps,
             }),
         }
     }
@@ -267,8 +277,8 @@ pub struct Resolution {
     pub equivocators: Vec<AgentId>,
     /// Confidence distribution of counted votes.
     pub confidence_histogram: Vec<HistogramBin>,
-    /// Id over the sorted ids of the proposal, policy, counted responses
-    /// and the counted human decision.
+    /// SHA-256 over the digests of the proposal, the policy, the counted
+    /// responses (by responder) and the counted human decision, in that order.
     pub counted_root: ContentId,
 }
 
@@ -306,12 +316,14 @@ pub fn resolve(
     now: Timestamp,
 ) -> Result<Resolution, ResolveError> {
     let p = set.proposal(id).ok_or(ResolveError::UnknownProposal(*id))?;
-    let trust = trust_table(set, &p.domain, p.created_at);
+    let reporters = set.policy(&p.policy).map_or(&[][..], |pol| &pol.reporters);
+    let trust = trust_table(set, &p.domain, p.created_at, reporters);
     resolve_with_trust(set, id, now, &trust)
 }
 
 /// [`resolve`] with a trust table the caller computed (and may cache) with
-/// [`trust_table`] for the proposal's domain and `created_at`.
+/// [`trust_table`] for the proposal's domain, `created_at` and pinned
+/// policy's reporters.
 pub fn resolve_with_trust(
     set: &MessageSet,
     id: &ContentId,
@@ -385,11 +397,10 @@ pub fn resolve_with_trust(
     Ok(r)
 }
 
+/// SHA-256 over the digests of the counted messages in resolution order:
+/// proposal, policy, counted responses by responder, the human decision.
 fn root(ids: &[ContentId]) -> ContentId {
-    let mut sorted = ids.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    let parts: Vec<&[u8]> = sorted.iter().map(|i| i.digest().as_slice()).collect();
+    let parts: Vec<&[u8]> = ids.iter().map(|i| i.digest().as_slice()).collect();
     ContentId::of_parts(&parts)
 }
 
@@ -406,35 +417,30 @@ fn tally(c: &Counting<'_>, cl: &Classified, trust: &TrustTable, r: &mut Resoluti
         })
         .collect();
     let t = &mut r.tally;
+    // Members and counted votes are both sorted by agent: one merge walk.
     // Everyone who may still respond: members, minus the proposer, minus
     // those already counted or excluded for equivocating.
-    let mut answered: BTreeMap<&AgentId, ()> = BTreeMap::new();
-    for v in &cl.counted {
-        answered.insert(&v.responder, ());
-    }
-    for e in &cl.equivocators {
-        answered.insert(e, ());
-    }
+    let mut counted = cl.counted.iter().peekable();
+    let mut equivocators = cl.equivocators.iter().peekable();
+    r.votes.reserve(cl.counted.len());
     for m in &policy.members {
         if m.agent == c.proposal.proposer {
             continue;
         }
-        let pot = potential(m.authority_bps, trust.trust(&m.agent));
+        let tr = trust.trust(&m.agent);
+        let pot = potential(m.authority_bps, tr);
         t.total_potential += pot;
-        if !answered.contains_key(&m.agent) {
-            orgs[usize::from(m.organization)].remaining += pot;
-            t.remaining_potential += pot;
-        }
-    }
-    for v in &cl.counted {
-        // classify() only counts members.
-        let Some(m) = policy.member(&v.responder) else {
+        let o = &mut orgs[usize::from(m.organization)];
+        let equivocated = equivocators.next_if(|e| **e == m.agent).is_some();
+        let Some(v) = counted.next_if(|v| v.responder == m.agent) else {
+            if !equivocated {
+                o.remaining += pot;
+                t.remaining_potential += pot;
+            }
             continue;
         };
-        let tr = trust.trust(&v.responder);
         let weight = u64::from(m.authority_bps) * u64::from(v.confidence_bps) * u64::from(tr);
-        t.responded_potential += potential(m.authority_bps, tr);
-        let o = &mut orgs[usize::from(m.organization)];
+        t.responded_potential += pot;
         match v.stance {
             Stance::Endorse => o.endorse += weight,
             Stance::Challenge => o.challenge += weight,

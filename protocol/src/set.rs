@@ -7,13 +7,30 @@ use std::sync::Arc;
 
 use crate::crypto::AgentId;
 use crate::id::ContentId;
-use crate::message::{Body, DomainPolicy, Proposal, SignedMessage, Timestamp};
+use crate::message::{Body, Bps, DomainPolicy, Proposal, SignedMessage, Stance, Timestamp};
+
+/// What `resolve` reads of a response, kept beside its id so counting never
+/// touches the full message.
+#[derive(Debug, Clone)]
+pub struct ResponseEntry {
+    /// Stance.
+    pub stance: Stance,
+    /// Confidence.
+    pub confidence_bps: Bps,
+    /// Signed issue time.
+    pub issued_at: Timestamp,
+    /// The domain the response names (interned).
+    pub domain: Arc<str>,
+}
 
 /// Messages that refer to one proposal, by kind.
 #[derive(Debug, Default, Clone)]
 pub struct ProposalRefs {
-    /// Response ids by responder (more than one means equivocation).
-    pub responses: BTreeMap<AgentId, BTreeSet<ContentId>>,
+    /// Responses keyed by (responder, id): one flat ordered map, so counting
+    /// walks responders in key order without a container per responder.
+    responses: BTreeMap<(AgentId, ContentId), ResponseEntry>,
+    /// Responders with more than one response.
+    equivocators: BTreeSet<AgentId>,
     /// Human decisions.
     pub decisions: BTreeSet<ContentId>,
     /// Outcome reports.
@@ -22,9 +39,35 @@ pub struct ProposalRefs {
     pub receipts: BTreeSet<ContentId>,
 }
 
+impl ProposalRefs {
+    /// Every response as (responder, id, entry), ordered by responder then id.
+    pub fn responses(&self) -> impl Iterator<Item = (&AgentId, &ContentId, &ResponseEntry)> {
+        self.responses.iter().map(|((a, id), e)| (a, id, e))
+    }
+
+    /// The ids of one responder's responses.
+    pub fn responses_of(&self, agent: &AgentId) -> impl Iterator<Item = ContentId> + '_ {
+        let agent = *agent;
+        self.responses
+            .range((agent, ContentId([0; 32]))..=(agent, ContentId([0xff; 32])))
+            .map(|((_, id), _)| *id)
+    }
+
+    /// Number of responses.
+    pub fn response_count(&self) -> usize {
+        self.responses.len()
+    }
+
+    /// Responders who signed more than one response.
+    pub fn equivocators(&self) -> &BTreeSet<AgentId> {
+        &self.equivocators
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct DomainIndex {
     by_time: BTreeSet<(Timestamp, ContentId)>,
+    policies: BTreeSet<ContentId>,
     proposals: BTreeSet<(Timestamp, ContentId)>,
     reports: BTreeSet<(Timestamp, ContentId)>,
 }
@@ -37,6 +80,8 @@ pub struct MessageSet {
     refs: HashMap<ContentId, ProposalRefs>,
     /// Proposals with at least one equivocating responder.
     equivocated: BTreeSet<ContentId>,
+    /// Domain names, interned for the response index.
+    interned: BTreeMap<String, Arc<str>>,
 }
 
 impl MessageSet {
@@ -61,15 +106,31 @@ impl MessageSet {
             Body::OutcomeReport(r) => {
                 idx.reports.insert((r.reported_at, id));
             }
+            Body::Policy(_) => {
+                idx.policies.insert(id);
+            }
             _ => {}
         }
         if let Some(p) = body.proposal_ref() {
+            let domain = self
+                .interned
+                .entry(body.domain().to_owned())
+                .or_insert_with(|| Arc::from(body.domain()))
+                .clone();
             let refs = self.refs.entry(*p).or_default();
             match body {
                 Body::Response(r) => {
-                    let ids = refs.responses.entry(r.responder).or_default();
-                    ids.insert(id);
-                    if ids.len() > 1 {
+                    refs.responses.insert(
+                        (r.responder, id),
+                        ResponseEntry {
+                            stance: r.stance,
+                            confidence_bps: r.confidence_bps,
+                            issued_at: r.issued_at,
+                            domain,
+                        },
+                    );
+                    if refs.responses_of(&r.responder).nth(1).is_some() {
+                        refs.equivocators.insert(r.responder);
                         self.equivocated.insert(*p);
                     }
                 }
@@ -146,6 +207,17 @@ impl MessageSet {
             .get(domain)
             .into_iter()
             .flat_map(|d| d.proposals.iter().copied())
+    }
+
+    /// The newest policy of a domain by `(issued_at, revision, id)`.
+    pub fn latest_policy(&self, domain: &str) -> Option<ContentId> {
+        self.domains
+            .get(domain)?
+            .policies
+            .iter()
+            .filter_map(|id| Some((self.policy(id)?, *id)))
+            .max_by_key(|(p, id)| (p.issued_at, p.revision, *id))
+            .map(|(_, id)| id)
     }
 
     /// Outcome reports of a domain with `reported_at < before`, in order.

@@ -11,13 +11,15 @@
 //!
 //! `trust = floor(10000 * right / (right + wrong))`. Sums commute, so the
 //! order reports arrive in cannot matter. A proposal's weights read the
-//! reports of its domain with `reported_at < created_at` only.
+//! reports of its domain with `reported_at < created_at`, signed by a
+//! reporter its own pinned policy names: whoever can get some policy signed
+//! for a domain cannot farm trust for proposals under another one.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::AgentId;
+use crate::crypto::{AgentId, PublicKey};
 use crate::id::ContentId;
 use crate::message::{BPS_ONE, Body, Bps, Outcome, Stance, Timestamp};
 use crate::resolve::{Counting, classify};
@@ -68,8 +70,14 @@ impl TrustTable {
     }
 }
 
-/// Compute the trust table of `domain` for proposals created at `before`.
-pub fn trust_table(set: &MessageSet, domain: &str, before: Timestamp) -> TrustTable {
+/// Compute the trust table of `domain` for a proposal created at `before`
+/// whose pinned policy names `reporters` (sorted).
+pub fn trust_table(
+    set: &MessageSet,
+    domain: &str,
+    before: Timestamp,
+    reporters: &[PublicKey],
+) -> TrustTable {
     let mut table = TrustTable::default();
     // Group the authorized reports per proposal; conflicting reports void it.
     let mut outcomes: BTreeMap<ContentId, Option<Outcome>> = BTreeMap::new();
@@ -80,10 +88,7 @@ pub fn trust_table(set: &MessageSet, domain: &str, before: Timestamp) -> TrustTa
         let Some(q) = set.proposal(&r.proposal) else {
             continue;
         };
-        let Some(policy) = set.policy(&q.policy) else {
-            continue;
-        };
-        if q.domain != domain || policy.reporters.binary_search(&r.reporter).is_err() {
+        if q.domain != domain || reporters.binary_search(&r.reporter).is_err() {
             continue;
         }
         outcomes
@@ -124,12 +129,10 @@ pub fn trust_table(set: &MessageSet, domain: &str, before: Timestamp) -> TrustTa
             continue;
         }
         let Some(refs) = set.refs(qid) else { continue };
-        for (agent, ids) in &refs.responses {
-            if ids.len() > 1 {
-                let acc = table.accounts.entry(*agent).or_default();
-                acc.wrong += EQUIVOCATION_PENALTY;
-                acc.events += 1;
-            }
+        for agent in refs.equivocators() {
+            let acc = table.accounts.entry(*agent).or_default();
+            acc.wrong += EQUIVOCATION_PENALTY;
+            acc.events += 1;
         }
     }
     table

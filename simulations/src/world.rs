@@ -1274,8 +1274,7 @@ impl World {
         let first = e
             .set()
             .refs(&self.proposals[p].id)
-            .and_then(|r| r.responses.get(&pk))
-            .and_then(|ids| ids.iter().next().copied())
+            .and_then(|r| r.responses_of(&pk).next())
             .and_then(|id| e.set().get(&id))
             .and_then(|m| match m.body() {
                 Body::Response(r) => Some(r.stance),

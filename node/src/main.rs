@@ -1,5 +1,7 @@
 //! `acp`: the ACP node and its command line.
 
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +33,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run three nodes on loopback with fresh temporary data and decide one proposal.
+    Demo,
     /// Create the data directory: agent key, peer key, config.toml.
     Init(InitArgs),
     /// Organization keys.
@@ -267,8 +271,12 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Cmd::Demo = cli.cmd {
+        return demo::run();
+    }
     let dir = config::resolve_data_dir(cli.data_dir)?;
     match cli.cmd {
+        Cmd::Demo => demo::run(),
         Cmd::Init(a) => init(&dir, &a.net),
         Cmd::Org(OrgCmd::Init { out }) => {
             config::create_data_dir(&dir)?;

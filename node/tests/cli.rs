@@ -164,3 +164,17 @@ fn errors_are_one_clear_line() {
     let e = one_line_error(&acp(&dir, &["submit", "/definitely/not/a/file"]));
     assert!(e.contains("reading"), "{e}");
 }
+
+/// The README's first command: `acp demo` decides a proposal on three real
+/// nodes and exits 0.
+#[test]
+fn demo_runs_end_to_end() {
+    let out = Command::new(BIN).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("same resolution"), "{text}");
+}

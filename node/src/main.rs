@@ -581,8 +581,23 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
         tokio::spawn(event_loop.run());
         tokio::spawn(control::serve(listener, handle));
         let core_task = tokio::spawn(core.run());
+        let terminate = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+            _ = terminate => tracing::info!("terminated; stopping"),
             _ = core_task => tracing::warn!("node core stopped"),
         }
         anyhow::Ok(())

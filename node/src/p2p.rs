@@ -55,7 +55,7 @@ pub fn domain_of(topic: &TopicHash) -> Option<&str> {
 /// The gossipsub message id of a payload: its content id (multihash bytes),
 /// so copies of one message (even re-signed ones) are deduplicated by id.
 /// Bytes that do not decode get a different, non-multihash id (a `0x00`
-/// byte before the BLAKE3 of the raw bytes); they are rejected anyway.
+/// byte before the SHA-256 of the raw bytes); they are rejected anyway.
 pub fn message_id(data: &[u8]) -> MessageId {
     match acp_protocol::decode_unverified(data) {
         Ok((_, id)) => MessageId::from(id.to_multihash().to_vec()),

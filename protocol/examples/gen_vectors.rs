@@ -394,6 +394,7 @@ fn sig_error(e: &SignatureError) -> &'static str {
         SignatureError::NonCanonicalScalar => "non_canonical_scalar",
         SignatureError::NotAPoint => "not_a_point",
         SignatureError::Equation => "equation",
+        SignatureError::WeakKey => "weak_key",
         _ => "other",
     }
 }
@@ -1443,7 +1444,7 @@ fn cases(k: &Keys) -> Vec<Case> {
     unauth.extend(p_votes);
     out.push(Case {
         name: "trust_unauthorized_reporter_ignored",
-        note: "a report by a key not in Q's policy reporters is ignored",
+        note: "a report by a key not in the proposal's own policy reporters is ignored",
         messages: unauth,
         proposal: pid,
         now: CLOSES,
@@ -1511,7 +1512,7 @@ fn signature_vectors(k: &Keys) -> Vec<Value> {
     nc_sig[..32].copy_from_slice(&noncanon);
     push(
         "non_canonical_identity_encodings",
-        "A and R encoded as y = p + 1 (non-canonical identity), s = 0: accepted under ZIP-215",
+        "A and R encoded as y = p + 1 (non-canonical identity), s = 0: refused as a weak key (small order)",
         noncanon,
         nc_sig,
     );
@@ -1522,7 +1523,7 @@ fn signature_vectors(k: &Keys) -> Vec<Value> {
     sid_sig[..32].copy_from_slice(&signed_id);
     push(
         "identity_with_sign_bit",
-        "identity encoded with the x sign bit set, as A and R, s = 0: accepted under ZIP-215",
+        "identity encoded with the x sign bit set, as A and R, s = 0: refused as a weak key (small order)",
         signed_id,
         sid_sig,
     );
@@ -1534,7 +1535,7 @@ fn signature_vectors(k: &Keys) -> Vec<Value> {
     mo_sig[..32].copy_from_slice(&minus_one);
     push(
         "order_two_key_and_r",
-        "A = R = (0, -1) (order 2), s = 0: accepted (cofactored equation)",
+        "A = R = (0, -1) (order 2), s = 0: the cofactored equation holds, refused as a weak key",
         minus_one,
         mo_sig,
     );

@@ -165,6 +165,7 @@ fn sig_error(e: &SignatureError) -> &'static str {
         SignatureError::NonCanonicalScalar => "non_canonical_scalar",
         SignatureError::NotAPoint => "not_a_point",
         SignatureError::Equation => "equation",
+        SignatureError::WeakKey => "weak_key",
         _ => "other",
     }
 }

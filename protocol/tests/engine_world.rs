@@ -226,3 +226,31 @@ fn decision_package_carries_reasoning_and_exclusions() {
     let json = serde_json::to_string(&pkg).expect("json");
     assert!(json.contains("agent 0 reasoning"));
 }
+
+#[test]
+fn early_decision_withdrawn_by_equivocation_is_a_divergence() {
+    // Three members; two full endorsements decide early. One of them then
+    // signs a second, different response: its vote is withdrawn and the
+    // proposal closes escalated, which the engine must report.
+    let f = Fixture::new(&[10_000; 3], acp_protocol::build::default_rules());
+    let mut e = acp_protocol::Engine::new(acp_protocol::EngineConfig::default());
+    let t = CREATED.plus_ms(5);
+    for m in [
+        &f.policy,
+        &f.proposal,
+        &f.vote(0, Stance::Endorse, 10_000),
+        &f.vote(1, Stance::Endorse, 10_000),
+    ] {
+        e.ingest(&m.bytes, Origin::Peer, t).expect("valid");
+    }
+    let early = e.tick(t);
+    assert!(early.iter().any(|x| matches!(x, acp_protocol::Effect::Event(Event::Decided { resolution }) if resolution.early)));
+    let twin = f.vote(1, Stance::Challenge, 10_000);
+    e.ingest(&twin.bytes, Origin::Peer, t).expect("valid");
+    let fin = e.tick(CLOSES.plus_ms(60_000));
+    assert!(fin.iter().any(|x| matches!(x, acp_protocol::Effect::Event(Event::Divergence { previous, .. }) if previous.1 == Status::Approved)));
+    assert!(
+        fin.iter()
+            .any(|x| matches!(x, acp_protocol::Effect::Event(Event::Escalated { .. })))
+    );
+}

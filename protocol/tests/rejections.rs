@@ -246,3 +246,29 @@ fn engine_ignores_duplicates_and_messages_from_the_future() {
     assert!(forged.is_reject());
     assert_eq!(e.set().len(), 2);
 }
+
+#[test]
+fn weak_signer_key_is_refused() {
+    // A response "signed" by the identity point with R = identity, s = 0:
+    // the cofactored equation holds for any message, so the key is refused.
+    let f = Fixture::standard();
+    let mut env = f.vote(0, Stance::Endorse, 5_000).envelope.clone();
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    if let Body::Response(r) = &mut env.body {
+        r.responder = PublicKey(identity);
+    }
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&identity);
+    env.signatures = vec![SignatureEntry {
+        signer: PublicKey(identity),
+        signature: acp_protocol::Signature(sig),
+    }];
+    assert!(matches!(
+        rejection(&reencode(&env)),
+        Rejection::BadSignature {
+            error: SignatureError::WeakKey,
+            ..
+        }
+    ));
+}

@@ -338,3 +338,68 @@ fn trust_follows_reported_outcomes() {
         .expect("resolve");
     assert_eq!(r2.digest(), r.digest());
 }
+
+#[test]
+fn trust_reads_only_reporters_of_the_proposals_own_policy() {
+    // An outsider gets a second policy signed for the same domain, naming its
+    // own reporter, and reports the first proposal a success. Proposals under
+    // the original policy must not see that report.
+    let f = Fixture::new(&[10_000; 2], rules(0, 0, 0));
+    let rogue_org = key(210);
+    let rogue_reporter = key(211);
+    let rogue_policy = acp_protocol::build::PolicyBuilder::new(DOMAIN)
+        .organization(&rogue_org, "Rogue", 10_000)
+        .member(&f.agents[0].public(), 0, 10_000)
+        .reporter(&rogue_reporter.public())
+        .sign(&[&rogue_org])
+        .expect("sign");
+    let votes = [
+        f.vote(0, Stance::Endorse, 9_000),
+        f.vote(1, Stance::Challenge, 9_000),
+    ];
+    let rogue_report = outcome_report(
+        &rogue_reporter,
+        &f.proposal,
+        Outcome::Succeeded,
+        CLOSES.plus_ms(10),
+    )
+    .expect("sign");
+    let later = proposal(
+        &f.proposer,
+        DOMAIN,
+        f.policy.id,
+        "loan.approve",
+        "{}",
+        CLOSES.plus_ms(100),
+        CLOSES.plus_ms(60_100),
+    )
+    .expect("sign");
+    let mut extra = votes.to_vec();
+    extra.extend([rogue_policy, rogue_report, later.clone()]);
+    let set = f.set(&extra);
+    let trust = acp_protocol::trust::trust_table(
+        &set,
+        DOMAIN,
+        later.body().time(),
+        &set.policy(&f.policy.id).expect("policy").reporters,
+    );
+    assert!(trust.accounts.is_empty(), "{trust:?}");
+    // The legitimate reporter's report does count.
+    let real = outcome_report(
+        &f.reporter,
+        &f.proposal,
+        Outcome::Succeeded,
+        CLOSES.plus_ms(10),
+    )
+    .expect("sign");
+    extra.push(real);
+    let set = f.set(&extra);
+    let trust = acp_protocol::trust::trust_table(
+        &set,
+        DOMAIN,
+        later.body().time(),
+        &set.policy(&f.policy.id).expect("policy").reporters,
+    );
+    assert!(trust.trust(&f.agents[0].public()) > INITIAL_TRUST);
+    assert!(trust.trust(&f.agents[1].public()) < INITIAL_TRUST);
+}

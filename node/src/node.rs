@@ -598,20 +598,31 @@ impl Core {
             Err(e) => return json!({ "ok": false, "error": e.to_string() }),
         };
         let set = self.engine.set();
-        let mut receipts = Vec::new();
+        let mut held: Vec<(ContentId, acp_protocol::Receipt)> = Vec::new();
         if let Some(refs) = set.refs(id) {
             for rid in &refs.receipts {
-                if let Some(Body::Receipt(rc)) = set.get(rid).map(|m| m.body().clone()) {
-                    receipts.push(json!({
-                        "id": rid.to_string(),
-                        "node": rc.node.to_string(),
-                        "status": status_str(rc.status),
-                        "resolution": rc.resolution.to_string(),
-                        "counted_root": rc.counted_root.to_string(),
-                    }));
+                if let Some(Body::Receipt(rc)) = set.get(rid).map(|m| m.body()) {
+                    held.push((*rid, rc.clone()));
                 }
             }
         }
+        // A receipt is a node's latest unless another receipt supersedes it.
+        let superseded: std::collections::HashSet<ContentId> =
+            held.iter().filter_map(|(_, rc)| rc.supersedes).collect();
+        let receipts: Vec<Value> = held
+            .iter()
+            .map(|(rid, rc)| {
+                json!({
+                    "id": rid.to_string(),
+                    "node": rc.node.to_string(),
+                    "status": status_str(rc.status),
+                    "resolution": rc.resolution.to_string(),
+                    "counted_root": rc.counted_root.to_string(),
+                    "supersedes": rc.supersedes.map(|s| s.to_string()),
+                    "latest": !superseded.contains(rid),
+                })
+            })
+            .collect();
         let responses = set.refs(id).map(|r| r.response_count()).unwrap_or(0);
         json!({
             "ok": true,

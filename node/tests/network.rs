@@ -144,3 +144,60 @@ fn crash_loses_nothing_acknowledged() {
     });
     assert_eq!(n1.ids(), n2.ids());
 }
+
+/// Both sides of a partition finalize the same proposal on different
+/// response sets and sign receipts; after the heal, sync brings every node
+/// to the same set, each node re-finalizes (a logged divergence) and signs a
+/// superseding receipt, and every node's latest receipt agrees.
+#[test]
+fn heal_after_finalization_converges_with_superseding_receipts() {
+    let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
+    let n1 = dirs[0].start(&[]);
+    let n2 = dirs[1].start(&[&n1.tcp]);
+    let n3 = dirs[2].start(&[]);
+    wait_for(20, "group A connected", || (n1.peers() == 1).then_some(()));
+
+    let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
+    let (pol, pol_bytes) = policy(&agents);
+    let (p, p_bytes) = proposal(&dirs[0].agent, pol, 1_500);
+    for n in [&n1, &n3] {
+        n.submit(&pol_bytes);
+        n.submit(&p_bytes);
+    }
+    n2.submit(&response(&dirs[1].agent, p, Stance::Endorse).1);
+    n3.submit(&response(&dirs[2].agent, p, Stance::Challenge).1);
+    // Each side finalizes on its own.
+    let before: Vec<Value> = [&n1, &n3]
+        .iter()
+        .map(|n| {
+            wait_for(20, "finalized on both sides", || {
+                let r = n.resolution(&p);
+                (r["final"] == true && !r["receipts"].as_array().unwrap().is_empty()).then_some(r)
+            })
+        })
+        .collect();
+    assert_ne!(before[0]["resolution"], before[1]["resolution"]);
+
+    n3.dial(&n1.tcp);
+    wait_for(30, "latest receipts agree everywhere", || {
+        let rs: Vec<Value> = [&n1, &n2, &n3].iter().map(|n| n.resolution(&p)).collect();
+        let digest = &rs[0]["resolution"];
+        let agree = rs.iter().all(|r| {
+            &r["resolution"] == digest && r["counted"] == 2 && {
+                let latest: Vec<&Value> = r["receipts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|x| x["latest"] == true)
+                    .collect();
+                latest.len() == 3 && latest.iter().all(|x| &x["resolution"] == digest)
+            }
+        });
+        agree.then_some(())
+    });
+    wait_for(15, "same set", || {
+        let a = n1.ids();
+        (a == n2.ids() && a == n3.ids()).then_some(())
+    });
+    assert!(n3.log_text().contains("divergence"));
+}

@@ -251,7 +251,8 @@ enum Ev {
         proposal: usize,
     },
     Report {
-        proposal: usize,
+        domain: usize,
+        round: usize,
     },
     Fault(usize),
     Sync {
@@ -277,7 +278,7 @@ impl Ev {
             Ev::Respond { agent, proposal } => 5 | (*agent as u64) << 8 | (*proposal as u64) << 40,
             Ev::Equivocate { agent, .. } => 6 | (*agent as u64) << 8,
             Ev::Backdate { agent, .. } => 7 | (*agent as u64) << 8,
-            Ev::Report { proposal } => 8 | (*proposal as u64) << 8,
+            Ev::Report { domain, round } => 8 | (*domain as u64) << 8 | (*round as u64) << 32,
             Ev::Fault(i) => 9 | (*i as u64) << 8,
             Ev::Sync { node } => 10 | (*node as u64) << 8,
             Ev::SyncDone { node, msgs } => 11 | (*node as u64) << 8 | (msgs.len() as u64) << 32,
@@ -316,7 +317,7 @@ impl Ord for Entry {
 pub struct Sample {
     /// Virtual time in ms.
     pub t_ms: u64,
-    /// Share of closed proposals on which every node of the domain holds the same final digest.
+    /// Share of closed proposals on which every live node of the domain holds the same final digest.
     pub agreed_share: f64,
     /// Whether every live node of each domain holds the same set (only checked after a heal).
     pub sets_equal: Option<bool>,
@@ -728,7 +729,7 @@ impl World {
             Ev::Respond { agent, proposal } => self.respond(agent, proposal),
             Ev::Equivocate { agent, proposal } => self.equivocate(agent, proposal),
             Ev::Backdate { agent, proposal } => self.backdate(agent, proposal),
-            Ev::Report { proposal } => self.report(proposal),
+            Ev::Report { domain, round } => self.report(domain, round),
             Ev::Fault(i) => self.fault(i),
             Ev::Sync { node } => {
                 self.sync(node);
@@ -1027,8 +1028,13 @@ impl World {
         let honest: Vec<usize> = members
             .iter()
             .copied()
-            .filter(|&m| self.agents[m].class == Class::Honest)
+            .filter(|&m| {
+                self.agents[m].class == Class::Honest && self.nodes[self.agents[m].node].alive()
+            })
             .collect();
+        if honest.is_empty() {
+            return; // every node of the domain is down: nobody can propose
+        }
         let proposer = honest[self.rng.below(honest.len() as u64) as usize];
         let node = self.agents[proposer].node;
         if k == 0 {
@@ -1068,17 +1074,21 @@ impl World {
         });
         self.answered.insert((proposer, p));
         self.submit(node, msg.bytes.into());
-        if self.sc.proposals.reports {
+        if self.sc.proposals.reports && k == 0 {
+            // The reporter publishes the outcomes of a round together.
             let t = self.now
                 + (self.sc.proposals.window_ms
                     + self.sc.rules.finalize_grace_ms
                     + self.sc.proposals.report_delay_ms)
                     * 1_000;
-            self.at(t, Ev::Report { proposal: p });
+            self.at(t, Ev::Report { domain: d, round });
         }
     }
 
     fn snapshot_trust(&mut self, d: usize, round: usize) {
+        if d != 0 {
+            return;
+        }
         let n = self.domains[d].nodes[0];
         let at = self.local(n);
         let name = self.domains[d].name.clone();
@@ -1300,23 +1310,28 @@ impl World {
         }
     }
 
-    fn report(&mut self, p: usize) {
-        let d = self.proposals[p].domain;
+    fn report(&mut self, d: usize, round: usize) {
         let n = self.domains[d].nodes[0];
-        let body = Body::OutcomeReport(OutcomeReport {
-            reporter: self.domains[d].reporter.public(),
-            domain: self.domains[d].name.clone(),
-            proposal: self.proposals[p].id,
-            outcome: if self.proposals[p].good {
-                Outcome::Succeeded
-            } else {
-                Outcome::Failed
-            },
-            note: String::new(),
-            reported_at: self.local(n),
-        });
-        if let Ok(m) = body.sign(&[&self.domains[d].reporter]) {
-            self.submit(n, m.bytes.into());
+        let reported_at = self.local(n);
+        let ps: Vec<usize> = (0..self.proposals.len())
+            .filter(|&p| self.proposals[p].domain == d && self.proposals[p].round == round)
+            .collect();
+        for p in ps {
+            let body = Body::OutcomeReport(OutcomeReport {
+                reporter: self.domains[d].reporter.public(),
+                domain: self.domains[d].name.clone(),
+                proposal: self.proposals[p].id,
+                outcome: if self.proposals[p].good {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Failed
+                },
+                note: String::new(),
+                reported_at,
+            });
+            if let Ok(m) = body.sign(&[&self.domains[d].reporter]) {
+                self.submit(n, m.bytes.into());
+            }
         }
     }
 
@@ -1562,25 +1577,33 @@ impl World {
 
     /// Share of node pairs of the proposal's domain holding the same final digest.
     pub fn agreement(&self, p: usize) -> f64 {
+        self.agreement_among(p, false)
+    }
+
+    /// [`World::agreement`], optionally among live nodes only.
+    pub fn agreement_among(&self, p: usize, alive_only: bool) -> f64 {
         let d = self.proposals[p].domain;
-        let nodes = &self.domains[d].nodes;
+        let nodes: Vec<usize> = self.domains[d]
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| !alive_only || self.nodes[n].alive())
+            .collect();
         if nodes.len() < 2 {
             return 1.0;
         }
         let mut groups: HashMap<Option<ContentId>, usize> = HashMap::new();
-        let mut missing = 0usize;
-        for &n in nodes {
+        for &n in &nodes {
             match self.nodes[n].views.get(p).copied().flatten() {
                 Some(v) if v.first_final_us != u64::MAX => {
                     *groups.entry(Some(v.digest)).or_default() += 1
                 }
-                _ => missing += 1,
+                _ => {}
             }
         }
         let k = nodes.len();
         let pairs = (k * (k - 1) / 2) as f64;
         let same: usize = groups.values().map(|c| c * (c - 1) / 2).sum();
-        let _ = missing;
         same as f64 / pairs
     }
 
@@ -1590,7 +1613,10 @@ impl World {
         let closed: Vec<usize> = (0..self.proposals.len())
             .filter(|&p| self.proposals[p].created_us + window + grace + 500_000 <= self.now)
             .collect();
-        let agreed = closed.iter().filter(|&&p| self.agreement(p) >= 1.0).count();
+        let agreed = closed
+            .iter()
+            .filter(|&&p| self.agreement_among(p, true) >= 1.0)
+            .count();
         let agreed_share = if closed.is_empty() {
             1.0
         } else {

@@ -262,6 +262,19 @@ impl Engine {
         self.admit(msg, origin, now)
     }
 
+    /// Take in a message that [`crate::decode_message`] already validated,
+    /// signatures included — for drivers that hold many engines over the
+    /// same messages (the simulator) and verify each message once. Handing
+    /// it anything else breaks the engine's guarantees.
+    pub fn ingest_decoded(
+        &mut self,
+        msg: SignedMessage,
+        origin: Origin,
+        now: Timestamp,
+    ) -> Result<Ingested, IngestError> {
+        self.admit(msg, origin, now)
+    }
+
     /// Take in many messages, verifying their signatures as one batch. Each
     /// result is exactly what [`Engine::ingest`] would return for it, in order.
     pub fn ingest_batch(
@@ -366,8 +379,8 @@ impl Engine {
                 self.dirty.insert(id);
                 // Reports or equivocations that arrived before the proposal
                 // start to count toward trust only now.
-                if self.feeds_trust(&id) {
-                    self.touch_domain(&domain);
+                if let Some(since) = self.feeds_trust(&id) {
+                    self.touch_domain(&domain, since);
                 }
                 effects.push(Effect::Event(Event::ProposalSeen {
                     id,
@@ -379,10 +392,10 @@ impl Engine {
                 self.dirty.insert(r.proposal);
                 // A counted vote on a reported proposal moves trust, and an
                 // equivocation adds a penalty: both in the proposal's domain.
-                if self.feeds_trust(&r.proposal)
+                if let Some(since) = self.feeds_trust(&r.proposal)
                     && let Some(d) = self.set.proposal(&r.proposal).map(|q| q.domain.clone())
                 {
-                    self.touch_domain(&d);
+                    self.touch_domain(&d, since);
                 }
                 effects.push(Effect::Event(Event::ResponseSeen {
                     id,
@@ -404,7 +417,11 @@ impl Engine {
                 }
             }
             Body::Policy(_) | Body::OutcomeReport(_) => {
-                self.touch_domain(&domain);
+                let since = match body {
+                    Body::OutcomeReport(r) => r.reported_at,
+                    _ => Timestamp(0),
+                };
+                self.touch_domain(&domain, since);
                 effects.push(Effect::Event(Event::MessageSeen {
                     id,
                     kind: body.kind(),
@@ -452,17 +469,36 @@ impl Engine {
 
     /// Whether messages about proposal `q` are trust inputs: it has outcome
     /// reports or an equivocating responder.
-    fn feeds_trust(&self, q: &ContentId) -> bool {
-        self.set
-            .refs(q)
-            .is_some_and(|r| !r.reports.is_empty() || !r.equivocators().is_empty())
+    ///
+    /// Returns the earliest time from which trust can have changed: the
+    /// proposal's `created_at` or its earliest report, whichever is first.
+    fn feeds_trust(&self, q: &ContentId) -> Option<Timestamp> {
+        let refs = self.set.refs(q)?;
+        if refs.reports.is_empty() && refs.equivocators().is_empty() {
+            return None;
+        }
+        let created = self.set.proposal(q).map(|p| p.created_at);
+        let first_report = refs
+            .reports
+            .iter()
+            .filter_map(|r| self.set.get(r).map(|m| m.body().time()))
+            .min();
+        created.into_iter().chain(first_report).min()
     }
 
     /// Trust inputs of a domain changed: every proposal in it may resolve
     /// differently.
-    fn touch_domain(&mut self, domain: &str) {
+    ///
+    /// A proposal's trust reads only inputs older than its `created_at`, so
+    /// only proposals created at or after `since` need resolving again.
+    fn touch_domain(&mut self, domain: &str, since: Timestamp) {
         *self.trust_generation.entry(domain.to_owned()).or_default() += 1;
-        let ids: Vec<ContentId> = self.set.proposals_in(domain).map(|(_, id)| id).collect();
+        let ids: Vec<ContentId> = self
+            .set
+            .proposals_in(domain)
+            .skip_while(|(t, _)| *t < since)
+            .map(|(_, id)| id)
+            .collect();
         self.dirty.extend(ids);
     }
 

@@ -157,3 +157,55 @@ proptest! {
         prop_assert!(decode_message(&bytes).is_err(), "flip at {} accepted", i);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// With outcome reports and equivocations feeding trust, an engine that
+    /// receives messages in any order, resolving between arrivals (so its
+    /// trust cache is exercised), ends where the pure function does.
+    #[test]
+    fn engine_trust_cache_matches_pure_resolve(
+        first_votes in prop::collection::vec(vote_spec(), 1..8),
+        outcome_failed in any::<bool>(),
+        report_delay in 0u64..120_000,
+        order in Just(()).prop_perturb(|_, mut rng| {
+            let mut idx: Vec<usize> = (0..20).collect();
+            for i in (1..idx.len()).rev() {
+                idx.swap(i, (rng.next_u32() as usize) % (i + 1));
+            }
+            idx
+        }),
+    ) {
+        use acp_protocol::build::{outcome_report, proposal, response};
+        let f = fixture();
+        let mut msgs = vec![f.policy.clone(), f.proposal.clone()];
+        msgs.extend(votes(&f, &first_votes));
+        let outcome = if outcome_failed { acp_protocol::Outcome::Failed } else { acp_protocol::Outcome::Succeeded };
+        msgs.push(outcome_report(&f.reporter, &f.proposal, outcome, CLOSES.plus_ms(report_delay)).expect("sign"));
+        let second = proposal(&f.proposer, DOMAIN, f.policy.id, "loan.approve", "{}", CLOSES.plus_ms(60_000), CLOSES.plus_ms(120_000)).expect("sign");
+        msgs.push(second.clone());
+        for a in 0..4 {
+            msgs.push(response(&f.agents[a], &second, Stance::Endorse, 6_000 + a as u16 * 1_000, "", CLOSES.plus_ms(61_000)).expect("sign"));
+        }
+        let now = CLOSES.plus_ms(200_000);
+        let mut engine = Engine::new(EngineConfig { max_future_skew_ms: u64::MAX, ..EngineConfig::default() });
+        let mut set = MessageSet::new();
+        for i in order.iter().filter(|i| **i < msgs.len()) {
+            let _ = engine.ingest(&msgs[*i].bytes, Origin::Peer, now);
+            set.insert(msgs[*i].clone());
+            engine.tick(now);
+        }
+        for m in &msgs {
+            let _ = engine.ingest(&m.bytes, Origin::Peer, now);
+            set.insert(m.clone());
+        }
+        engine.tick(now);
+        for id in [f.proposal.id, second.id] {
+            prop_assert_eq!(
+                engine.resolve(&id, now).expect("r").to_bytes(),
+                resolve(&set, &id, now).expect("r").to_bytes()
+            );
+        }
+    }
+}

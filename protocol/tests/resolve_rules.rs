@@ -313,9 +313,10 @@ fn trust_follows_reported_outcomes() {
             .find(|v| v.responder == k.public())
             .map(|v| v.trust_bps)
     };
-    // prior 2+2: wrong by 0.9 -> 2/4.9; right by 0.6 -> 2.6/4.6.
-    assert_eq!(trust_of(&f.agents[0]), Some(4_081));
-    assert_eq!(trust_of(&f.agents[1]), Some(5_652));
+    // Wrong at 0.9: skill -(1.8 + 0.81) = -2.61, trust 0.5 - 2.61/6 = 0.065.
+    // Right at 0.6: skill 1.2 - 0.36 = 0.84, trust 0.5 + 0.84/6 = 0.64.
+    assert_eq!(trust_of(&f.agents[0]), Some(650));
+    assert_eq!(trust_of(&f.agents[1]), Some(6_400));
     assert_eq!(r.status, Status::Rejected);
     // The report does not reach back to the first proposal.
     assert!(

@@ -20,6 +20,7 @@ mod bytes;
 pub mod codec;
 pub mod crypto;
 pub mod engine;
+pub mod evidence;
 pub mod id;
 pub mod limits;
 pub mod message;

@@ -272,3 +272,34 @@ fn weak_signer_key_is_refused() {
         }
     ));
 }
+
+#[test]
+fn equivocation_evidence_is_self_certifying() {
+    use acp_protocol::evidence::{EquivocationEvidence, EvidenceError};
+    let f = Fixture::standard();
+    let a = f.vote(0, Stance::Endorse, 9_000);
+    let b = f.vote(0, Stance::Challenge, 9_000);
+    let set = f.set(&[a.clone(), b.clone(), f.vote(1, Stance::Endorse, 1_000)]);
+    let ev = EquivocationEvidence::collect(&set, &f.proposal.id, &f.agents[0].public())
+        .expect("agent 0 equivocated");
+    let proven =
+        EquivocationEvidence::verify_bytes(&ev.to_bytes().expect("encode")).expect("valid");
+    assert_eq!(proven.agent, f.agents[0].public());
+    assert_eq!(proven.proposal, f.proposal.id);
+    assert!(EquivocationEvidence::collect(&set, &f.proposal.id, &f.agents[1].public()).is_none());
+    // Two different agents' responses prove nothing.
+    let mut unrelated = vec![a.clone(), f.vote(1, Stance::Endorse, 1_000)];
+    unrelated.sort_by_key(|m| m.id);
+    let unrelated = EquivocationEvidence {
+        responses: unrelated.into_iter().map(|m| m.bytes).collect(),
+    };
+    assert_eq!(unrelated.verify(), Err(EvidenceError::Unrelated));
+    // A tampered response is caught.
+    let mut tampered = ev.clone();
+    let last = tampered.responses[1].len() - 1;
+    tampered.responses[1][last] ^= 1;
+    assert!(matches!(
+        tampered.verify(),
+        Err(EvidenceError::Invalid { index: 1, .. })
+    ));
+}

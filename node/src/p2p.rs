@@ -6,7 +6,7 @@
 //! The transport moves opaque bytes. Gossip messages are handed to the node
 //! core as [`NetEvent::Gossip`] and are *not* forwarded until the core reports
 //! a validation result ([`Client::report`]): gossipsub runs with
-//! `validate_messages()`, strict signing, message id = content id and peer
+//! `validate_messages()`, strict signing, message id = hash of the full bytes and peer
 //! scoring, so a peer that sends invalid messages loses score and is
 //! eventually graylisted.
 //!
@@ -52,19 +52,16 @@ pub fn domain_of(topic: &TopicHash) -> Option<&str> {
     topic.as_str().strip_prefix("acp/1/")
 }
 
-/// The gossipsub message id of a payload: its content id (multihash bytes),
-/// so copies of one message (even re-signed ones) are deduplicated by id.
-/// Bytes that do not decode get a different, non-multihash id (a `0x00`
-/// byte before the SHA-256 of the raw bytes); they are rejected anyway.
+/// The gossipsub message id of a payload: SHA-256 of all its bytes,
+/// signatures included.
+///
+/// Not the content id: that leaves the signatures out, and gossipsub marks an
+/// id as seen before validation, so a forged copy (same body, bad signature)
+/// that arrived first would make every peer drop the genuine message as a
+/// duplicate. Honest copies are byte-identical and still dedup here; the
+/// engine dedups re-signed copies by content id.
 pub fn message_id(data: &[u8]) -> MessageId {
-    match acp_protocol::decode_unverified(data) {
-        Ok((_, id)) => MessageId::from(id.to_multihash().to_vec()),
-        Err(_) => {
-            let mut v = vec![0u8];
-            v.extend_from_slice(ContentId::of(data).digest());
-            MessageId::from(v)
-        }
-    }
+    MessageId::from(ContentId::of(data).digest().to_vec())
 }
 
 /// Why the transport failed.
@@ -843,7 +840,7 @@ mod tests {
         let t = topic("fraud.detection");
         assert_eq!(domain_of(&t.hash()), Some("fraud.detection"));
         assert_eq!(domain_of(&TopicHash::from_raw("other")), None);
-        assert_eq!(message_id(b"x").0[0], 0);
+        assert_eq!(message_id(b"x").0, ContentId::of(b"x").digest().to_vec());
         let kp = acp_protocol::Keypair::from_seed([7; 32]);
         let body = acp_protocol::Body::Response(acp_protocol::Response {
             responder: kp.public(),
@@ -856,7 +853,11 @@ mod tests {
             issued_at: acp_protocol::Timestamp(1),
         });
         let m = body.sign(&[&kp]).unwrap();
-        assert_eq!(message_id(&m.bytes).0, m.id.to_multihash().to_vec());
+        // A forged copy of the same body must not share the genuine id.
+        let mut forged = m.bytes.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_ne!(message_id(&m.bytes), message_id(&forged));
     }
 
     #[tokio::test]

@@ -170,6 +170,8 @@ pub struct Ingested {
     pub id: ContentId,
     /// Its kind.
     pub kind: Kind,
+    /// Its domain (the gossip topic it belongs on).
+    pub domain: String,
     /// Effects to apply.
     pub effects: Vec<Effect>,
 }
@@ -367,7 +369,12 @@ impl Engine {
         let body = msg.body().clone();
         self.set.insert(msg);
         self.after_insert(id, &body, &mut effects);
-        Ok(Ingested { id, kind, effects })
+        Ok(Ingested {
+            id,
+            kind,
+            domain,
+            effects,
+        })
     }
 
     fn after_insert(&mut self, id: ContentId, body: &Body, effects: &mut Vec<Effect>) {

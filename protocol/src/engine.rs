@@ -138,7 +138,8 @@ pub enum Event {
         proposal: ContentId,
         /// Agent.
         agent: PublicKey,
-        /// Every response of the agent to the proposal (the evidence).
+        /// The agent's first two responses to the proposal (the evidence;
+        /// later ones raise no new event).
         responses: Vec<ContentId>,
     },
     /// A message that changes a finalized resolution arrived afterwards.
@@ -397,30 +398,35 @@ impl Engine {
             }
             Body::Response(r) => {
                 self.dirty.insert(r.proposal);
-                // A counted vote on a reported proposal moves trust, and an
-                // equivocation adds a penalty: both in the proposal's domain.
-                if let Some(since) = self.feeds_trust(&r.proposal)
-                    && let Some(d) = self.set.proposal(&r.proposal).map(|q| q.domain.clone())
-                {
-                    self.touch_domain(&d, since);
-                }
                 effects.push(Effect::Event(Event::ResponseSeen {
                     id,
                     proposal: r.proposal,
                     responder: r.responder,
                     stance: r.stance,
                 }));
-                let ids: Vec<ContentId> = self
-                    .set
-                    .refs(&r.proposal)
-                    .map(|refs| refs.responses_of(&r.responder).collect())
+                let refs = self.set.refs(&r.proposal);
+                let reported = refs.is_some_and(|refs| !refs.reports.is_empty());
+                // The second response makes an equivocator; later ones add
+                // nothing (the penalty is once per proposal), so a flood of
+                // responses by one key raises one event, not one each.
+                let ids: Vec<ContentId> = refs
+                    .map(|refs| refs.responses_of(&r.responder).take(3).collect())
                     .unwrap_or_default();
-                if ids.len() > 1 {
+                let new_equivocator = ids.len() == 2;
+                if new_equivocator {
                     effects.push(Effect::Event(Event::Equivocation {
                         proposal: r.proposal,
                         agent: r.responder,
                         responses: ids,
                     }));
+                }
+                // A vote on a reported proposal moves trust, and a new
+                // equivocator adds a penalty: both in the proposal's domain.
+                if (reported || new_equivocator)
+                    && let Some(since) = self.feeds_trust(&r.proposal)
+                    && let Some(d) = self.set.proposal(&r.proposal).map(|q| q.domain.clone())
+                {
+                    self.touch_domain(&d, since);
                 }
             }
             Body::Policy(_) | Body::OutcomeReport(_) => {

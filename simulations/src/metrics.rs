@@ -108,8 +108,6 @@ pub struct Report {
     pub receipt_mismatches: u64,
     /// Rejected messages (all nodes).
     pub rejected: u64,
-    /// Genuine copies dropped because a forged copy took the id first.
-    pub squatted: u64,
     /// Responses signed by agents.
     pub responses_signed: u64,
     /// Engine ingests (all nodes).
@@ -342,7 +340,6 @@ impl Report {
             equivocation_events: w.equivocation_events,
             receipt_mismatches: w.receipt_mismatches,
             rejected: sum(&|s| s.rejected),
-            squatted: sum(&|s| s.squatted),
             responses_signed: w.responses_signed,
             ingests: w.ingests,
             events: w.events,
@@ -414,13 +411,13 @@ impl Report {
         }
         std::fs::write(dir.join("rounds.csv"), s)?;
         let mut s = String::from(
-            "node,domain,skew_ms,msgs_sent,bytes_sent,msgs_recv,bytes_recv,sync_bytes,sync_msgs,duplicates,rejected,future,squatted,stored\n",
+            "node,domain,skew_ms,msgs_sent,bytes_sent,msgs_recv,bytes_recv,sync_bytes,sync_msgs,duplicates,rejected,future,stored\n",
         );
         for (i, n) in w.nodes.iter().enumerate() {
             let st = &n.stats;
             let _ = writeln!(
                 s,
-                "{i},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{i},{},{},{},{},{},{},{},{},{},{},{},{}",
                 n.domain,
                 n.skew_ms,
                 st.msgs_sent,
@@ -432,7 +429,6 @@ impl Report {
                 st.duplicates,
                 st.rejected,
                 st.future,
-                st.squatted,
                 n.stored()
             );
         }
@@ -518,10 +514,7 @@ impl Report {
                     self.divergences, self.equivocation_events, self.receipt_mismatches
                 ),
             ),
-            (
-                "rejected / squatted",
-                format!("{} / {}", self.rejected, self.squatted),
-            ),
+            ("rejected", self.rejected.to_string()),
             (
                 "run",
                 format!(

@@ -166,8 +166,6 @@ pub struct NodeStats {
     pub rejected: u64,
     /// Ignored as signed too far in the future.
     pub future: u64,
-    /// A genuine copy dropped because a forged copy took its id first.
-    pub squatted: u64,
 }
 
 #[derive(Debug)]
@@ -214,10 +212,22 @@ impl Node {
     }
 }
 
+/// A gossip message on a link. Its gossip id is the hash of all its bytes,
+/// signatures included, as in the node: a forged copy of a genuine body has
+/// another id and cannot make peers drop the genuine one as a duplicate.
 #[derive(Clone, Debug)]
 struct Wire {
     gid: ContentId,
     bytes: Arc<[u8]>,
+}
+
+impl Wire {
+    fn new(bytes: Arc<[u8]>) -> Self {
+        Self {
+            gid: ContentId::of(&bytes),
+            bytes,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -838,16 +848,8 @@ impl World {
         }
         node.stats.msgs_recv += 1;
         node.stats.bytes_recv += wire.bytes.len() as u64;
-        // The transport's seen-cache is keyed by content id, which excludes
-        // the signatures: the first copy of an id wins, valid or not.
         if !node.seen.insert(wire.gid) {
             node.stats.duplicates += 1;
-            if let Some(e) = &node.engine
-                && !e.set().contains(&wire.gid)
-                && node.inbox.iter().all(|i| *i.bytes != *wire.bytes)
-            {
-                node.stats.squatted += 1;
-            }
             return;
         }
         node.inbox.push(InboxItem {
@@ -886,13 +888,7 @@ impl World {
                 match res {
                     Ok(ing) => {
                         if item.origin == Origin::Peer {
-                            forward.push((
-                                Wire {
-                                    gid: ing.id,
-                                    bytes: item.bytes.clone(),
-                                },
-                                item.from,
-                            ));
+                            forward.push((Wire::new(item.bytes.clone()), item.from));
                         }
                         effects.extend(ing.effects);
                     }
@@ -923,12 +919,9 @@ impl World {
         for e in effects {
             match e {
                 Effect::Store { bytes, .. } => self.nodes[n].store.push(bytes.into()),
-                Effect::Publish { id, bytes, .. } => {
-                    self.nodes[n].seen.insert(id);
-                    let wire = Wire {
-                        gid: id,
-                        bytes: bytes.into(),
-                    };
+                Effect::Publish { bytes, .. } => {
+                    let wire = Wire::new(bytes.into());
+                    self.nodes[n].seen.insert(wire.gid);
                     self.gossip(n, &wire, None);
                 }
                 Effect::Event(ev) => self.on_event(n, ev),
@@ -1294,9 +1287,9 @@ impl World {
             Some(Stance::Endorse) => Stance::Challenge,
             _ => Stance::Endorse,
         };
-        if let Some((gid, bytes)) = self.response(a, p, stance, 9_000, now, "second") {
+        if let Some((_, bytes)) = self.response(a, p, stance, 9_000, now, "second") {
             self.responses_signed += 1;
-            self.gossip(n, &Wire { gid, bytes }, None);
+            self.gossip(n, &Wire::new(bytes), None);
         }
     }
 
@@ -1354,10 +1347,7 @@ impl World {
             if let Some(last) = forged.last_mut() {
                 *last ^= 0x01; // inside the signature: decodes, never verifies
             }
-            let wire = Wire {
-                gid: id,
-                bytes: forged.into(),
-            };
+            let wire = Wire::new(forged.into());
             self.gossip(n, &wire, None);
         }
     }
@@ -1371,8 +1361,8 @@ impl World {
                 let store = &self.nodes[n].store;
                 if !store.is_empty() {
                     let bytes = store[self.rng.below(store.len() as u64) as usize].clone();
-                    if let Ok((_, gid)) = decode_unverified(&bytes) {
-                        self.gossip(n, &Wire { gid, bytes }, None);
+                    if decode_unverified(&bytes).is_ok() {
+                        self.gossip(n, &Wire::new(bytes), None);
                     }
                 }
                 200_000
@@ -1402,10 +1392,7 @@ impl World {
                         issued_at: now_t,
                     });
                     if let Ok(m) = body.sign(&[&o.key]) {
-                        let wire = Wire {
-                            gid: m.id,
-                            bytes: m.bytes.into(),
-                        };
+                        let wire = Wire::new(m.bytes.into());
                         self.gossip(n, &wire, None);
                     }
                 }
@@ -1476,9 +1463,7 @@ impl World {
             }
         }
         for b in &store {
-            if let Ok((_, id)) = decode_unverified(b) {
-                self.nodes[n].seen.insert(id);
-            }
+            self.nodes[n].seen.insert(ContentId::of(b));
         }
         self.nodes[n].engine = Some(engine);
         self.apply(n, effects);

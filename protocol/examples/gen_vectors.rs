@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use acp_protocol::bundle::{AuditBundle, BundleError, verify_bundle};
 use acp_protocol::codec;
-use acp_protocol::crypto::{self, SignatureError, VerifyItem, signing_input};
+use acp_protocol::crypto::{self, VerifyItem, signing_input};
 use acp_protocol::resolve::resolve;
 use acp_protocol::sync::{Summary, SyncRequest, SyncResponse};
 use acp_protocol::{
@@ -359,44 +359,21 @@ fn message_json(name: &str, note: &str, m: &SignedMessage) -> Value {
 // ---------------------------------------------------------------- rejections
 
 fn rejection_kind(r: &Rejection) -> Value {
+    let mut v = json!({"rejection": r.code()});
     match r {
-        Rejection::Codec(c) => {
-            let k = match c {
-                codec::CodecError::TooLarge { .. } => "too_large",
-                codec::CodecError::Malformed(_) => "malformed",
-                codec::CodecError::TrailingBytes(_) => "trailing_bytes",
-                codec::CodecError::NonCanonical => "non_canonical",
-                _ => "other",
-            };
-            json!({"rejection": format!("codec.{k}")})
-        }
-        Rejection::UnsupportedVersion(v) => {
-            json!({"rejection": "unsupported_version", "version": v})
-        }
+        Rejection::UnsupportedVersion(version) => v["version"] = json!(version),
         Rejection::TooLargeForKind { kind, max, .. } => {
-            json!({"rejection": "too_large_for_kind", "kind": kind, "max": max})
+            v["kind"] = json!(kind);
+            v["max"] = json!(max);
         }
-        Rejection::InvalidField { field, .. } => {
-            json!({"rejection": "invalid_field", "field": field})
+        Rejection::InvalidField { field, .. } => v["field"] = json!(field),
+        Rejection::BadSignature { signer, error } => {
+            v["signer"] = json!(signer.to_string());
+            v["error"] = json!(error.code());
         }
-        Rejection::WrongSigners => json!({"rejection": "wrong_signers"}),
-        Rejection::BadSignature { signer, error } => json!({
-            "rejection": "bad_signature",
-            "signer": signer.to_string(),
-            "error": sig_error(error),
-        }),
-        _ => json!({"rejection": "other"}),
+        _ => {}
     }
-}
-
-fn sig_error(e: &SignatureError) -> &'static str {
-    match e {
-        SignatureError::NonCanonicalScalar => "non_canonical_scalar",
-        SignatureError::NotAPoint => "not_a_point",
-        SignatureError::Equation => "equation",
-        SignatureError::WeakKey => "weak_key",
-        _ => "other",
-    }
+    v
 }
 
 struct Rejected {
@@ -1477,7 +1454,7 @@ fn signature_vectors(k: &Keys) -> Vec<Value> {
             "message": hexs(&msg),
             "signature": hexs(&sig),
             "valid": single.is_ok(),
-            "error": single.err().map(|e| sig_error(&e)),
+            "error": single.err().map(|e| e.code()),
             "weak_key": pk.is_weak(),
         }));
     };

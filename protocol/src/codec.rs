@@ -57,6 +57,19 @@ pub enum CodecError {
     Encode(String),
 }
 
+impl CodecError {
+    /// A stable machine-readable code (used in test vectors and API errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodecError::TooLarge { .. } => "too_large",
+            CodecError::Malformed(_) => "malformed",
+            CodecError::TrailingBytes(_) => "trailing_bytes",
+            CodecError::NonCanonical => "non_canonical",
+            CodecError::Encode(_) => "encode",
+        }
+    }
+}
+
 /// Encode a value canonically.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))

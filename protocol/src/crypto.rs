@@ -139,6 +139,18 @@ pub enum SignatureError {
     Equation,
 }
 
+impl SignatureError {
+    /// A stable machine-readable code (used in test vectors and API errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignatureError::NonCanonicalScalar => "non_canonical_scalar",
+            SignatureError::NotAPoint => "not_a_point",
+            SignatureError::WeakKey => "weak_key",
+            SignatureError::Equation => "equation",
+        }
+    }
+}
+
 /// One signature to check: key, signed message, signature.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyItem<'a> {

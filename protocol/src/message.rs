@@ -485,6 +485,21 @@ pub enum Rejection {
     },
 }
 
+impl Rejection {
+    /// A stable machine-readable code: `codec.<code>` for codec errors, else
+    /// the variant in snake case (used in test vectors and API errors).
+    pub fn code(&self) -> String {
+        match self {
+            Rejection::Codec(c) => format!("codec.{}", c.code()),
+            Rejection::UnsupportedVersion(_) => "unsupported_version".into(),
+            Rejection::TooLargeForKind { .. } => "too_large_for_kind".into(),
+            Rejection::InvalidField { .. } => "invalid_field".into(),
+            Rejection::WrongSigners => "wrong_signers".into(),
+            Rejection::BadSignature { .. } => "bad_signature".into(),
+        }
+    }
+}
+
 fn field(field: &'static str, problem: &'static str) -> Rejection {
     Rejection::InvalidField { field, problem }
 }

@@ -116,18 +116,18 @@ fn query(
         }
         for (id, _status) in engine.proposals(domain, now) {
             let _ = engine.decision_package(&id, now);
-            if let Some(bundle) = AuditBundle::collect(engine.set(), &id) {
-                if let Ok(bytes) = bundle.to_bytes() {
-                    let _ = verify_bundle(&bytes);
-                }
+            if let Some(bundle) = AuditBundle::collect(engine.set(), &id)
+                && let Ok(bytes) = bundle.to_bytes()
+            {
+                let _ = verify_bundle(&bytes);
             }
         }
     }
     for (proposal, agent) in equivocations.iter().take(4) {
-        if let Some(ev) = EquivocationEvidence::collect(engine.set(), proposal, agent) {
-            if let Ok(bytes) = ev.to_bytes() {
-                let _ = EquivocationEvidence::verify_bytes(&bytes);
-            }
+        if let Some(ev) = EquivocationEvidence::collect(engine.set(), proposal, agent)
+            && let Ok(bytes) = ev.to_bytes()
+        {
+            let _ = EquivocationEvidence::verify_bytes(&bytes);
         }
     }
 }

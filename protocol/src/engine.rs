@@ -580,8 +580,15 @@ impl Engine {
     }
 
     fn step(&mut self, id: ContentId, r: Resolution, finalize: bool, effects: &mut Vec<Effect>) {
-        let digest = r.digest();
         let track = self.tracks.entry(id).or_default();
+        // Hashing a resolution costs as much as resolving it; while votes
+        // come in and nothing is decided, no digest is needed.
+        let needs_digest = track.finalized.is_some()
+            || (r.is_final && (finalize || (r.is_decided() && track.announced.is_none())));
+        if !needs_digest {
+            return;
+        }
+        let digest = r.digest();
         let r = Arc::new(r);
         match track.finalized {
             None if finalize && r.is_final => {

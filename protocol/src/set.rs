@@ -238,6 +238,20 @@ impl MessageSet {
         self.equivocated.iter()
     }
 
+    /// `(time, id)` of a domain's messages in that order, within `[from, to)`.
+    pub fn timed_ids_in_range(
+        &self,
+        domain: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Iterator<Item = (Timestamp, ContentId)> + '_ {
+        self.domains.get(domain).into_iter().flat_map(move |d| {
+            d.by_time
+                .range((from, ContentId([0; 32]))..(to, ContentId([0; 32])))
+                .copied()
+        })
+    }
+
     /// Ids of a domain ordered by `(time, id)` within `[from, to)`.
     pub fn ids_in_range(
         &self,
@@ -245,10 +259,6 @@ impl MessageSet {
         from: Timestamp,
         to: Timestamp,
     ) -> impl Iterator<Item = ContentId> + '_ {
-        self.domains.get(domain).into_iter().flat_map(move |d| {
-            d.by_time
-                .range((from, ContentId([0; 32]))..(to, ContentId([0; 32])))
-                .map(|(_, id)| *id)
-        })
+        self.timed_ids_in_range(domain, from, to).map(|(_, id)| id)
     }
 }

@@ -53,9 +53,8 @@ impl Summary {
         let mut buckets: Vec<BucketDigest> = Vec::new();
         let mut hasher = Sha256::new();
         let mut current: Option<(u64, u32)> = None;
-        for id in set.ids_in_range(domain, Timestamp(0), Timestamp(u64::MAX)) {
-            let Some(msg) = set.get(&id) else { continue };
-            let b = msg.body().time().0 / BUCKET_MS;
+        for (time, id) in set.timed_ids_in_range(domain, Timestamp(0), Timestamp(u64::MAX)) {
+            let b = time.0 / BUCKET_MS;
             match current {
                 Some((cb, n)) if cb == b => current = Some((cb, n + 1)),
                 prev => {

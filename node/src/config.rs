@@ -7,6 +7,9 @@
 //!   config.toml   documented settings (this module's `Config`)
 //!   agent.key     the agent's Ed25519 seed, hex, mode 0600
 //!   peer.key      the libp2p identity (protobuf), mode 0600
+//!   human.key     the human key that signs decisions on escalations, mode 0600
+//!   reporter.key  the key that signs outcome reports, mode 0600
+//!   api.token     the HTTP API bearer token, mode 0600
 //!   store/        the sled database holding the message set
 //! ```
 
@@ -62,6 +65,8 @@ pub struct Config {
     pub domains: Vec<String>,
     /// Address of the local control API. Keep it on loopback.
     pub api_addr: SocketAddr,
+    /// Address of the HTTP API and the escalation page (bearer token).
+    pub http_addr: SocketAddr,
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
     /// Seconds between anti-entropy rounds with every connected peer.
@@ -86,6 +91,7 @@ impl Default for Config {
             bootstrap: Vec::new(),
             domains: vec!["default".into()],
             api_addr: SocketAddr::from(([127, 0, 0, 1], 7420)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7421)),
             mdns: true,
             sync_interval_secs: 30,
             sync_batch: 256,
@@ -169,6 +175,10 @@ domains = {domains}
 # Local control API (submission, queries). Loopback only: it has no authentication.
 api_addr = "{api}"
 
+# HTTP API (/v1, OpenAPI at /v1/openapi.json) and the escalation page (/ui/).
+# Every /v1 route except /v1/health needs `Authorization: Bearer <api.token>`.
+http_addr = "{http}"
+
 # Discover peers on the local network with mDNS.
 mdns = {mdns}
 
@@ -192,6 +202,7 @@ log_json = {json}
             bootstrap = list(&self.bootstrap),
             domains = list(&self.domains),
             api = self.api_addr,
+            http = self.http_addr,
             mdns = self.mdns,
             sync = self.sync_interval_secs,
             batch = self.sync_batch,

@@ -1,8 +1,12 @@
-//! `acp demo`: three real `acp node` processes on loopback, fresh temporary
-//! data directories, one proposal decided end to end.
+//! `acp demo`: four real `acp node` processes on loopback with fresh
+//! temporary data directories, driven through their HTTP APIs. A loan desk
+//! proposes; the bank's credit-risk, compliance and customer-experience
+//! agents respond from their own nodes; every node resolves on its own and
+//! signs a receipt of the same resolution. A second, larger loan splits the
+//! agents and escalates to the loan officer, whose key is on the loan desk's
+//! node and whose page shows the decision package.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -10,20 +14,24 @@ use std::time::{Duration, Instant};
 
 use acp_node::keys;
 use acp_node::node::now;
-use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
-    Response, Stance,
-};
+use acp_protocol::build::PolicyBuilder;
+use acp_protocol::{DecisionRules, Keypair};
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
-const DOMAIN: &str = "loans.approval";
+use crate::client::{self, ApiClient};
+
+const DOMAIN: &str = "loans.retail";
 
 struct DemoNode {
+    name: &'static str,
     child: Child,
-    api: SocketAddr,
+    dir: PathBuf,
+    api: ApiClient,
+    page: String,
     tcp: String,
     agent: Keypair,
+    human: Keypair,
 }
 
 impl Drop for DemoNode {
@@ -31,21 +39,6 @@ impl Drop for DemoNode {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn call(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
-    let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut line = req.to_string();
-    line.push('\n');
-    s.write_all(line.as_bytes())?;
-    let mut answer = String::new();
-    BufReader::new(s).read_line(&mut answer)?;
-    let v: Value = serde_json::from_str(&answer).context("malformed control answer")?;
-    if v["ok"] != true {
-        bail!("node refused: {}", v["error"]);
-    }
-    Ok(v)
 }
 
 fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
@@ -61,7 +54,12 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyho
     }
 }
 
-fn start(exe: &Path, dir: &Path, bootstrap: Option<&str>) -> anyhow::Result<DemoNode> {
+fn start(
+    exe: &Path,
+    name: &'static str,
+    dir: &Path,
+    bootstrap: Option<&str>,
+) -> anyhow::Result<DemoNode> {
     let init = Command::new(exe)
         .arg("--data-dir")
         .arg(dir)
@@ -72,6 +70,8 @@ fn start(exe: &Path, dir: &Path, bootstrap: Option<&str>) -> anyhow::Result<Demo
             "--listen",
             "/ip4/127.0.0.1/udp/0/quic-v1",
             "--api-addr",
+            "127.0.0.1:0",
+            "--http-addr",
             "127.0.0.1:0",
             "--no-mdns",
             "--domain",
@@ -87,6 +87,8 @@ fn start(exe: &Path, dir: &Path, bootstrap: Option<&str>) -> anyhow::Result<Demo
         );
     }
     let agent = Keypair::from_seed(keys::read_seed_file(&dir.join(keys::AGENT_KEY_FILE))?);
+    let human = Keypair::from_seed(keys::read_seed_file(&dir.join(keys::HUMAN_KEY_FILE))?);
+    let token = std::fs::read_to_string(dir.join(keys::TOKEN_FILE))?;
     let log = std::fs::File::create(dir.join("node.log"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--data-dir").arg(dir).arg("node");
@@ -107,45 +109,43 @@ fn start(exe: &Path, dir: &Path, bootstrap: Option<&str>) -> anyhow::Result<Demo
             }
         }
     });
-    let (mut api, mut tcp) = (None, None);
+    let (mut http, mut page, mut tcp) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while api.is_none() || tcp.is_none() {
+    while http.is_none() || page.is_none() || tcp.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
-            .map_err(|_| anyhow!("node in {} did not start", dir.display()))?;
-        if let Some(a) = line.strip_prefix("ACP-API ") {
-            api = Some(a.parse()?);
+            .map_err(|_| anyhow!("node {name} in {} did not start", dir.display()))?;
+        if let Some(a) = line.strip_prefix("ACP-HTTP ") {
+            http = Some(a.to_owned());
+        } else if let Some(a) = line.strip_prefix("ACP-PAGE ") {
+            page = Some(a.to_owned());
         } else if let Some(a) = line.strip_prefix("ACP-LISTEN ")
             && a.contains("/tcp/")
         {
             tcp = Some(a.to_owned());
         }
     }
+    let http = http.ok_or_else(|| anyhow!("no http address"))?;
     Ok(DemoNode {
+        name,
         child,
-        api: api.ok_or_else(|| anyhow!("no api"))?,
+        dir: dir.to_owned(),
+        api: ApiClient::new(&format!("http://{http}"), &token)?,
+        page: page.ok_or_else(|| anyhow!("no page address"))?,
         tcp: tcp.ok_or_else(|| anyhow!("no listen address"))?,
         agent,
+        human,
     })
 }
 
-fn submit(n: &DemoNode, bytes: &[u8]) -> anyhow::Result<()> {
-    call(n.api, &json!({"op": "submit", "hex": hex::encode(bytes)}))?;
-    Ok(())
-}
-
-fn has(n: &DemoNode, id: &ContentId) -> bool {
-    call(n.api, &json!({"op": "has", "id": id.to_string()})).is_ok_and(|v| v["engine"] == true)
-}
-
 /// Runs the demo in a fresh temporary directory, removed afterwards.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(keep_running: bool) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let root: PathBuf =
         std::env::temp_dir().join(format!("acp-demo-{}-{}", std::process::id(), now().0));
     std::fs::create_dir_all(&root)?;
-    let result = run_in(&exe, &root);
+    let result = run_in(&exe, &root, keep_running);
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(&root);
     } else {
@@ -154,154 +154,277 @@ pub fn run() -> anyhow::Result<()> {
     result
 }
 
-fn run_in(exe: &Path, root: &Path) -> anyhow::Result<()> {
-    println!(
-        "Starting three nodes on 127.0.0.1 (data in {})",
-        root.display()
-    );
-    let n1 = start(exe, &root.join("bank-a"), None)?;
-    let n2 = start(exe, &root.join("bank-b"), Some(&n1.tcp))?;
-    let n3 = start(exe, &root.join("credit-bureau"), Some(&n1.tcp))?;
-    let nodes = [("bank-a", &n1), ("bank-b", &n2), ("credit-bureau", &n3)];
-    wait_for(20, "the nodes to connect", || {
-        call(n1.api, &json!({"op": "status"}))
-            .ok()
-            .filter(|v| v["peers"].as_array().is_some_and(|p| p.len() >= 2))
-    })?;
-    println!("  connected: {} peers of bank-a", 2);
+fn short(k: &impl ToString) -> String {
+    let s = k.to_string();
+    s.get(..12).unwrap_or(&s).to_owned()
+}
 
-    let org = Keypair::from_seed(keys::random_seed()?);
-    let mut members: Vec<Member> = nodes
-        .iter()
-        .map(|(_, n)| Member {
-            agent: n.agent.public(),
-            organization: 0,
-            authority_bps: 5000,
-        })
-        .collect();
-    members.sort_by_key(|m| m.agent);
-    let policy = Body::Policy(DomainPolicy {
-        domain: DOMAIN.into(),
-        revision: 1,
-        issued_at: now(),
-        organizations: vec![Organization {
-            root: org.public(),
-            name: "lending consortium".into(),
-            weight_cap_bps: 10_000,
-        }],
-        members,
-        humans: Vec::new(),
-        reporters: Vec::new(),
-        rules: DecisionRules {
-            quorum_margin_bps: 1000,
-            min_participation_bps: 5000,
-            low_confidence_bps: 3000,
-            high_stakes: None,
-            min_window_ms: 1000,
-            max_window_ms: 3_600_000,
-        },
-    })
-    .sign(&[&org])?;
-    submit(&n1, &policy.bytes)?;
-    println!(
-        "Policy {} for {DOMAIN}: three members, authority 0.50 each",
-        policy.id
-    );
-
-    let t = now();
-    let proposal = Body::Proposal(Proposal {
-        proposer: n1.agent.public(),
-        domain: DOMAIN.into(),
-        policy: policy.id,
-        action: Action {
-            kind: "loan.approve".into(),
-            payload: r#"{"applicant":"A-1042","amount_eur":25000,"term_months":48}"#.into(),
-        },
-        confidence_bps: 8000,
-        stakes: 25_000,
-        evidence: vec!["credit-report:A-1042".into()],
-        created_at: t,
-        closes_at: t.plus_ms(4_000),
-        supersedes: None,
-    })
-    .sign(&[&n1.agent])?;
-    submit(&n1, &proposal.bytes)?;
-    println!(
-        "bank-a proposes loan.approve {} (closes in 4 s)",
-        proposal.id
-    );
-    for (name, n) in &nodes[1..] {
-        wait_for(15, "the proposal to spread", || {
-            has(n, &proposal.id).then_some(())
+/// Waits until every node has the proposal (it travelled by gossip).
+fn spread(nodes: &[&DemoNode], id: &str) -> anyhow::Result<()> {
+    for n in nodes {
+        wait_for(15, "the proposal to reach every node", || {
+            n.api.get(&format!("/proposals/{id}")).ok().map(|_| ())
         })?;
-        println!("  {name} received it");
     }
-    let votes = [
-        (
-            &n2,
-            "bank-b",
-            Stance::Endorse,
-            9000,
-            "income verified, debt ratio 0.21",
-        ),
-        (
-            &n3,
-            "credit-bureau",
-            Stance::Endorse,
-            7000,
-            "score 742, no defaults",
-        ),
-    ];
-    for (n, name, stance, conf, why) in votes {
-        let r = Body::Response(Response {
-            responder: n.agent.public(),
-            domain: DOMAIN.into(),
-            proposal: proposal.id,
-            stance,
-            confidence_bps: conf,
-            reasoning: why.into(),
-            evidence: Vec::new(),
-            issued_at: now(),
-        })
-        .sign(&[&n.agent])?;
-        submit(n, &r.bytes)?;
+    Ok(())
+}
+
+/// Waits until every node finalized `id` with `want` and holds a latest
+/// receipt from every node; returns each node's answer.
+fn settled(nodes: &[&DemoNode], id: &str, want: &str) -> anyhow::Result<Vec<Value>> {
+    wait_for(40, "every node to finalize and sign a receipt", || {
+        let mut out = Vec::new();
+        for n in nodes {
+            let v = n.api.get(&format!("/proposals/{id}")).ok()?;
+            let latest = v["receipts"]
+                .as_array()?
+                .iter()
+                .filter(|r| r["latest"] == true)
+                .count();
+            if v["final"] != true || v["status"] != want || latest < nodes.len() {
+                return None;
+            }
+            out.push(v);
+        }
+        Some(out)
+    })
+}
+
+fn print_votes(v: &Value) {
+    let names = |k: &Value| k.as_str().map(str::to_owned).unwrap_or_default();
+    for c in v["package"]["counted"].as_array().into_iter().flatten() {
+        let vote = &c["vote"];
         println!(
-            "  {name}: {stance:?} at {:.2} — {why}",
-            f64::from(conf) / 10_000.0
+            "    {:<9} {}  confidence {}  authority {}  trust {}  weight {}",
+            vote["stance"].as_str().unwrap_or("?"),
+            &names(&vote["responder"]).get(..12).unwrap_or("?"),
+            client::conf(&vote["confidence_bps"]),
+            client::conf(&vote["authority_bps"]),
+            client::conf(&vote["trust_bps"]),
+            vote["weight"]
         );
     }
-    println!("Waiting for every node to finalize and sign a receipt...");
-    let res: Vec<Value> = wait_for(30, "receipts from every node", || {
-        let rs: Vec<Value> = nodes
-            .iter()
-            .filter_map(|(_, n)| {
-                call(
-                    n.api,
-                    &json!({"op": "resolution", "proposal": proposal.id.to_string()}),
-                )
-                .ok()
-            })
-            .collect();
-        (rs.len() == 3
-            && rs.iter().all(|r| {
-                r["final"] == true && r["receipts"].as_array().is_some_and(|a| a.len() == 3)
-            }))
-        .then_some(rs)
-    })?;
-    for ((name, _), r) in nodes.iter().zip(&res) {
+}
+
+fn print_agreement(nodes: &[&DemoNode], answers: &[Value]) -> anyhow::Result<()> {
+    for (n, v) in nodes.iter().zip(answers) {
         println!(
-            "  {name:<14} {:<9} resolution {} counted {}",
-            r["status"].as_str().unwrap_or("?"),
-            &r["resolution"].as_str().unwrap_or("?")[..20],
-            r["counted"]
+            "    {:<20} {:<9} resolution {}",
+            n.name,
+            v["status"].as_str().unwrap_or("?"),
+            v["resolution"].as_str().unwrap_or("?")
         );
     }
-    let agree = res
+    if !answers
         .windows(2)
-        .all(|w| w[0]["resolution"] == w[1]["resolution"]);
-    if !agree {
+        .all(|w| w[0]["resolution"] == w[1]["resolution"])
+    {
         bail!("the nodes disagree");
     }
-    println!("All three nodes computed the same resolution, with no coordinator.");
+    Ok(())
+}
+
+fn respond_all(proposal: &str, votes: &[(&DemoNode, &str, f64, &str)]) -> anyhow::Result<()> {
+    for (n, stance, confidence, why) in votes {
+        n.api.post(
+            &format!("/proposals/{proposal}/responses"),
+            &json!({"stance": stance, "confidence": confidence, "reasoning": why}),
+        )?;
+        println!(
+            "  {:<20} {stance:<9} confidence {confidence:.2}  \"{why}\"",
+            n.name
+        );
+    }
+    Ok(())
+}
+
+fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
+    println!(
+        "Starting four nodes on 127.0.0.1 (data in {})",
+        root.display()
+    );
+    let desk = start(exe, "loan-desk", &root.join("loan-desk"), None)?;
+    let risk = start(
+        exe,
+        "credit-risk",
+        &root.join("credit-risk"),
+        Some(&desk.tcp),
+    )?;
+    let comp = start(exe, "compliance", &root.join("compliance"), Some(&desk.tcp))?;
+    let cx = start(
+        exe,
+        "customer-experience",
+        &root.join("customer-experience"),
+        Some(&desk.tcp),
+    )?;
+    let nodes = [&desk, &risk, &comp, &cx];
+    wait_for(20, "the nodes to connect", || {
+        desk.api
+            .get("/status")
+            .ok()
+            .filter(|v| v["peers"].as_array().is_some_and(|p| p.len() >= 3))
+    })?;
+    for n in &nodes {
+        println!(
+            "  {:<20} agent {}  {}",
+            n.name,
+            short(&n.agent.public()),
+            n.api.base()
+        );
+    }
+
+    // The bank's policy: three voting agents, the loan officer (the human
+    // key on the loan desk's node) decides escalations.
+    let bank = Keypair::from_seed(keys::random_seed()?);
+    let policy = PolicyBuilder::new(DOMAIN)
+        .organization(&bank, "Example Bank", 10_000)
+        .member(&risk.agent.public(), 0, 6_000)
+        .member(&comp.agent.public(), 0, 5_000)
+        .member(&cx.agent.public(), 0, 3_000)
+        .human(&desk.human.public())
+        .reporter(&desk.agent.public())
+        .rules(DecisionRules {
+            quorum_margin_bps: 2_000,
+            min_participation_bps: 5_000,
+            low_confidence_bps: 3_000,
+            high_stakes: Some(250_000),
+            min_window_ms: 1_000,
+            max_window_ms: 3_600_000,
+        })
+        .issued(1, now())
+        .sign(&[&bank])?;
+    desk.api.post_bytes("/messages", policy.bytes.clone())?;
+    println!("\nPolicy {} for {DOMAIN}", policy.id);
+    println!(
+        "  authority: credit-risk 0.60, compliance 0.50, customer-experience 0.30; \
+         margin 20%, participation 50%, stakes >= 250000 go to a human"
+    );
+    // Every node must hold the policy before it can weigh the votes.
+    let pid = policy.id.to_string();
+    for n in &nodes[1..] {
+        wait_for(15, "the policy to spread", || {
+            n.api
+                .get(&format!("/trust?domain={DOMAIN}"))
+                .ok()
+                .filter(|v| v["policy"] == pid.as_str())
+        })?;
+    }
+
+    // Case 1: a small loan the agents agree on.
+    println!("\n1. loan-desk proposes (the node signs with its agent key):");
+    let p1 = desk.api.post(
+        "/proposals",
+        &json!({
+            "domain": DOMAIN,
+            "kind": "loan.approve",
+            "payload": {"applicant": "A-1042", "amount_eur": 25000, "term_months": 48},
+            "confidence": 0.8,
+            "stakes": 25000,
+            "evidence": ["credit-report:A-1042"],
+            "closes_in_ms": 4000,
+        }),
+    )?;
+    let p1 = p1["id"].as_str().context("no proposal id")?.to_owned();
+    println!("  loan.approve {{applicant A-1042, 25000 EUR, 48 months}}  id {p1}");
+    spread(&nodes, &p1)?;
+    println!("  each agent responds from its own node:");
+    respond_all(
+        &p1,
+        &[
+            (
+                &risk,
+                "endorse",
+                0.9,
+                "score 742, debt-to-income 0.21, no defaults",
+            ),
+            (&comp, "endorse", 0.8, "KYC complete, no sanctions hits"),
+            (&cx, "endorse", 0.7, "customer for 9 years, salary account"),
+        ],
+    )?;
+    println!("  waiting for every node to finalize and sign a receipt...");
+    let answers = settled(&nodes, &p1, "approved")?;
+    println!("  weights (authority x confidence x trust) as every node counted them:");
+    print_votes(&answers[0]);
+    println!("  resolution computed independently by each node:");
+    print_agreement(&nodes, &answers)?;
+    println!("  => approved; all four nodes computed the same resolution id, with no coordinator.");
+
+    // Case 2: a large loan that splits the agents.
+    println!("\n2. loan-desk proposes a larger loan:");
+    let p2 = desk.api.post(
+        "/proposals",
+        &json!({
+            "domain": DOMAIN,
+            "kind": "loan.approve",
+            "payload": {"applicant": "B-2077", "amount_eur": 480000, "term_months": 240},
+            "confidence": 0.6,
+            "stakes": 480000,
+            "evidence": ["credit-report:B-2077", "valuation:flat-31"],
+            "closes_in_ms": 4000,
+        }),
+    )?;
+    let p2 = p2["id"].as_str().context("no proposal id")?.to_owned();
+    println!("  loan.approve {{applicant B-2077, 480000 EUR, 20 years}}  id {p2}");
+    spread(&nodes, &p2)?;
+    respond_all(
+        &p2,
+        &[
+            (
+                &risk,
+                "endorse",
+                0.65,
+                "collateral covers 80% of the amount",
+            ),
+            (
+                &comp,
+                "challenge",
+                0.9,
+                "source of the down payment is not documented",
+            ),
+            (
+                &cx,
+                "endorse",
+                0.6,
+                "long-standing customer, first mortgage",
+            ),
+        ],
+    )?;
+    println!("  waiting for the close...");
+    let answers = settled(&nodes, &p2, "escalated")?;
+    print_votes(&answers[0]);
+    let reasons: Vec<&str> = answers[0]["reasons"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let t = &answers[0]["tally"];
+    println!(
+        "  tally: endorse {} vs challenge {} (margin 20%)",
+        t["endorse"], t["challenge"]
+    );
+    print_agreement(&nodes, &answers)?;
+    println!("  => escalated to a human: {}", reasons.join(", "));
+    println!("\nWhere to look at it:");
+    println!("  the escalation page: {}", desk.page);
+    println!(
+        "  the command line:    acp --data-dir {} show {p2}",
+        desk.dir.display()
+    );
+    println!(
+        "  decide:              acp --data-dir {} decide {p2} approve --rationale \"...\"",
+        desk.dir.display()
+    );
+    if keep_running {
+        println!(
+            "\nThe network and the page stay up (--keep-running). Press Ctrl-C to stop; \
+             the temporary data is removed."
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(tokio::signal::ctrl_c())?;
+        println!("stopped");
+    } else {
+        println!("\n(Run `acp demo --keep-running` to keep the network and the page up.)");
+    }
     Ok(())
 }

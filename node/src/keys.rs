@@ -16,6 +16,13 @@ pub const AGENT_KEY_FILE: &str = "agent.key";
 pub const PEER_KEY_FILE: &str = "peer.key";
 /// File name of an organization root seed inside the data directory.
 pub const ORG_KEY_FILE: &str = "org.key";
+/// File name of the human key (signs decisions on escalations from the page
+/// and `acp decide`) inside the data directory.
+pub const HUMAN_KEY_FILE: &str = "human.key";
+/// File name of the outcome reporter key inside the data directory.
+pub const REPORTER_KEY_FILE: &str = "reporter.key";
+/// File name of the HTTP API bearer token inside the data directory.
+pub const TOKEN_FILE: &str = "api.token";
 
 /// Why a key file could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +101,36 @@ pub fn read_seed_file(path: &Path) -> Result<[u8; 32], KeyError> {
     bytes
         .try_into()
         .map_err(|_| KeyError::Malformed(path.to_owned()))
+}
+
+/// Creates a new API bearer token file (64 hex digits, mode 0600).
+pub fn create_token_file(path: &Path) -> Result<String, KeyError> {
+    let token = hex::encode(random_seed()?);
+    write_secret(path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+/// Reads the API bearer token, creating the file if it does not exist yet
+/// (data directories initialized before the HTTP API had none).
+pub fn read_or_create_token(path: &Path) -> Result<String, KeyError> {
+    match fs::read_to_string(path) {
+        Ok(t) if t.trim().len() >= 32 => Ok(t.trim().to_owned()),
+        Ok(_) => Err(KeyError::Malformed(path.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_token_file(path),
+        Err(source) => Err(KeyError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Reads a seed file if it exists (`None` when absent).
+pub fn read_optional_seed(path: &Path) -> Result<Option<[u8; 32]>, KeyError> {
+    if path.exists() {
+        read_seed_file(path).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Creates a new libp2p Ed25519 identity file (protobuf encoding).

@@ -2,8 +2,10 @@
 //!
 //! - [`store`]: sled behind a small `Store` trait, the durable message set;
 //! - [`keys`], [`config`]: the data directory, key files and `config.toml`;
-//! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client).
+//! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client);
+//! - [`api`]: the sidecar HTTP API (bearer token, OpenAPI, server-sent events) and the escalation page.
 
+pub mod api;
 pub mod config;
 pub mod control;
 pub mod keys;

@@ -1,5 +1,6 @@
 //! `acp`: the ACP node and its command line.
 
+mod client;
 mod demo;
 
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use acp_node::api::{self, ApiKeys, ApiState, confidence_to_bps};
 use acp_node::config::{self, Config};
 use acp_node::control;
 use acp_node::keys;
@@ -19,7 +21,9 @@ use acp_protocol::{
 };
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::client::ApiClient;
 
 #[derive(Parser, Debug)]
 #[command(name = "acp", version, about = "Agent Consensus Protocol node")]
@@ -33,9 +37,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run three nodes on loopback with fresh temporary data and decide one proposal.
-    Demo,
-    /// Create the data directory: agent key, peer key, config.toml.
+    /// Run three nodes on loopback with fresh temporary data: a loan decided, then one escalated.
+    Demo {
+        /// Leave the nodes and the escalation page running until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Create the data directory: agent, human and reporter keys, peer key, API token, config.toml.
     Init(InitArgs),
     /// Organization keys.
     #[command(subcommand)]
@@ -47,10 +55,78 @@ enum Cmd {
     Node(NetOverrides),
     /// Print this node's agent key and peer id.
     Id,
-    /// Sign a proposal with the agent key and write it to a file.
+    /// Propose an action through the node (signed by its agent key), or write it to a file with --out.
     Propose(ProposeArgs),
-    /// Sign a response with the agent key and write it to a file.
+    /// Respond to a proposal through the node (signed by its agent key), or write it to a file with --out.
     Respond(RespondArgs),
+    /// Show one proposal: status, tally, every vote with its reasoning and weight, receipts.
+    Show {
+        /// Proposal id.
+        proposal: ContentId,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// List proposals.
+    List {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only this status (pending, approved, rejected, escalated, invalid).
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Follow the node's events (proposals, responses, decisions, escalations) until Ctrl-C.
+    Watch {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Decide an escalated proposal, signed by the node's human key.
+    Decide {
+        /// Proposal id.
+        proposal: ContentId,
+        /// approve or reject.
+        #[arg(value_enum)]
+        verdict: VerdictArg,
+        /// Why.
+        #[arg(long, default_value = "")]
+        rationale: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Report how an executed decision turned out, signed by the node's reporter key.
+    Outcome {
+        /// Proposal id.
+        proposal: ContentId,
+        /// succeeded or failed.
+        #[arg(value_enum)]
+        outcome: OutcomeArg,
+        /// A note.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Trust scores of the agents of a domain.
+    Trust {
+        /// Domain.
+        #[arg(long)]
+        domain: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Audit bundles: export from a node, verify offline.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Print the escalation page's address (with the API token in the fragment).
+    Page {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
     /// Submit a signed message file to the running node.
     Submit {
         /// The message file (canonical bytes, as written by propose/respond/policy).
@@ -79,6 +155,60 @@ enum Cmd {
     },
 }
 
+#[derive(Args, Debug, Clone)]
+struct HttpArgs {
+    /// The node's HTTP API (default: `http://<http_addr>` from the data directory's config).
+    #[arg(long, env = "ACP_URL")]
+    url: Option<String>,
+    /// API bearer token (default: `<data-dir>/api.token`).
+    #[arg(long, env = "ACP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl HttpArgs {
+    fn client(&self, dir: &Path) -> anyhow::Result<ApiClient> {
+        ApiClient::for_dir(dir, self.url.as_deref(), self.token.as_deref())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Download a proposal's audit bundle from the node.
+    Export {
+        /// Proposal id.
+        proposal: ContentId,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Verify a bundle offline: every signature, the order, the recomputed
+    /// resolution and every receipt. Exits non-zero, saying what failed, on any tampering.
+    Verify {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum VerdictArg {
+    Approve,
+    Reject,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum OutcomeArg {
+    Succeeded,
+    Failed,
+}
+
 #[derive(Args, Debug, Clone, Default)]
 struct NetOverrides {
     /// Listen address (repeatable; replaces the config's list).
@@ -93,6 +223,9 @@ struct NetOverrides {
     /// Control API address.
     #[arg(long)]
     api_addr: Option<SocketAddr>,
+    /// HTTP API and escalation page address.
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
     /// Turn mDNS discovery off.
     #[arg(long)]
     no_mdns: bool,
@@ -115,6 +248,9 @@ impl NetOverrides {
         }
         if let Some(a) = self.api_addr {
             cfg.api_addr = a;
+        }
+        if let Some(a) = self.http_addr {
+            cfg.http_addr = a;
         }
         if self.no_mdns {
             cfg.mdns = false;
@@ -205,18 +341,19 @@ struct ProposeArgs {
     /// Domain.
     #[arg(long)]
     domain: String,
-    /// Id of the policy the proposal is decided under.
+    /// Id of the policy the proposal is decided under (default through the
+    /// node: its newest policy for the domain; required with --out).
     #[arg(long)]
-    policy: ContentId,
+    policy: Option<ContentId>,
     /// Action kind, e.g. `loan.approve`.
     #[arg(long)]
     kind: String,
     /// Action payload (JSON text).
     #[arg(long, default_value = "{}")]
     payload: String,
-    /// Proposer confidence, basis points.
-    #[arg(long, default_value_t = 8000)]
-    confidence_bps: u16,
+    /// Proposer confidence in [0, 1].
+    #[arg(long, default_value_t = 0.8)]
+    confidence: f64,
     /// Stakes.
     #[arg(long, default_value_t = 0)]
     stakes: u64,
@@ -226,9 +363,12 @@ struct ProposeArgs {
     /// Responses close this many milliseconds from now.
     #[arg(long, default_value_t = 60_000)]
     closes_in_ms: u64,
-    /// Output file.
+    /// Sign offline with the agent key and write the message to this file
+    /// instead of asking the node.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -240,24 +380,29 @@ enum StanceArg {
 
 #[derive(Args, Debug)]
 struct RespondArgs {
-    /// Domain of the proposal.
-    #[arg(long)]
-    domain: String,
     /// Proposal id.
-    #[arg(long)]
     proposal: ContentId,
     /// Stance.
     #[arg(long, value_enum)]
     stance: StanceArg,
-    /// Confidence, basis points.
+    /// Confidence in [0, 1].
     #[arg(long)]
-    confidence_bps: u16,
+    confidence: f64,
     /// Reasoning.
     #[arg(long, default_value = "")]
     reasoning: String,
-    /// Output file.
+    /// Evidence reference (repeatable).
     #[arg(long)]
-    out: PathBuf,
+    evidence: Vec<String>,
+    /// Domain of the proposal (only with --out).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Sign offline with the agent key and write the message to this file
+    /// instead of asking the node.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 fn main() {
@@ -271,12 +416,156 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Cmd::Demo = cli.cmd {
-        return demo::run();
+    match cli.cmd {
+        Cmd::Demo { keep_running } => return demo::run(keep_running),
+        Cmd::Audit(AuditCmd::Verify { bundle, json }) => return audit_verify(&bundle, json),
+        _ => {}
     }
     let dir = config::resolve_data_dir(cli.data_dir)?;
     match cli.cmd {
-        Cmd::Demo => demo::run(),
+        Cmd::Demo { keep_running } => demo::run(keep_running),
+        Cmd::Audit(AuditCmd::Verify { bundle, json }) => audit_verify(&bundle, json),
+        Cmd::Audit(AuditCmd::Export {
+            proposal,
+            out,
+            http,
+        }) => {
+            let bytes = http
+                .client(&dir)?
+                .get_bytes(&format!("/proposals/{proposal}/audit"))?;
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            if http.json {
+                println!(
+                    "{}",
+                    json!({"file": out.display().to_string(), "bytes": bytes.len()})
+                );
+            } else {
+                println!("wrote {} ({} bytes)", out.display(), bytes.len());
+            }
+            Ok(())
+        }
+        Cmd::Show { proposal, http } => {
+            let v = http.client(&dir)?.get(&format!("/proposals/{proposal}"))?;
+            if http.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                client::print_proposal(&v);
+            }
+            Ok(())
+        }
+        Cmd::List {
+            domain,
+            status,
+            http,
+        } => {
+            let mut q = Vec::new();
+            if let Some(d) = &domain {
+                q.push(format!("domain={}", urlencode(d)));
+            }
+            if let Some(s) = &status {
+                q.push(format!("status={}", urlencode(s)));
+            }
+            let path = if q.is_empty() {
+                "/proposals".to_owned()
+            } else {
+                format!("/proposals?{}", q.join("&"))
+            };
+            let v = http.client(&dir)?.get(&path)?;
+            if http.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for p in v["proposals"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:<9}  {:<16}  {}  {} responses",
+                        p["id"].as_str().unwrap_or("?"),
+                        p["status"].as_str().unwrap_or("?"),
+                        p["domain"].as_str().unwrap_or("?"),
+                        p["kind"].as_str().unwrap_or("?"),
+                        p["responses"]
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Watch { count, http } => {
+            let c = http.client(&dir)?;
+            let mut seen = 0usize;
+            c.watch(|name, data| {
+                if http.json {
+                    println!("{}", json!({"event": name, "data": data}));
+                } else {
+                    println!("{}", client::event_line(name, data));
+                }
+                seen += 1;
+                count.is_none_or(|n| seen < n)
+            })
+        }
+        Cmd::Decide {
+            proposal,
+            verdict,
+            rationale,
+            http,
+        } => {
+            let verdict = match verdict {
+                VerdictArg::Approve => "approve",
+                VerdictArg::Reject => "reject",
+            };
+            let v = http.client(&dir)?.post(
+                &format!("/proposals/{proposal}/decision"),
+                &json!({"verdict": verdict, "rationale": rationale}),
+            )?;
+            print_submitted(&v, http.json, &format!("human decision ({verdict})"));
+            Ok(())
+        }
+        Cmd::Outcome {
+            proposal,
+            outcome,
+            note,
+            http,
+        } => {
+            let outcome = match outcome {
+                OutcomeArg::Succeeded => "succeeded",
+                OutcomeArg::Failed => "failed",
+            };
+            let v = http.client(&dir)?.post(
+                &format!("/proposals/{proposal}/outcome"),
+                &json!({"outcome": outcome, "note": note}),
+            )?;
+            print_submitted(&v, http.json, &format!("outcome report ({outcome})"));
+            Ok(())
+        }
+        Cmd::Trust { domain, http } => {
+            let v = http
+                .client(&dir)?
+                .get(&format!("/trust?domain={}", urlencode(&domain)))?;
+            if http.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let agents = v["agents"].as_array().cloned().unwrap_or_default();
+                if agents.is_empty() {
+                    println!(
+                        "no agent of {domain} has a trust history yet (everyone starts at the default)"
+                    );
+                }
+                for a in agents {
+                    println!(
+                        "{}  trust {}",
+                        a["agent"].as_str().unwrap_or("?"),
+                        client::conf(&a["trust_bps"])
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Page { http } => {
+            let c = http.client(&dir)?;
+            let token = match &http.token {
+                Some(t) => t.clone(),
+                None => std::fs::read_to_string(dir.join(keys::TOKEN_FILE))?,
+            };
+            println!("{}/ui/#token={}", c.base(), token.trim());
+            Ok(())
+        }
         Cmd::Init(a) => init(&dir, &a.net),
         Cmd::Org(OrgCmd::Init { out }) => {
             config::create_data_dir(&dir)?;
@@ -293,6 +582,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let peer = keys::read_peer_key(&dir.join(keys::PEER_KEY_FILE))?;
             println!("agent {}", agent.public());
             println!("peer {}", peer.public().to_peer_id());
+            for (name, file) in [
+                ("human", keys::HUMAN_KEY_FILE),
+                ("reporter", keys::REPORTER_KEY_FILE),
+            ] {
+                if let Some(seed) = keys::read_optional_seed(&dir.join(file))? {
+                    println!("{name} {}", Keypair::from_seed(seed).public());
+                }
+            }
             Ok(())
         }
         Cmd::Propose(a) => propose(&dir, a),
@@ -350,11 +647,16 @@ fn init(dir: &Path, net: &NetOverrides) -> anyhow::Result<()> {
     cfg.check()?;
     let seed = keys::create_seed_file(&dir.join(keys::AGENT_KEY_FILE))?;
     let peer = keys::create_peer_key(&dir.join(keys::PEER_KEY_FILE))?;
+    let human = keys::create_seed_file(&dir.join(keys::HUMAN_KEY_FILE))?;
+    let reporter = keys::create_seed_file(&dir.join(keys::REPORTER_KEY_FILE))?;
+    keys::create_token_file(&dir.join(keys::TOKEN_FILE))?;
     std::fs::write(&cfg_path, cfg.to_documented_toml())
         .with_context(|| format!("writing {}", cfg_path.display()))?;
     println!("initialized {}", dir.display());
     println!("agent {}", Keypair::from_seed(seed).public());
     println!("peer {}", peer.public().to_peer_id());
+    println!("human {}", Keypair::from_seed(human).public());
+    println!("reporter {}", Keypair::from_seed(reporter).public());
     Ok(())
 }
 
@@ -470,44 +772,148 @@ fn write_signed(body: Body, keys: &[&Keypair], out: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+fn print_submitted(v: &Value, json: bool, what: &str) {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{what} {}", v["id"].as_str().unwrap_or("?"));
+    }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn propose(dir: &Path, a: ProposeArgs) -> anyhow::Result<()> {
+    let confidence_bps = confidence_to_bps(a.confidence).context("--confidence")?;
+    let Some(out) = &a.out else {
+        let payload: Value =
+            serde_json::from_str(&a.payload).unwrap_or_else(|_| Value::String(a.payload.clone()));
+        let v = a.http.client(dir)?.post(
+            "/proposals",
+            &json!({
+                "domain": a.domain,
+                "policy": a.policy.map(|p| p.to_string()),
+                "kind": a.kind,
+                "payload": payload,
+                "confidence": a.confidence,
+                "stakes": a.stakes,
+                "evidence": a.evidence,
+                "closes_in_ms": a.closes_in_ms,
+            }),
+        )?;
+        print_submitted(&v, a.http.json, "proposal");
+        return Ok(());
+    };
+    let Some(policy) = a.policy else {
+        bail!("--out needs --policy (offline signing cannot look the policy up)");
+    };
     let key = agent_key(dir)?;
     let created = now();
     let body = Body::Proposal(Proposal {
         proposer: key.public(),
         domain: a.domain,
-        policy: a.policy,
+        policy,
         action: Action {
             kind: a.kind,
             payload: a.payload,
         },
-        confidence_bps: a.confidence_bps,
+        confidence_bps,
         stakes: a.stakes,
         evidence: a.evidence,
         created_at: created,
         closes_at: created.plus_ms(a.closes_in_ms),
         supersedes: None,
     });
-    write_signed(body, &[&key], &a.out)
+    write_signed(body, &[&key], out)
 }
 
 fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {
+    let confidence_bps = confidence_to_bps(a.confidence).context("--confidence")?;
+    let stance = match a.stance {
+        StanceArg::Endorse => Stance::Endorse,
+        StanceArg::Challenge => Stance::Challenge,
+        StanceArg::Abstain => Stance::Abstain,
+    };
+    let Some(out) = &a.out else {
+        let v = a.http.client(dir)?.post(
+            &format!("/proposals/{}/responses", a.proposal),
+            &json!({
+                "stance": stance,
+                "confidence": a.confidence,
+                "reasoning": a.reasoning,
+                "evidence": a.evidence,
+            }),
+        )?;
+        print_submitted(&v, a.http.json, "response");
+        return Ok(());
+    };
+    let Some(domain) = a.domain else {
+        bail!("--out needs --domain (offline signing cannot look the proposal up)");
+    };
     let key = agent_key(dir)?;
     let body = Body::Response(Response {
         responder: key.public(),
-        domain: a.domain,
+        domain,
         proposal: a.proposal,
-        stance: match a.stance {
-            StanceArg::Endorse => Stance::Endorse,
-            StanceArg::Challenge => Stance::Challenge,
-            StanceArg::Abstain => Stance::Abstain,
-        },
-        confidence_bps: a.confidence_bps,
+        stance,
+        confidence_bps,
         reasoning: a.reasoning,
-        evidence: Vec::new(),
+        evidence: a.evidence,
         issued_at: now(),
     });
-    write_signed(body, &[&key], &a.out)
+    write_signed(body, &[&key], out)
+}
+
+fn audit_verify(path: &Path, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let report = acp_protocol::bundle::verify_bundle(&bytes)
+        .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "ok": true,
+                "proposal": report.proposal.to_string(),
+                "messages": report.messages,
+                "status": acp_node::node::status_str(report.resolution.status),
+                "resolution": report.resolution.digest().to_string(),
+                "receipts_matched": report.receipts_matched.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "receipts_superseded": report.receipts_superseded,
+            })
+        );
+    } else {
+        println!("{} verifies", path.display());
+        println!("  proposal   {}", report.proposal);
+        println!(
+            "  messages   {} (every signature and encoding checked)",
+            report.messages
+        );
+        println!(
+            "  status     {} (recomputed offline)",
+            acp_node::node::status_str(report.resolution.status)
+        );
+        println!("  resolution {}", report.resolution.digest());
+        println!(
+            "  receipts   {} node(s) signed this same resolution{}",
+            report.receipts_matched.len(),
+            if report.receipts_superseded > 0 {
+                format!(" ({} superseded)", report.receipts_superseded)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }
 
 fn init_tracing(json: bool) {
@@ -530,6 +936,10 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
     init_tracing(cfg.log_json);
     let agent = agent_key(dir)?;
     let peer_key = keys::read_peer_key(&dir.join(keys::PEER_KEY_FILE))?;
+    let human = keys::read_optional_seed(&dir.join(keys::HUMAN_KEY_FILE))?.map(Keypair::from_seed);
+    let reporter =
+        keys::read_optional_seed(&dir.join(keys::REPORTER_KEY_FILE))?.map(Keypair::from_seed);
+    let token = keys::read_or_create_token(&dir.join(keys::TOKEN_FILE))?;
     let parse = |v: &[String], what: &str| -> anyhow::Result<Vec<libp2p::Multiaddr>> {
         v.iter()
             .map(|s| {
@@ -574,10 +984,30 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the control api on {}", cfg.api_addr))?;
         let api = listener.local_addr()?;
+        let http_listener = tokio::net::TcpListener::bind(cfg.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP api on {}", cfg.http_addr))?;
+        let http = http_listener.local_addr()?;
         println!("ACP-PEER {peer_id}");
         println!("ACP-AGENT {}", agent.public());
         println!("ACP-API {api}");
-        tracing::info!(%peer_id, %api, agent = %agent.public(), "node started");
+        println!("ACP-HTTP {http}");
+        println!("ACP-PAGE http://{http}/ui/#token={token}");
+        tracing::info!(%peer_id, %api, %http, agent = %agent.public(), "node started");
+        let state = ApiState::new(
+            handle.clone(),
+            token,
+            ApiKeys {
+                agent: agent.clone(),
+                human,
+                reporter,
+            },
+        );
+        tokio::spawn(async move {
+            if let Err(e) = api::serve(http_listener, state).await {
+                tracing::error!(error = %e, "HTTP api stopped");
+            }
+        });
         tokio::spawn(event_loop.run());
         tokio::spawn(control::serve(listener, handle));
         let core_task = tokio::spawn(core.run());

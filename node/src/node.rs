@@ -23,7 +23,7 @@ use acp_protocol::{
 use libp2p::gossipsub::MessageAcceptance;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::p2p::{self, Client, NetEvent};
 use crate::store::{IndexKeys, Store, StoreError};
@@ -116,13 +116,23 @@ enum Request {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), p2p::P2pError>>,
     },
+    /// Runs a read-mostly closure on the engine, inside the core task.
+    With(EngineJob),
 }
+
+/// A closure run on the engine inside the core task.
+type EngineJob = Box<dyn FnOnce(&mut Engine) + Send>;
+
+/// Capacity of the event broadcast; a subscriber that falls further behind
+/// is told how many events it missed.
+pub const EVENT_CAPACITY: usize = 1024;
 
 /// A cloneable handle to the node core: the one entry point the control
 /// API, the CLI and a later HTTP API call.
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
     tx: mpsc::Sender<Request>,
+    events: broadcast::Sender<Arc<Event>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -131,6 +141,7 @@ impl std::fmt::Debug for Request {
             Request::Submit { .. } => "Submit",
             Request::Query { .. } => "Query",
             Request::Dial { .. } => "Dial",
+            Request::With(_) => "With",
         })
     }
 }
@@ -155,6 +166,29 @@ impl NodeHandle {
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Runs `f` on the engine inside the core task and returns its result
+    /// (for reads: resolutions, decision packages, trust, bundles).
+    pub async fn with_engine<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let job: EngineJob = Box::new(move |e: &mut Engine| {
+            let _ = reply.send(f(e));
+        });
+        self.tx
+            .send(Request::With(job))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Subscribes to the engine's events (bounded: a slow subscriber
+    /// receives `RecvError::Lagged` and skips ahead).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
     }
 
     /// Dials a peer.
@@ -196,6 +230,7 @@ pub struct Core {
     peers: HashMap<PeerId, ()>,
     listen: Vec<Multiaddr>,
     on_listen: Option<ListenHook>,
+    events_tx: broadcast::Sender<Arc<Event>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -246,6 +281,7 @@ impl Core {
         replay(&mut engine, &mut batch);
         tracing::info!(messages = replayed, "engine rebuilt from store");
         let (tx, requests) = mpsc::channel(cfg.queue_capacity);
+        let (events_tx, _) = broadcast::channel(EVENT_CAPACITY);
         Ok((
             Self {
                 engine,
@@ -258,8 +294,12 @@ impl Core {
                 peers: HashMap::new(),
                 listen: Vec::new(),
                 on_listen: None,
+                events_tx: events_tx.clone(),
             },
-            NodeHandle { tx },
+            NodeHandle {
+                tx,
+                events: events_tx,
+            },
         ))
     }
 
@@ -356,7 +396,11 @@ impl Core {
                         tracing::warn!(%id, "transport stopped; not published");
                     }
                 }
-                Effect::Event(ev) => log_event(&ev),
+                Effect::Event(ev) => {
+                    log_event(&ev);
+                    // No subscriber is not an error.
+                    let _ = self.events_tx.send(Arc::new(ev));
+                }
             }
         }
         result
@@ -375,6 +419,7 @@ impl Core {
             Request::Dial { addr, reply } => {
                 let _ = reply.send(self.net.dial(addr).await);
             }
+            Request::With(job) => job(&mut self.engine),
         }
     }
 

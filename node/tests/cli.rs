@@ -53,6 +53,9 @@ fn init_creates_keys_0600_config_and_refuses_twice() {
     {
         assert_eq!(mode(&dir.join("agent.key")), 0o600);
         assert_eq!(mode(&dir.join("peer.key")), 0o600);
+        assert_eq!(mode(&dir.join("human.key")), 0o600);
+        assert_eq!(mode(&dir.join("reporter.key")), 0o600);
+        assert_eq!(mode(&dir.join("api.token")), 0o600);
         assert_eq!(mode(&dir), 0o700);
     }
     let cfg = acp_node::config::Config::load(&dir).unwrap();
@@ -127,14 +130,13 @@ fn org_policy_propose_respond_produce_valid_messages() {
         &node,
         &[
             "respond",
+            prop.trim(),
             "--domain",
             "loans",
-            "--proposal",
-            prop.trim(),
             "--stance",
             "challenge",
-            "--confidence-bps",
-            "6000",
+            "--confidence",
+            "0.6",
             "--out",
             resp_file.to_str().unwrap(),
         ],
@@ -165,7 +167,7 @@ fn errors_are_one_clear_line() {
     assert!(e.contains("reading"), "{e}");
 }
 
-/// The README's first command: `acp demo` decides a proposal on three real
+/// The README's first command: `acp demo` decides a proposal on four real
 /// nodes and exits 0.
 #[test]
 fn demo_runs_end_to_end() {
@@ -177,4 +179,7 @@ fn demo_runs_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("same resolution"), "{text}");
+    // The second case escalates and says where to look at it.
+    assert!(text.contains("escalated to a human"), "{text}");
+    assert!(text.contains("/ui/#token="), "{text}");
 }

@@ -57,6 +57,8 @@ impl DataDir {
                 "/ip4/127.0.0.1/udp/0/quic-v1",
                 "--api-addr",
                 "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
                 "--no-mdns",
                 "--domain",
                 DOMAIN,
@@ -96,6 +98,12 @@ pub struct TestNode {
     pub tcp: String,
     /// QUIC listen multiaddr with `/p2p/<id>`.
     pub quic: String,
+    /// HTTP API base, `http://127.0.0.1:<port>`.
+    pub http: String,
+    /// The escalation page address with the token in the fragment.
+    pub page: String,
+    /// The API bearer token.
+    pub token: String,
     pub log: PathBuf,
 }
 
@@ -130,8 +138,15 @@ impl TestNode {
             }
         });
         let (mut api, mut peer_id, mut tcp, mut quic) = (None, None, None, None);
+        let (mut http, mut page) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while api.is_none() || peer_id.is_none() || tcp.is_none() || quic.is_none() {
+        while api.is_none()
+            || peer_id.is_none()
+            || tcp.is_none()
+            || quic.is_none()
+            || http.is_none()
+            || page.is_none()
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -144,6 +159,8 @@ impl TestNode {
             match (parts.next(), parts.next()) {
                 (Some("ACP-API"), Some(a)) => api = Some(a.parse().unwrap()),
                 (Some("ACP-PEER"), Some(p)) => peer_id = Some(p.to_owned()),
+                (Some("ACP-HTTP"), Some(a)) => http = Some(format!("http://{a}")),
+                (Some("ACP-PAGE"), Some(a)) => page = Some(a.to_owned()),
                 (Some("ACP-LISTEN"), Some(a)) if a.contains("/tcp/") => tcp = Some(a.to_owned()),
                 (Some("ACP-LISTEN"), Some(a)) if a.contains("/quic-v1/") => {
                     quic = Some(a.to_owned())
@@ -151,14 +168,71 @@ impl TestNode {
                 _ => {}
             }
         }
+        let token = std::fs::read_to_string(dir.join("api.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
         Self {
             child,
             api: api.unwrap(),
             peer_id: peer_id.unwrap(),
             tcp: tcp.unwrap(),
             quic: quic.unwrap(),
+            http: http.unwrap(),
+            page: page.unwrap(),
+            token,
             log,
         }
+    }
+
+    /// An HTTP request to the node's `/v1` API with its token: `(status, body)`.
+    pub fn http(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let c = reqwest::blocking::Client::new();
+        let url = format!("{}/v1{path}", self.http);
+        let mut rb = match method {
+            "GET" => c.get(&url),
+            "POST" => c.post(&url),
+            m => panic!("method {m}"),
+        };
+        rb = rb.bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// GET that must succeed.
+    pub fn get(&self, path: &str) -> Value {
+        let (s, v) = self.http("GET", path, None);
+        assert!((200..300).contains(&s), "GET {path}: {s} {v}");
+        v
+    }
+
+    /// POST that must succeed.
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.http("POST", path, Some(body));
+        assert!((200..300).contains(&s), "POST {path}: {s} {v}");
+        v
+    }
+
+    /// Submits raw signed bytes through `POST /v1/messages`.
+    pub fn post_message(&self, bytes: &[u8]) -> ContentId {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/v1/messages", self.http))
+            .bearer_auth(&self.token)
+            .body(bytes.to_vec())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().unwrap();
+        assert!((200..300).contains(&status), "submit: {status} {v}");
+        v["id"].as_str().unwrap().parse().unwrap()
     }
 
     pub fn call(&self, req: Value) -> Value {

@@ -1,0 +1,994 @@
+//! The sidecar HTTP API (axum) and the escalation page.
+//!
+//! Served by `acp node` on `http_addr` (loopback by default). Every route
+//! under `/v1` except `GET /v1/health` needs `Authorization: Bearer <token>`,
+//! the token `acp init` writes to `<data-dir>/api.token` (mode 0600). The
+//! OpenAPI document is `GET /v1/openapi.json`. The escalation page (`/ui/`)
+//! is static HTML, JS and CSS compiled into the binary; it holds no data and
+//! calls the API with the token it reads from the URL fragment.
+//!
+//! JSON in, JSON out. Every error is
+//! `{"error": {"code": "<stable code>", "message": "<one line>"}}` with one of
+//! these codes:
+//!
+//! | code | HTTP | meaning |
+//! |---|---|---|
+//! | `unauthorized` | 401 | missing or wrong bearer token |
+//! | `bad_request` | 400 | malformed JSON, query or id; a missing or invalid field |
+//! | `invalid_confidence` | 400 | confidence not a number in `[0, 1]` |
+//! | `payload_too_large` | 413 | body over [`MAX_BODY_BYTES`] |
+//! | `not_found` | 404 | no such proposal (on this node) or route |
+//! | `no_policy` | 409 | no policy given and none known for the domain |
+//! | `not_escalated` | 409 | a human decision on a proposal that is not escalated |
+//! | `no_human_key` | 409 | this node has no human key (`human.key`) |
+//! | `no_reporter_key` | 409 | this node has no reporter key (`reporter.key`) |
+//! | `rejected` | 422 | the engine refused the signed message (reason in the message) |
+//! | `unavailable` | 503 | the node core has stopped |
+//! | `internal` | 500 | anything else |
+//!
+//! Confidence crosses the API as a JSON number in `[0, 1]` and is converted
+//! to basis points by [`confidence_to_bps`] (SPEC section 1).
+
+use std::sync::Arc;
+
+use acp_protocol::bundle::AuditBundle;
+use acp_protocol::{
+    Action, Body, ContentId, Event, HumanDecision, Keypair, Outcome, OutcomeReport, Proposal,
+    Response, Stance, Status, Verdict,
+};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response as HttpResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::OpenApi;
+
+use crate::node::{self, NodeHandle, Query as NodeQuery, SubmitError, status_str};
+
+/// Largest request body: one message of the largest kind, hex or JSON, with room.
+pub const MAX_BODY_BYTES: usize = 2 * acp_protocol::codec::MAX_MESSAGE_BYTES + 64 * 1024;
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const STYLE_CSS: &str = include_str!("../web/style.css");
+
+/// Why a confidence was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfidenceError {
+    /// NaN or infinite.
+    #[error("confidence must be a finite number in [0, 1]")]
+    NotFinite,
+    /// Below 0 or above 1.
+    #[error("confidence {0} is outside [0, 1]")]
+    OutOfRange(f64),
+}
+
+/// The one rule from API confidence to basis points: round half away from
+/// zero, `bps = floor(x * 10000 + 0.5)` in IEEE-754 double arithmetic, for
+/// `x` in `[0, 1]`; NaN, infinities and values outside `[0, 1]` are refused.
+pub fn confidence_to_bps(x: f64) -> Result<u16, ConfidenceError> {
+    if !x.is_finite() {
+        return Err(ConfidenceError::NotFinite);
+    }
+    if !(0.0..=1.0).contains(&x) {
+        return Err(ConfidenceError::OutOfRange(x));
+    }
+    let bps = (x * 10_000.0 + 0.5).floor();
+    // In range by the check above: 0 <= bps <= 10000.
+    Ok(bps.clamp(0.0, 10_000.0) as u16)
+}
+
+/// Basis points back to the API's `[0, 1]` (exact for display).
+pub fn bps_to_confidence(bps: u16) -> f64 {
+    f64::from(bps) / 10_000.0
+}
+
+/// A typed API error (see the module documentation for the codes).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The JSON shape of every error.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a one-line message.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable, one line.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            status,
+            code,
+            message: message.to_string().replace('\n', " "),
+        }
+    }
+    fn bad(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn not_found(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    fn conflict(code: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+    fn stopped() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the node has stopped",
+        )
+    }
+    fn internal(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<ConfidenceError> for ApiError {
+    fn from(e: ConfidenceError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_confidence", e)
+    }
+}
+
+impl From<node::NodeError> for ApiError {
+    fn from(_: node::NodeError) -> Self {
+        Self::stopped()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Ingest(e) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", e),
+            SubmitError::Stopped => Self::stopped(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> HttpResponse {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body whose every failure is a typed [`ApiError`].
+#[derive(Debug)]
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad(format!("request body: {e}")))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body over {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::bad(e.body_text())
+        }
+    })
+}
+
+/// Keys the API signs with on the node's behalf.
+#[derive(Clone)]
+pub struct ApiKeys {
+    /// The agent key: proposals and responses.
+    pub agent: Keypair,
+    /// The human key: decisions on escalations (`None`: decisions refused).
+    pub human: Option<Keypair>,
+    /// The reporter key: outcome reports (`None`: reports refused).
+    pub reporter: Option<Keypair>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("agent", &self.agent.public())
+            .field("human", &self.human.as_ref().map(Keypair::public))
+            .field("reporter", &self.reporter.as_ref().map(Keypair::public))
+            .finish()
+    }
+}
+
+struct Inner {
+    handle: NodeHandle,
+    token: String,
+    keys: ApiKeys,
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct ApiState(Arc<Inner>);
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("keys", &self.0.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State for a node handle, its bearer token and its keys.
+    pub fn new(handle: NodeHandle, token: String, keys: ApiKeys) -> Self {
+        Self(Arc::new(Inner {
+            handle,
+            token,
+            keys,
+        }))
+    }
+}
+
+/// The whole HTTP surface: `/v1` (API), `/ui/` (page), `/` (redirect).
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/status", get(status))
+        .route("/proposals", post(create_proposal).get(list_proposals))
+        .route("/proposals/{id}", get(get_proposal))
+        .route("/proposals/{id}/responses", post(respond))
+        .route("/proposals/{id}/decision", post(decide))
+        .route("/proposals/{id}/outcome", post(report_outcome))
+        .route("/proposals/{id}/audit", get(audit_bundle))
+        .route("/messages", post(submit_message))
+        .route("/trust", get(trust))
+        .route("/events", get(events))
+        .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .route("/health", get(health));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(page_index))
+        .route("/ui/app.js", get(page_js))
+        .route("/ui/style.css", get(page_css))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves [`router`] on a bound listener until it fails.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(st): State<ApiState>, req: Request, next: Next) -> HttpResponse {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| same_token(t.trim().as_bytes(), st.0.token.as_bytes()));
+    if ok {
+        next.run(req).await
+    } else {
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token (see <data-dir>/api.token)",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    }
+}
+
+fn parse_id(s: &str) -> ApiResult<ContentId> {
+    s.parse()
+        .map_err(|e| ApiError::bad(format!("{s:?} is not a content id: {e}")))
+}
+
+/// Parses a query string, every failure a typed error.
+fn parse_query<T: DeserializeOwned + Default>(
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad(e.body_text()))
+}
+
+// ---------------------------------------------------------------- types
+
+/// A submitted message.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubmittedBody {
+    /// Content id (multihash hex, `1220…`).
+    pub id: String,
+    /// False when the node already held it.
+    pub new: bool,
+}
+
+/// Create a proposal, signed by the node's agent key.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewProposal {
+    /// Domain, e.g. `loans.approval`.
+    pub domain: String,
+    /// Policy id; default: the newest policy the node holds for the domain.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Action kind, e.g. `loan.approve`.
+    pub kind: String,
+    /// Action payload: any JSON value (a string is used verbatim, anything
+    /// else as its compact JSON text).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// Proposer confidence in `[0, 1]` (default 1).
+    #[serde(default = "one")]
+    pub confidence: f64,
+    /// Stakes (compared with the policy's `high_stakes`).
+    #[serde(default)]
+    pub stakes: u64,
+    /// Evidence references.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// Responses close this many milliseconds from now (default 60000).
+    #[serde(default = "default_window")]
+    pub closes_in_ms: u64,
+    /// Id of a proposal this one replaces.
+    #[serde(default)]
+    pub supersedes: Option<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_window() -> u64 {
+    60_000
+}
+
+/// Respond to a proposal, signed by the node's agent key.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewResponse {
+    /// `endorse`, `challenge` or `abstain`.
+    #[schema(value_type = String)]
+    pub stance: Stance,
+    /// Confidence in `[0, 1]`.
+    pub confidence: f64,
+    /// Reasoning, shown to humans and auditors.
+    #[serde(default)]
+    pub reasoning: String,
+    /// Evidence references.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+/// A human decision, signed by the node's human key.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewDecision {
+    /// `approve` or `reject`.
+    #[schema(value_type = String)]
+    pub verdict: Verdict,
+    /// Why.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// An outcome report, signed by the node's reporter key.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewOutcome {
+    /// `succeeded` or `failed`.
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
+    /// A note.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Filters of the proposal list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only this domain.
+    pub domain: Option<String>,
+    /// Only this status: pending, approved, rejected, escalated, invalid.
+    pub status: Option<String>,
+}
+
+/// Which domain's trust to read.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct TrustQuery {
+    /// The domain.
+    pub domain: Option<String>,
+}
+
+// ---------------------------------------------------------------- handlers
+
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, description = "The node answers")))]
+async fn health() -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+#[utoipa::path(get, path = "/v1/status", security(("bearer" = [])),
+    responses((status = 200, description = "Peer id, agent key, counts, peers, listen addresses, counters")))]
+async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
+    let mut v = st.0.handle.query(NodeQuery::Status).await?;
+    v["human"] = json!(st.0.keys.human.as_ref().map(|k| k.public().to_string()));
+    v["reporter"] = json!(st.0.keys.reporter.as_ref().map(|k| k.public().to_string()));
+    Ok(Json(v))
+}
+
+async fn submit(st: &ApiState, bytes: Vec<u8>) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+    let s = st.0.handle.submit(bytes).await?;
+    let code = if s.new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(SubmittedBody {
+            id: s.id.to_string(),
+            new: s.new,
+        }),
+    ))
+}
+
+fn sign(body: Body, key: &Keypair) -> ApiResult<Vec<u8>> {
+    body.sign(&[key])
+        .map(|m| m.bytes)
+        .map_err(|e| ApiError::bad(format!("message cannot be encoded: {e}")))
+}
+
+#[utoipa::path(post, path = "/v1/proposals", request_body = NewProposal, security(("bearer" = [])),
+    responses((status = 201, body = SubmittedBody), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_proposal(
+    State(st): State<ApiState>,
+    JsonBody(p): JsonBody<NewProposal>,
+) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+    let confidence_bps = confidence_to_bps(p.confidence)?;
+    let policy = match p.policy.as_deref() {
+        Some(s) => parse_id(s)?,
+        None => {
+            let d = p.domain.clone();
+            st.0.handle
+                .with_engine(move |e| e.set().latest_policy(&d))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "no_policy",
+                        format!("no policy known for domain {:?}; pass \"policy\"", p.domain),
+                    )
+                })?
+        }
+    };
+    let supersedes = p.supersedes.as_deref().map(parse_id).transpose()?;
+    let payload = match p.payload {
+        Value::String(s) => s,
+        Value::Null => "{}".to_owned(),
+        v => v.to_string(),
+    };
+    let created_at = node::now();
+    let body = Body::Proposal(Proposal {
+        proposer: st.0.keys.agent.public(),
+        domain: p.domain,
+        policy,
+        action: Action {
+            kind: p.kind,
+            payload,
+        },
+        confidence_bps,
+        stakes: p.stakes,
+        evidence: p.evidence,
+        created_at,
+        closes_at: created_at.plus_ms(p.closes_in_ms),
+        supersedes,
+    });
+    let bytes = sign(body, &st.0.keys.agent)?;
+    submit(&st, bytes).await
+}
+
+/// The domain of a held proposal, or `not_found`.
+async fn proposal_domain(st: &ApiState, id: ContentId) -> ApiResult<String> {
+    st.0.handle
+        .with_engine(move |e| e.set().proposal(&id).map(|p| p.domain.clone()))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))
+}
+
+#[utoipa::path(post, path = "/v1/proposals/{id}/responses", request_body = NewResponse,
+    params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
+    responses((status = 201, body = SubmittedBody), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn respond(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(r): JsonBody<NewResponse>,
+) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+    let id = parse_id(&id)?;
+    let confidence_bps = confidence_to_bps(r.confidence)?;
+    let domain = proposal_domain(&st, id).await?;
+    let body = Body::Response(Response {
+        responder: st.0.keys.agent.public(),
+        domain,
+        proposal: id,
+        stance: r.stance,
+        confidence_bps,
+        reasoning: r.reasoning,
+        evidence: r.evidence,
+        issued_at: node::now(),
+    });
+    let bytes = sign(body, &st.0.keys.agent)?;
+    submit(&st, bytes).await
+}
+
+#[utoipa::path(post, path = "/v1/proposals/{id}/decision", request_body = NewDecision,
+    params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
+    responses((status = 201, body = SubmittedBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn decide(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(d): JsonBody<NewDecision>,
+) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+    let id = parse_id(&id)?;
+    let Some(human) = st.0.keys.human.clone() else {
+        return Err(ApiError::conflict(
+            "no_human_key",
+            "this node has no human key (human.key in its data directory)",
+        ));
+    };
+    let domain = proposal_domain(&st, id).await?;
+    let status =
+        st.0.handle
+            .with_engine(move |e| e.resolve(&id, node::now()).map(|r| r.status).ok())
+            .await?;
+    if status != Some(Status::Escalated) {
+        return Err(ApiError::conflict(
+            "not_escalated",
+            format!(
+                "proposal {id} is {}, not escalated",
+                status.map_or("unknown", status_str)
+            ),
+        ));
+    }
+    let body = Body::HumanDecision(HumanDecision {
+        human: human.public(),
+        domain,
+        proposal: id,
+        verdict: d.verdict,
+        rationale: d.rationale,
+        decided_at: node::now(),
+    });
+    let bytes = sign(body, &human)?;
+    submit(&st, bytes).await
+}
+
+#[utoipa::path(post, path = "/v1/proposals/{id}/outcome", request_body = NewOutcome,
+    params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
+    responses((status = 201, body = SubmittedBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn report_outcome(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(o): JsonBody<NewOutcome>,
+) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+    let id = parse_id(&id)?;
+    let Some(reporter) = st.0.keys.reporter.clone() else {
+        return Err(ApiError::conflict(
+            "no_reporter_key",
+            "this node has no reporter key (reporter.key in its data directory)",
+        ));
+    };
+    let domain = proposal_domain(&st, id).await?;
+    let body = Body::OutcomeReport(OutcomeReport {
+        reporter: reporter.public(),
+        domain,
+        proposal: id,
+        outcome: o.outcome,
+        note: o.note,
+        reported_at: node::now(),
+    });
+    let bytes = sign(body, &reporter)?;
+    submit(&st, bytes).await
+}
+
+#[utoipa::path(post, path = "/v1/messages", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+                 description = "Canonical bytes of a signed message (any kind)"),
+    responses((status = 201, body = SubmittedBody), (status = 422, body = ErrorBody)))]
+async fn submit_message(
+    State(st): State<ApiState>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+    let bytes = body_bytes(req, &()).await?;
+    submit(&st, bytes.to_vec()).await
+}
+
+#[utoipa::path(get, path = "/v1/proposals", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{\"proposals\": [...]}, oldest first")))]
+async fn list_proposals(
+    State(st): State<ApiState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = parse_query(q)?;
+    if let Some(s) = q.status.as_deref()
+        && !["pending", "approved", "rejected", "escalated", "invalid"].contains(&s)
+    {
+        return Err(ApiError::bad(format!("unknown status {s:?}")));
+    }
+    let list =
+        st.0.handle
+            .with_engine(move |e| {
+                let t = node::now();
+                let domains: Vec<String> = match q.domain {
+                    Some(d) => vec![d],
+                    None => {
+                        let mut ds: Vec<String> = e
+                            .set()
+                            .iter()
+                            .filter_map(|m| match m.body() {
+                                Body::Proposal(p) => Some(p.domain.clone()),
+                                _ => None,
+                            })
+                            .collect();
+                        ds.sort();
+                        ds.dedup();
+                        ds
+                    }
+                };
+                let mut out = Vec::new();
+                for d in domains {
+                    for (id, s) in e.proposals(&d, t) {
+                        if q.status
+                            .as_deref()
+                            .is_some_and(|want| want != status_str(s))
+                        {
+                            continue;
+                        }
+                        let set = e.set();
+                        let Some(p) = set.proposal(&id) else { continue };
+                        out.push(json!({
+                            "id": id.to_string(),
+                            "domain": p.domain,
+                            "kind": p.action.kind,
+                            "payload": p.action.payload,
+                            "proposer": p.proposer.to_string(),
+                            "stakes": p.stakes,
+                            "created_at": p.created_at.0,
+                            "closes_at": p.closes_at.0,
+                            "status": status_str(s),
+                            "responses": set.refs(&id).map_or(0, |r| r.response_count()),
+                        }));
+                    }
+                }
+                out
+            })
+            .await?;
+    Ok(Json(json!({ "proposals": list })))
+}
+
+#[utoipa::path(get, path = "/v1/proposals/{id}", params(("id" = String, Path, description = "Proposal id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Status, live tally, resolution digest, decision package, receipts"),
+              (status = 404, body = ErrorBody)))]
+async fn get_proposal(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let pkg =
+        st.0.handle
+            .with_engine(move |e| e.decision_package(&id, node::now()).ok())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?;
+    let receipts =
+        st.0.handle
+            .query(NodeQuery::Resolution {
+                proposal: id.to_string(),
+            })
+            .await?;
+    let package = serde_json::to_value(&pkg).map_err(ApiError::internal)?;
+    let r = &pkg.resolution;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "status": status_str(r.status),
+        "final": r.is_final,
+        "early": r.early,
+        "reasons": r.reasons,
+        "resolution": r.digest().to_string(),
+        "tally": r.tally,
+        "package": package,
+        "receipts": receipts.get("receipts").cloned().unwrap_or(json!([])),
+    })))
+}
+
+#[utoipa::path(get, path = "/v1/proposals/{id}/audit", params(("id" = String, Path, description = "Proposal id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The audit bundle (binary); verify offline with `acp audit verify`",
+               content_type = "application/octet-stream"),
+              (status = 404, body = ErrorBody)))]
+async fn audit_bundle(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = parse_id(&id)?;
+    let bytes =
+        st.0.handle
+            .with_engine(move |e| AuditBundle::collect(e.set(), &id).map(|b| b.to_bytes()))
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?
+            .map_err(ApiError::internal)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.acpbundle\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok((headers, bytes).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/trust", params(TrustQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{\"domain\", \"policy\" (newest policy id or null), \"agents\": [{\"agent\", \"trust_bps\", \"trust\"}]}"),
+              (status = 400, body = ErrorBody)))]
+async fn trust(
+    State(st): State<ApiState>,
+    q: Result<Query<TrustQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = parse_query(q)?;
+    let Some(domain) = q.domain else {
+        return Err(ApiError::bad("trust needs ?domain="));
+    };
+    let d = domain.clone();
+    let (policy, table) =
+        st.0.handle
+            .with_engine(move |e| {
+                let policy = e.set().latest_policy(&d);
+                (policy, e.trust_table(&d, node::now()))
+            })
+            .await?;
+    let agents: Vec<Value> = table
+        .iter()
+        .map(|(k, bps)| {
+            json!({"agent": k.to_string(), "trust_bps": bps, "trust": bps_to_confidence(*bps)})
+        })
+        .collect();
+    Ok(Json(
+        json!({"domain": domain, "policy": policy.map(|p| p.to_string()), "agents": agents}),
+    ))
+}
+
+/// One engine event as the JSON of a server-sent event: `(event name, data)`.
+pub fn event_json(ev: &Event) -> (&'static str, Value) {
+    match ev {
+        Event::ProposalSeen {
+            id,
+            domain,
+            proposer,
+        } => (
+            "proposal",
+            json!({"id": id.to_string(), "domain": domain, "proposer": proposer.to_string()}),
+        ),
+        Event::ResponseSeen {
+            id,
+            proposal,
+            responder,
+            stance,
+        } => (
+            "response",
+            json!({"id": id.to_string(), "proposal": proposal.to_string(),
+                   "responder": responder.to_string(), "stance": stance}),
+        ),
+        Event::MessageSeen { id, kind, domain } => (
+            "message",
+            json!({"id": id.to_string(), "kind": kind, "domain": domain}),
+        ),
+        Event::Decided { resolution: r } => (
+            "decided",
+            json!({"proposal": r.proposal.to_string(), "status": status_str(r.status),
+                   "early": r.early, "resolution": r.digest().to_string()}),
+        ),
+        Event::Escalated { resolution: r } => (
+            "escalated",
+            json!({"proposal": r.proposal.to_string(), "reasons": r.reasons,
+                   "resolution": r.digest().to_string()}),
+        ),
+        Event::Finalized {
+            resolution: r,
+            receipt,
+        } => (
+            "finalized",
+            json!({"proposal": r.proposal.to_string(), "status": status_str(r.status),
+                   "resolution": r.digest().to_string(),
+                   "receipt": receipt.map(|x| x.to_string())}),
+        ),
+        Event::Equivocation {
+            proposal,
+            agent,
+            responses,
+        } => (
+            "equivocation",
+            json!({"proposal": proposal.to_string(), "agent": agent.to_string(),
+                   "responses": responses.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+        ),
+        Event::Divergence {
+            proposal,
+            previous,
+            current,
+        } => (
+            "divergence",
+            json!({"proposal": proposal.to_string(), "previous": previous.0.to_string(),
+                   "previous_status": status_str(previous.1),
+                   "current": current.digest().to_string(),
+                   "status": status_str(current.status)}),
+        ),
+        Event::ReceiptMismatch {
+            proposal,
+            node,
+            theirs,
+            ours,
+        } => (
+            "receipt_mismatch",
+            json!({"proposal": proposal.to_string(), "node": node.to_string(),
+                   "theirs": theirs.to_string(), "ours": ours.to_string()}),
+        ),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/events", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream",
+               description = "Server-sent events: proposal, response, message, decided, escalated, finalized, \
+                              equivocation, divergence, receipt_mismatch; `lagged` when this client fell behind")))]
+async fn events(
+    State(st): State<ApiState>,
+) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let rx = st.0.handle.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok(ev) => {
+                let (name, data) = event_json(&ev);
+                SseEvent::default().event(name).data(data.to_string())
+            }
+            Err(RecvError::Lagged(n)) => SseEvent::default()
+                .event("lagged")
+                .data(json!({"missed": n}).to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of the `/v1` routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ACP node sidecar API", version = "1",
+         description = "Agents talk to their own ACP node. Confidence is a number in [0, 1]; \
+                        bps = floor(x * 10000 + 0.5). Errors: {\"error\": {\"code\", \"message\"}}."),
+    paths(health, status, create_proposal, list_proposals, get_proposal, respond, decide,
+          report_outcome, audit_bundle, submit_message, trust, events),
+    components(schemas(ErrorBody, ErrorDetail, SubmittedBody, NewProposal, NewResponse,
+                       NewDecision, NewOutcome)),
+    modifiers(&SecurityAddon)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    match ApiDoc::openapi().to_json() {
+        Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page_index() -> HttpResponse {
+    page("text/html; charset=utf-8", INDEX_HTML)
+}
+async fn page_js() -> HttpResponse {
+    page("text/javascript; charset=utf-8", APP_JS)
+}
+async fn page_css() -> HttpResponse {
+    page("text/css; charset=utf-8", STYLE_CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn confidence_rule_rounds_half_away_from_zero_and_refuses_bad_values() {
+        assert_eq!(confidence_to_bps(0.0).unwrap(), 0);
+        assert_eq!(confidence_to_bps(1.0).unwrap(), 10_000);
+        assert_eq!(confidence_to_bps(0.9).unwrap(), 9_000);
+        assert_eq!(confidence_to_bps(0.12345).unwrap(), 1_235);
+        assert_eq!(confidence_to_bps(0.00004).unwrap(), 0);
+        assert_eq!(confidence_to_bps(0.00006).unwrap(), 1);
+        assert_eq!(confidence_to_bps(0.99996).unwrap(), 10_000);
+        assert!(matches!(
+            confidence_to_bps(f64::NAN),
+            Err(ConfidenceError::NotFinite)
+        ));
+        assert!(confidence_to_bps(f64::INFINITY).is_err());
+        assert!(confidence_to_bps(-0.0001).is_err());
+        assert!(confidence_to_bps(1.0001).is_err());
+    }
+
+    #[test]
+    fn openapi_document_lists_the_routes() {
+        let doc = ApiDoc::openapi().to_json().unwrap();
+        for p in [
+            "/v1/proposals",
+            "/v1/proposals/{id}/decision",
+            "/v1/events",
+            "/v1/trust",
+        ] {
+            assert!(doc.contains(p), "{p} missing");
+        }
+    }
+}

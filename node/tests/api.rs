@@ -1,0 +1,362 @@
+//! The sidecar HTTP API and the CLI as its client, against one real node:
+//! auth, typed errors, the confidence rule, proposals, responses, an
+//! escalation decided by the node's human key, outcome reports, trust, the
+//! event stream, audit export and offline verification (any changed byte
+//! is rejected).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use acp_protocol::build::PolicyBuilder;
+use acp_protocol::{DecisionRules, Keypair, Stance};
+use common::*;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_acp");
+
+fn key(dir: &std::path::Path, file: &str) -> Keypair {
+    Keypair::from_seed(acp_node::keys::read_seed_file(&dir.join(file)).unwrap())
+}
+
+fn acp(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("ACP_DATA_DIR")
+        .env_remove("ACP_URL")
+        .env_remove("ACP_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "acp failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Policy: the node's agent and two outside agents vote; the node's human
+/// key decides escalations; its reporter key reports outcomes.
+fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
+    let org = Keypair::from_seed([7; 32]);
+    let human = key(dir.path(), "human.key");
+    let reporter = key(dir.path(), "reporter.key");
+    let policy = PolicyBuilder::new(DOMAIN)
+        .organization(&org, "acme", 10_000)
+        .member(&dir.agent.public(), 0, 5_000)
+        .member(&k1.public(), 0, 5_000)
+        .member(&k2.public(), 0, 5_000)
+        .human(&human.public())
+        .reporter(&reporter.public())
+        .rules(DecisionRules {
+            quorum_margin_bps: 1_000,
+            min_participation_bps: 5_000,
+            low_confidence_bps: 0,
+            high_stakes: None,
+            min_window_ms: 500,
+            max_window_ms: 3_600_000,
+        })
+        .issued(1, now())
+        .sign(&[&org])
+        .unwrap();
+    node.post_message(&policy.bytes).to_string()
+}
+
+/// A proposal signed by `by`, closing in `ms`, submitted raw; then `voters`
+/// respond (raw). Returns the proposal id.
+fn raw_case(
+    node: &TestNode,
+    policy: &str,
+    by: &Keypair,
+    ms: u64,
+    voters: &[(&Keypair, Stance)],
+) -> String {
+    let (pid, bytes) = proposal(by, policy.parse().unwrap(), ms);
+    node.post_message(&bytes);
+    for (k, s) in voters {
+        let (_, r) = response(k, pid, *s);
+        node.post_message(&r);
+    }
+    pid.to_string()
+}
+
+#[test]
+fn api_and_cli_end_to_end() {
+    let dir = DataDir::new();
+    let node = dir.start(&[]);
+    let (k1, k2) = (Keypair::from_seed([11; 32]), Keypair::from_seed([12; 32]));
+
+    // The event stream, subscribed before anything happens.
+    let (tx, events) = mpsc::channel::<String>();
+    {
+        let url = format!("{}/v1/events", node.http);
+        let token = node.token.clone();
+        std::thread::spawn(move || {
+            let r = reqwest::blocking::Client::builder()
+                .timeout(None)
+                .build()
+                .unwrap()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .unwrap();
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                if let Some(e) = line.strip_prefix("event:")
+                    && tx.send(e.trim().to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+
+    // Auth: every /v1 route but health needs the token.
+    let c = reqwest::blocking::Client::new();
+    let r = c.get(format!("{}/v1/status", node.http)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["code"], "unauthorized");
+    let r = c
+        .get(format!("{}/v1/proposals", node.http))
+        .bearer_auth("0".repeat(64))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c.get(format!("{}/v1/health", node.http)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let doc = node.get("/openapi.json");
+    assert!(
+        doc["paths"]["/v1/proposals/{id}/decision"].is_object(),
+        "{doc}"
+    );
+
+    // Without a policy there is nothing to propose under.
+    let (s, v) = node.http(
+        "POST",
+        "/proposals",
+        Some(json!({"domain": DOMAIN, "kind": "loan.approve"})),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("no_policy")));
+    let policy = setup(&dir, &node, &k1, &k2);
+
+    // The confidence rule and its errors.
+    for bad in [json!(1.5), json!(-0.1)] {
+        let (s, v) = node.http(
+            "POST",
+            "/proposals",
+            Some(json!({"domain": DOMAIN, "kind": "x", "confidence": bad})),
+        );
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["code"], "invalid_confidence", "{v}");
+    }
+    let (s, v) = node.http(
+        "POST",
+        "/proposals",
+        Some(json!({"domain": DOMAIN, "kind": "x", "confidence": "NaN"})),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")));
+    let (s, v) = node.http("GET", "/proposals/nothex", None);
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")));
+    let missing = format!("1220{}", "ab".repeat(32));
+    let (s, v) = node.http("GET", &format!("/proposals/{missing}"), None);
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+    // Body size limit.
+    let big = "x".repeat(acp_node::api::MAX_BODY_BYTES + 10);
+    let r = c
+        .post(format!("{}/v1/proposals", node.http))
+        .bearer_auth(&node.token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["code"], "payload_too_large");
+
+    // A: proposed by the node's agent through the API, endorsed by both others.
+    let a = node.post(
+        "/proposals",
+        json!({"domain": DOMAIN, "kind": "loan.approve", "payload": {"amount": 100},
+               "confidence": 0.12345, "closes_in_ms": 1500}),
+    );
+    let a = a["id"].as_str().unwrap().to_owned();
+    for k in [&k1, &k2] {
+        let (_, r) = response(k, a.parse().unwrap(), Stance::Endorse);
+        node.post_message(&r);
+    }
+    let va = wait_for(15, "A approved", || {
+        let v = node.get(&format!("/proposals/{a}"));
+        (v["status"] == "approved").then_some(v)
+    });
+    assert_eq!(va["package"]["proposal"]["confidence_bps"], 1235);
+    assert_eq!(va["package"]["counted"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        va["package"]["counted"][0]["response"]["reasoning"],
+        "looks right"
+    );
+    // A human decision needs an escalation.
+    let (s, v) = node.http(
+        "POST",
+        &format!("/proposals/{a}/decision"),
+        Some(json!({"verdict": "approve", "rationale": "no"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("not_escalated"))
+    );
+
+    // B: proposed by k1, the node's agent challenges through the CLI, k2
+    // endorses: a tie, escalated at the close.
+    let b = raw_case(&node, &policy, &k1, 1500, &[(&k2, Stance::Endorse)]);
+    let out = ok(&acp(
+        dir.path(),
+        &[
+            "respond",
+            &b,
+            "--stance",
+            "challenge",
+            "--confidence",
+            "0.9",
+            "--reasoning",
+            "income not verified",
+            "--url",
+            &node.http,
+        ],
+    ));
+    assert!(out.starts_with("response 1220"), "{out}");
+    let vb = wait_for(15, "B escalated", || {
+        let v = node.get(&format!("/proposals/{b}"));
+        // Finalized: this node signed its receipt (and announced the escalation).
+        let signed = v["receipts"].as_array().is_some_and(|r| !r.is_empty());
+        (v["status"] == "escalated" && signed).then_some(v)
+    });
+    assert_eq!(vb["reasons"], json!(["no_margin"]));
+    let list = node.get(&format!("/proposals?domain={DOMAIN}&status=escalated"));
+    let ids: Vec<&str> = list["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![b.as_str()]);
+    let (s, _) = node.http("GET", "/proposals?status=bogus", None);
+    assert_eq!(s, 400);
+    // The CLI shows the package for people, and as JSON.
+    let show = ok(&acp(dir.path(), &["show", &b, "--url", &node.http]));
+    assert!(
+        show.contains("escalated") && show.contains("income not verified"),
+        "{show}"
+    );
+    let listed = ok(&acp(
+        dir.path(),
+        &[
+            "list",
+            "--status",
+            "escalated",
+            "--json",
+            "--url",
+            &node.http,
+        ],
+    ));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["proposals"][0]["id"], b.as_str());
+    // The human decides through the CLI: signed by the node's human key.
+    let out = ok(&acp(
+        dir.path(),
+        &[
+            "decide",
+            &b,
+            "reject",
+            "--rationale",
+            "verify income first",
+            "--url",
+            &node.http,
+        ],
+    ));
+    assert!(out.contains("human decision (reject) 1220"), "{out}");
+    let vb = node.get(&format!("/proposals/{b}"));
+    assert_eq!(vb["status"], "rejected");
+    assert_eq!(
+        vb["package"]["human_decisions"][0][1]["rationale"],
+        "verify income first"
+    );
+
+    // Outcome report and trust.
+    let out = ok(&acp(
+        dir.path(),
+        &["outcome", &a, "succeeded", "--url", &node.http],
+    ));
+    assert!(out.contains("outcome report"), "{out}");
+    let t = node.get(&format!("/trust?domain={DOMAIN}"));
+    assert_eq!(t["policy"], policy.as_str());
+    assert!(!t["agents"].as_array().unwrap().is_empty(), "{t}");
+    let trust = ok(&acp(
+        dir.path(),
+        &["trust", "--domain", DOMAIN, "--url", &node.http],
+    ));
+    assert!(trust.contains("trust 0."), "{trust}");
+
+    // Audit: export through the CLI, verify offline, reject any changed byte.
+    let file = dir.path().join("a.bundle");
+    ok(&acp(
+        dir.path(),
+        &[
+            "audit",
+            "export",
+            &a,
+            "--out",
+            file.to_str().unwrap(),
+            "--url",
+            &node.http,
+        ],
+    ));
+    let bundle = std::fs::read(&file).unwrap();
+    let report = acp_protocol::bundle::verify_bundle(&bundle).unwrap();
+    assert_eq!(report.proposal.to_string(), a);
+    for i in 0..bundle.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut t = bundle.clone();
+            t[i] ^= flip;
+            assert!(
+                acp_protocol::bundle::verify_bundle(&t).is_err(),
+                "bundle with byte {i} xor {flip:#x} still verifies"
+            );
+        }
+    }
+    let good = ok(&Command::new(BIN)
+        .args(["audit", "verify", file.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(good.contains("verifies"), "{good}");
+    for i in [0, bundle.len() / 3, bundle.len() / 2, bundle.len() - 1] {
+        let mut t = bundle.clone();
+        t[i] ^= 0x04;
+        let bad = dir.path().join(format!("bad-{i}.bundle"));
+        std::fs::write(&bad, &t).unwrap();
+        let o = Command::new(BIN)
+            .args(["audit", "verify", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "tampered byte {i} accepted");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("does NOT verify"), "{e}");
+    }
+
+    // The event stream saw proposals, responses and the escalation.
+    let mut seen = std::collections::BTreeSet::new();
+    while let Ok(e) = events.recv_timeout(Duration::from_secs(2)) {
+        seen.insert(e);
+    }
+    for want in ["proposal", "response", "escalated", "decided"] {
+        assert!(seen.contains(want), "no {want} event in {seen:?}");
+    }
+}

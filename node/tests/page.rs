@@ -1,0 +1,281 @@
+//! The escalation page end to end in headless Chromium: the page reads the
+//! token from the URL fragment, lists the open escalation, shows its
+//! decision package (stances, reasoning, weights, tally and confidence
+//! pictures, why it escalated), and signs an approval with the node's human
+//! key. Driven over the DevTools protocol (a WebSocket) from this test.
+//!
+//! Needs Debian's `chromium` (`.ci/run` installs it). Without it the test
+//! prints that it was skipped and returns.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use acp_protocol::build::PolicyBuilder;
+use acp_protocol::{DecisionRules, Keypair, Stance};
+use common::*;
+use serde_json::{Value, json};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(str::to_owned)
+}
+
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Page {
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    next: u64,
+}
+
+impl Page {
+    /// Evaluates a JS expression (promises awaited) and returns its value.
+    fn eval(&mut self, expr: &str) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let msg = json!({"id": id, "method": "Runtime.evaluate",
+            "params": {"expression": expr, "returnByValue": true, "awaitPromise": true}});
+        self.ws.send(Message::text(msg.to_string())).unwrap();
+        loop {
+            let m = self.ws.read().unwrap();
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["id"] == id {
+                assert!(
+                    v["result"]["exceptionDetails"].is_null(),
+                    "JS error in {expr}: {v}"
+                );
+                return v["result"]["result"]["value"].clone();
+            }
+        }
+    }
+
+    /// Polls `expr` until it is truthy.
+    fn wait(&mut self, secs: u64, expr: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.eval(expr);
+            if !(v.is_null() || v == false || v == 0 || v == "") {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {expr}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+}
+
+fn launch(bin: &str, url: &str) -> (Browser, Page) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--remote-debugging-port=0",
+            "--remote-debugging-address=127.0.0.1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("ws://") {
+                let _ = tx.send(line[i..].trim().to_owned());
+            }
+        }
+    });
+    let browser = Browser {
+        child,
+        _profile: profile,
+    };
+    let ws_url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("chromium did not print its DevTools address");
+    // ws://127.0.0.1:PORT/devtools/browser/<id> -> the page target's socket.
+    let hostport = ws_url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page_ws = wait_for(20, "the page target", || {
+        let list: Value = reqwest::blocking::get(format!("http://{hostport}/json/list"))
+            .ok()?
+            .json()
+            .ok()?;
+        list.as_array()?
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_owned))
+    });
+    let (ws, _) = tungstenite::connect(page_ws.as_str()).unwrap();
+    (browser, Page { ws, next: 0 })
+}
+
+#[test]
+fn escalation_page_in_headless_chromium() {
+    let Some(bin) = chromium() else {
+        eprintln!(
+            "SKIPPED escalation_page_in_headless_chromium: chromium is not installed \
+             (apt-get install -y chromium; .ci/run does this)"
+        );
+        println!("SKIPPED: chromium is not installed");
+        return;
+    };
+    let dir = DataDir::new();
+    let node = dir.start(&[]);
+    let human =
+        Keypair::from_seed(acp_node::keys::read_seed_file(&dir.path().join("human.key")).unwrap());
+    let (k1, k2) = (Keypair::from_seed([21; 32]), Keypair::from_seed([22; 32]));
+    let org = Keypair::from_seed([9; 32]);
+    let policy = PolicyBuilder::new(DOMAIN)
+        .organization(&org, "acme", 10_000)
+        .member(&dir.agent.public(), 0, 5_000)
+        .member(&k1.public(), 0, 5_000)
+        .member(&k2.public(), 0, 5_000)
+        .human(&human.public())
+        .rules(DecisionRules {
+            quorum_margin_bps: 1_000,
+            min_participation_bps: 5_000,
+            low_confidence_bps: 0,
+            high_stakes: None,
+            min_window_ms: 500,
+            max_window_ms: 3_600_000,
+        })
+        .issued(1, now())
+        .sign(&[&org])
+        .unwrap();
+    node.post_message(&policy.bytes);
+    // k1 proposes, k2 endorses, the node's agent challenges: a tie.
+    let (pid, bytes) = proposal(&k1, policy.id, 1200);
+    node.post_message(&bytes);
+    let (_, r) = response(&k2, pid, Stance::Endorse);
+    node.post_message(&r);
+    node.post(
+        &format!("/proposals/{pid}/responses"),
+        json!({"stance": "challenge", "confidence": 0.9, "reasoning": "income not verified"}),
+    );
+    wait_for(15, "the escalation to be final", || {
+        let v = node.get(&format!("/proposals/{pid}"));
+        (v["status"] == "escalated" && v["receipts"].as_array().is_some_and(|r| !r.is_empty()))
+            .then_some(())
+    });
+
+    let (_browser, mut page) = launch(&bin, &node.page);
+    let id = pid.to_string();
+    page.wait(20, "document.body && document.body.dataset.ready === '1'");
+    // The token left the address bar and lives in this tab's sessionStorage.
+    assert_eq!(page.eval("location.hash"), "");
+    assert_eq!(
+        page.eval("sessionStorage.getItem('acp-token')"),
+        node.token.as_str()
+    );
+    let listed = page.wait(
+        10,
+        "[...document.querySelectorAll('#escalations li')].map(l => l.dataset.id).join(',')",
+    );
+    assert_eq!(listed, id.as_str());
+    page.eval(&format!(
+        "document.querySelector('#escalations li[data-id=\"{id}\"]').click(); true"
+    ));
+    page.wait(
+        10,
+        &format!(
+            "!document.getElementById('detail').hidden && document.getElementById('detail').dataset.id === '{id}' \
+             && document.querySelectorAll('#d-votes tbody tr').length === 2"
+        ),
+    );
+    let text = page
+        .eval("document.getElementById('detail').innerText")
+        .to_string();
+    for want in [
+        "income not verified",
+        "looks right",
+        "no_margin",
+        "escalated",
+        "loan.approve",
+    ] {
+        assert!(text.contains(want), "{want:?} not on the page:\n{text}");
+    }
+    assert_eq!(
+        page.eval("document.querySelectorAll('#tally-svg rect.bar').length"),
+        2
+    );
+    assert!(
+        page.eval("document.querySelectorAll('#histogram-svg rect.bin').length")
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert!(page.eval("!document.getElementById('decide').hidden") == true);
+    assert_eq!(
+        page.eval("document.getElementById('human-key').textContent"),
+        human.public().to_string().as_str()
+    );
+    page.eval(
+        "document.getElementById('rationale').value = 'approved after a call with the applicant'; \
+         document.getElementById('approve').click(); true",
+    );
+    let result = page.wait(
+        15,
+        "document.getElementById('result').dataset.decision || ''",
+    );
+    // The page re-renders: approved, the form gone, the list empty.
+    page.wait(
+        10,
+        "document.getElementById('d-status').textContent === 'approved'",
+    );
+    page.wait(
+        10,
+        "document.querySelectorAll('#escalations li').length === 0",
+    );
+
+    // The node holds the decision, signed by its human key.
+    let v = node.get(&format!("/proposals/{pid}"));
+    assert_eq!(v["status"], "approved");
+    let d = &v["package"]["human_decisions"][0];
+    assert_eq!(d[0], result);
+    assert_eq!(d[1]["human"], human.public().to_string().as_str());
+    assert_eq!(d[1]["verdict"], "approve");
+    assert_eq!(
+        d[1]["rationale"],
+        "approved after a call with the applicant"
+    );
+}

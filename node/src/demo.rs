@@ -190,14 +190,20 @@ fn settled(nodes: &[&DemoNode], id: &str, want: &str) -> anyhow::Result<Vec<Valu
     })
 }
 
-fn print_votes(v: &Value) {
-    let names = |k: &Value| k.as_str().map(str::to_owned).unwrap_or_default();
+fn print_votes(nodes: &[&DemoNode], v: &Value) {
     for c in v["package"]["counted"].as_array().into_iter().flatten() {
         let vote = &c["vote"];
+        let who = vote["responder"].as_str().unwrap_or("?");
+        let name = nodes
+            .iter()
+            .find(|n| n.agent.public().to_string() == who)
+            .map_or_else(
+                || who.get(..12).unwrap_or(who).to_owned(),
+                |n| n.name.to_owned(),
+            );
         println!(
-            "    {:<9} {}  confidence {}  authority {}  trust {}  weight {}",
+            "    {name:<20} {:<9} confidence {}  authority {}  trust {}  weight {}",
             vote["stance"].as_str().unwrap_or("?"),
-            &names(&vote["responder"]).get(..12).unwrap_or("?"),
             client::conf(&vote["confidence_bps"]),
             client::conf(&vote["authority_bps"]),
             client::conf(&vote["trust_bps"]),
@@ -344,7 +350,7 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     println!("  waiting for every node to finalize and sign a receipt...");
     let answers = settled(&nodes, &p1, "approved")?;
     println!("  weights (authority x confidence x trust) as every node counted them:");
-    print_votes(&answers[0]);
+    print_votes(&nodes, &answers[0]);
     println!("  resolution computed independently by each node:");
     print_agreement(&nodes, &answers)?;
     println!("  => approved; all four nodes computed the same resolution id, with no coordinator.");
@@ -391,7 +397,8 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     )?;
     println!("  waiting for the close...");
     let answers = settled(&nodes, &p2, "escalated")?;
-    print_votes(&answers[0]);
+    println!("  weights (authority x confidence x trust):");
+    print_votes(&nodes, &answers[0]);
     let reasons: Vec<&str> = answers[0]["reasons"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -403,7 +410,14 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     );
     print_agreement(&nodes, &answers)?;
     println!("  => escalated to a human: {}", reasons.join(", "));
-    println!("\nWhere to look at it:");
+    println!(
+        "\nWhere to look at it (the loan officer's key is on loan-desk){}:",
+        if keep_running {
+            ""
+        } else {
+            "; these stop when the demo ends, `acp demo --keep-running` keeps them up"
+        }
+    );
     println!("  the escalation page: {}", desk.page);
     println!(
         "  the command line:    acp --data-dir {} show {p2}",
@@ -423,8 +437,6 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
             .build()?;
         rt.block_on(tokio::signal::ctrl_c())?;
         println!("stopped");
-    } else {
-        println!("\n(Run `acp demo --keep-running` to keep the network and the page up.)");
     }
     Ok(())
 }

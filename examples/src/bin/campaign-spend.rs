@@ -1,0 +1,19 @@
+//! Marketing against finance on campaign spend, settled by a human.
+//!
+//! ```sh
+//! cargo run -p acp-examples --bin campaign-spend
+//! ```
+//!
+//! Starts five real ACP nodes in this process on 127.0.0.1, one per agent
+//! (a campaign planner, two marketing agents, two finance agents). The
+//! agents disagree and neither side wins by the policy's margin, so every
+//! node escalates the proposal with the same decision package. The CFO, a
+//! human whose key the policy lists, signs an approval with her rationale;
+//! every node then resolves the proposal as approved by that decision and
+//! signs a superseding receipt.
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    acp_examples::campaign_spend::run(&mut acp_examples::show::Out::stdout()).await?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Marketing against finance on campaign spend. Lumen Outdoor's marketing
+//! agents back a €250,000 spring campaign; the finance agents challenge it.
+//! Neither side beats the other by the policy's margin, so every node
+//! escalates the proposal with its decision package. The CFO, whose key the
+//! policy lists as a decider, reads the package and signs a HumanDecision;
+//! every node then resolves the proposal as approved by that decision.
+
+use acp_protocol::build::{PolicyBuilder, human_decision};
+use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance, Verdict};
+
+use crate::msg::{self, Ask};
+use crate::net::Network;
+use crate::play::{Decided, Play};
+use crate::show::{self, Names, Out};
+
+/// The domain.
+pub const DOMAIN: &str = "marketing.spend";
+const WINDOW_MS: u64 = 2_000;
+
+/// What the scenario decided.
+#[derive(Debug, Clone)]
+pub struct SpendReport {
+    /// The proposal as every node escalated it.
+    pub escalated: Decided,
+    /// The same proposal after the CFO's decision.
+    pub decided: Decided,
+    /// The CFO's signed decision.
+    pub human_decision: ContentId,
+}
+
+/// Runs the scenario.
+pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
+    let marketing = msg::fresh_key()?;
+    let finance = msg::fresh_key()?;
+    let cfo = msg::fresh_key()?;
+    // (agent, organization index, stance, confidence, reasoning)
+    let voters: [(&str, u16, Stance, u16, &str); 4] = [
+        (
+            "brand-strategy",
+            0,
+            Stance::Endorse,
+            8_000,
+            "Last spring's campaign lifted aided awareness 6 points; the new trail-running \
+             line launches in March and needs the reach.",
+        ),
+        (
+            "performance-marketing",
+            0,
+            Stance::Endorse,
+            7_000,
+            "Paid social CAC is 12% under target and CTV tests returned 2.1x ROAS; the plan \
+             scales what already works.",
+        ),
+        (
+            "fpa-analyst",
+            1,
+            Stance::Challenge,
+            8_500,
+            "Q1 opex is 94% committed; the modeled payback is 14 months against the 9-month \
+             spend policy.",
+        ),
+        (
+            "treasury",
+            1,
+            Stance::Challenge,
+            7_000,
+            "Cash buffer dips below six weeks in February if this and the warehouse lease both \
+             land in Q1.",
+        ),
+    ];
+    let planner = msg::fresh_key()?;
+    let keys: Vec<Keypair> = voters
+        .iter()
+        .map(|_| msg::fresh_key())
+        .collect::<anyhow::Result<_>>()?;
+    let mut names = Names::default();
+    names.add(planner.public(), "campaign-planner");
+    names.add(cfo.public(), "Dana Okafor (CFO)");
+    let mut pairs: Vec<(&str, &Keypair)> = vec![("campaign-planner", &planner)];
+    for (v, k) in voters.iter().zip(&keys) {
+        names.add(k.public(), v.0);
+        pairs.push((v.0, k));
+    }
+
+    out.line("Lumen Outdoor: marketing and finance agents on campaign spend, one node per agent");
+    let net = Network::start(DOMAIN, &pairs).await?;
+    let mut play = Play::new(net, names);
+
+    let mut builder = PolicyBuilder::new(DOMAIN)
+        .organization(&marketing, "Lumen Outdoor / Marketing", BPS_ONE)
+        .organization(&finance, "Lumen Outdoor / Finance", BPS_ONE)
+        .human(&cfo.public());
+    for (v, k) in voters.iter().zip(&keys) {
+        builder = builder.member(&k.public(), v.1, BPS_ONE);
+    }
+    let policy = builder
+        .issued(1, acp_node::node::now())
+        .sign(&[&marketing, &finance])?;
+    play.publish("campaign-planner", &policy).await?;
+    out.line(format!(
+        "Policy {} signed by marketing and finance: four agents at authority 1.00, \
+         margin 10%; escalations are decided by the CFO's key",
+        show::id(&policy.id)
+    ));
+
+    let payload = r#"{"campaign":"Spring Trail 2027","budget_eur":250000,"channels":["paid social","connected TV"],"quarter":"Q1"}"#;
+    let p = msg::proposal(
+        &planner,
+        Ask {
+            domain: DOMAIN,
+            policy: policy.id,
+            kind: "campaign.launch",
+            payload: payload.to_owned(),
+            confidence_bps: 8_000,
+            stakes: 25_000_000,
+            evidence: vec!["media-plan:ST27-v3".into(), "brand-lift:SPR26".into()],
+            created_at: acp_node::node::now(),
+            window_ms: WINDOW_MS,
+        },
+    )?;
+    play.publish("campaign-planner", &p).await?;
+    out.line(format!(
+        "campaign-planner proposes campaign.launch {payload}  [{}]",
+        show::id(&p.id)
+    ));
+    for (v, k) in voters.iter().zip(&keys) {
+        let r = msg::response(k, &p, v.2, v.3, v.4, &[], acp_node::node::now())?;
+        play.submit(v.0, &r).await?;
+    }
+
+    out.line("Waiting for every node to close the proposal...");
+    let escalated = play.settle(&p.id, |s| s == "escalated").await?;
+    out.line("\nESCALATED to a human. The decision package every node holds:");
+    play.print(out, &escalated)?;
+
+    let rationale = "Approved: the campaign is tied to the March product launch. Finance's \
+                     payback concern stands; the spend is funded by moving the Q2 trade-show \
+                     budget, keeping Q1 opex flat.";
+    let decision = human_decision(&cfo, &p, Verdict::Approve, rationale, acp_node::node::now())?;
+    play.publish("fpa-analyst", &decision).await?;
+    out.line(format!(
+        "\nDana Okafor (CFO) signs approve [{}] on the finance node:\n    \"{rationale}\"",
+        show::id(&decision.id)
+    ));
+    let decided = play.settle(&p.id, |s| s == "approved").await?;
+    out.line("Every node now resolves the proposal as APPROVED by that decision:");
+    show::views(out, &decided.views);
+    out.line(format!(
+        "    human decision counted: {}",
+        decided
+            .resolution
+            .human_decision
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), show::id)
+    ));
+    Ok(SpendReport {
+        escalated,
+        decided,
+        human_decision: decision.id,
+    })
+}

@@ -1,0 +1,292 @@
+//! A network of real ACP nodes inside this process: one per agent, each with
+//! its own sled store in a temporary data directory, its own libp2p identity,
+//! listening on 127.0.0.1 (ephemeral TCP port, mDNS off) and connected to
+//! every node started before it. Messages travel by gossipsub and
+//! anti-entropy sync over loopback; every node resolves on its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acp_node::node::{Core, CoreConfig, NodeHandle, Query};
+use acp_node::p2p::{self, NetConfig};
+use acp_node::store::SledStore;
+use acp_node::{config, keys};
+use acp_protocol::{ContentId, Keypair, SignedMessage};
+use anyhow::{Context, anyhow, bail};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long any wait for the network gives up after.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// How often a wait polls the nodes.
+const POLL: Duration = Duration::from_millis(25);
+
+/// One running node, with the agent whose key it holds.
+#[derive(Debug)]
+pub struct Node {
+    /// The agent's name (also the node's).
+    pub name: String,
+    /// The agent's key; the node signs its receipts with it.
+    pub agent: Keypair,
+    /// The node core's handle: submit and query.
+    pub handle: NodeHandle,
+    /// The TCP listen address, ending in `/p2p/<peer id>`.
+    pub addr: String,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A node's answer about one proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// The node's name.
+    pub node: String,
+    /// `pending`, `approved`, `rejected`, `escalated` or `invalid`.
+    pub status: String,
+    /// Closed or decided early.
+    pub is_final: bool,
+    /// Digest of the resolution the node computed.
+    pub resolution: String,
+    /// Counted votes.
+    pub counted: u64,
+    /// Each node's latest receipt held by this node: (status, resolution digest).
+    pub receipts: Vec<(String, String)>,
+}
+
+impl NodeView {
+    fn parse(node: &str, v: &Value) -> anyhow::Result<Self> {
+        if v["ok"] != true {
+            bail!("{node}: {}", v["error"]);
+        }
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        let receipts = v["receipts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["latest"] == true)
+                    .map(|r| {
+                        (
+                            r["status"].as_str().unwrap_or_default().to_owned(),
+                            r["resolution"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            node: node.to_owned(),
+            status: s("status"),
+            is_final: v["final"] == true,
+            resolution: s("resolution"),
+            counted: v["counted"].as_u64().unwrap_or(0),
+            receipts,
+        })
+    }
+}
+
+/// The nodes of one scenario, all joined to one domain.
+#[derive(Debug)]
+pub struct Network {
+    /// The domain every node joins.
+    pub domain: String,
+    /// The nodes, in start order.
+    pub nodes: Vec<Node>,
+}
+
+impl Network {
+    /// Starts one node per `(name, agent key)` and waits until every node is
+    /// connected to every other.
+    pub async fn start(domain: &str, agents: &[(&str, &Keypair)]) -> anyhow::Result<Self> {
+        let mut nodes: Vec<Node> = Vec::with_capacity(agents.len());
+        for (name, agent) in agents {
+            let bootstrap: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+            let node = start_node(name, agent, domain, &bootstrap)
+                .await
+                .with_context(|| format!("starting node {name}"))?;
+            nodes.push(node);
+        }
+        let net = Self {
+            domain: domain.to_owned(),
+            nodes,
+        };
+        let want = net.nodes.len().saturating_sub(1);
+        net.wait("every node to connect to every other", || async {
+            for n in &net.nodes {
+                let v = n.handle.query(Query::Status).await?;
+                if v["peers"].as_array().map_or(0, Vec::len) < want {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(net)
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> anyhow::Result<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| anyhow!("no node named {name}"))
+    }
+
+    /// Submits a message through the node named `via`; returns once it is
+    /// durable there.
+    pub async fn submit(&self, via: &str, msg: &SignedMessage) -> anyhow::Result<ContentId> {
+        let n = self.node(via)?;
+        let s = n
+            .handle
+            .submit(msg.bytes.clone())
+            .await
+            .map_err(|e| anyhow!("{via} refused {}: {e}", msg.id))?;
+        Ok(s.id)
+    }
+
+    /// Waits until every node holds message `id`.
+    pub async fn wait_everywhere(&self, id: &ContentId) -> anyhow::Result<()> {
+        let what = format!("every node to hold {id}");
+        self.wait(&what, || async {
+            for n in &self.nodes {
+                let v = n.handle.query(Query::Has { id: id.to_string() }).await?;
+                if v["engine"] != true {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Every node's current view of a proposal.
+    pub async fn views(&self, proposal: &ContentId) -> anyhow::Result<Vec<NodeView>> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let v = n
+                .handle
+                .query(Query::Resolution {
+                    proposal: proposal.to_string(),
+                })
+                .await?;
+            out.push(NodeView::parse(&n.name, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Waits until every node has finalized the proposal with a status that
+    /// `done` accepts, holds a latest receipt from every node, and all of it
+    /// agrees on one resolution digest. Returns every node's view.
+    pub async fn wait_settled(
+        &self,
+        proposal: &ContentId,
+        done: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<NodeView>> {
+        let n = self.nodes.len();
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        loop {
+            let views = self.views(proposal).await?;
+            let first = views.first().map(|v| v.resolution.clone());
+            let settled = views.iter().all(|v| {
+                v.is_final
+                    && done(&v.status)
+                    && Some(&v.resolution) == first.as_ref()
+                    && v.receipts.len() == n
+                    && v.receipts.iter().all(|(_, d)| *d == v.resolution)
+            });
+            if settled {
+                return Ok(views);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("timed out waiting for proposal {proposal} to settle: {views:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait<F, Fut>(&self, what: &str, mut check: F) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<bool>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        while !check().await? {
+            if tokio::time::Instant::now() > deadline {
+                bail!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
+    }
+}
+
+async fn start_node(
+    name: &str,
+    agent: &Keypair,
+    domain: &str,
+    bootstrap: &[String],
+) -> anyhow::Result<Node> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("acp-example-{name}-"))
+        .tempdir()?;
+    let peer_key = keys::create_peer_key(&dir.path().join(keys::PEER_KEY_FILE))?;
+    let store = SledStore::open(&dir.path().join(config::STORE_DIR))?;
+    let net_cfg = NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        bootstrap: bootstrap
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()?,
+        domains: vec![domain.to_owned()],
+        mdns: false,
+        max_message_bytes: acp_protocol::codec::MAX_MESSAGE_BYTES,
+        queue_capacity: 1024,
+    };
+    let (client, events, event_loop) = p2p::new(peer_key, &net_cfg)?;
+    let peer_id = client.local_peer_id();
+    let (mut core, handle) = Core::new(
+        agent.clone(),
+        Arc::new(store),
+        client,
+        events,
+        CoreConfig {
+            domains: vec![domain.to_owned()],
+            sync_interval: Duration::from_secs(1),
+            sync_batch: 256,
+            queue_capacity: 1024,
+        },
+    )?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    core.on_listen(move |addr| {
+        let _ = tx.send(addr.to_string());
+    });
+    let tasks = vec![tokio::spawn(event_loop.run()), tokio::spawn(core.run())];
+    let addr = tokio::time::timeout(WAIT_LIMIT, async {
+        while let Some(a) = rx.recv().await {
+            if a.contains("/tcp/") {
+                return Some(a);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| anyhow!("no listen address"))?;
+    Ok(Node {
+        name: name.to_owned(),
+        agent: agent.clone(),
+        handle,
+        addr: format!("{addr}/p2p/{peer_id}"),
+        tasks,
+        _dir: dir,
+    })
+}

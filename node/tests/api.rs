@@ -147,6 +147,40 @@ fn api_and_cli_end_to_end() {
     );
     assert_eq!((s, v["error"]["code"].as_str()), (409, Some("no_policy")));
     let policy = setup(&dir, &node, &k1, &k2);
+    // `acp watch` follows the same stream from the command line.
+    let watch = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["watch", "--count", "1", "--json", "--url", &node.http])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // `acp propose` through the API (the policy found by domain).
+    let out = ok(&acp(
+        dir.path(),
+        &[
+            "propose",
+            "--domain",
+            DOMAIN,
+            "--kind",
+            "card.block",
+            "--payload",
+            "{\"card\":1}",
+            "--confidence",
+            "0.7",
+            "--closes-in-ms",
+            "600000",
+            "--url",
+            &node.http,
+        ],
+    ));
+    assert!(out.starts_with("proposal 1220"), "{out}");
+    let watched = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
+    let first: Value = serde_json::from_str(watched.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event"], "proposal", "{watched}");
+    let page = ok(&acp(dir.path(), &["page", "--url", &node.http]));
+    assert_eq!(page.trim(), node.page);
 
     // The confidence rule and its errors.
     for bad in [json!(1.5), json!(-0.1)] {

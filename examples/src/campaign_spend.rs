@@ -2,12 +2,16 @@
 //! agents back a €250,000 spring campaign; the finance agents challenge it.
 //! Neither side beats the other by the policy's margin, so every node
 //! escalates the proposal with its decision package. The CFO, whose key the
-//! policy lists as a decider, reads the package and signs a HumanDecision;
-//! every node then resolves the proposal as approved by that decision.
+//! policy lists as a decider, reads the package and approves through the
+//! finance node's sidecar HTTP API, which signs the HumanDecision with her
+//! key; every node then resolves the proposal as approved by that decision.
 
-use acp_protocol::build::{PolicyBuilder, human_decision};
-use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance, Verdict};
+use acp_protocol::build::PolicyBuilder;
+use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance};
+use anyhow::{anyhow, bail};
+use serde_json::json;
 
+use crate::http;
 use crate::msg::{self, Ask};
 use crate::net::Network;
 use crate::play::{Decided, Play};
@@ -136,10 +140,32 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
     let rationale = "Approved: the campaign is tied to the March product launch. Finance's \
                      payback concern stands; the spend is funded by moving the Q2 trade-show \
                      budget, keeping Q1 opex flat.";
-    let decision = human_decision(&cfo, &p, Verdict::Approve, rationale, acp_node::node::now())?;
-    play.publish("fpa-analyst", &decision).await?;
+    // The CFO decides through the finance node's sidecar API, which signs
+    // with the human key the policy lists (the escalation page does the same).
+    let (api, token) = play.net.serve_api("fpa-analyst", Some(cfo.clone())).await?;
+    let path = format!("/v1/proposals/{}/decision", p.id);
+    let (code, answer) = http::request(
+        api,
+        &token,
+        "POST",
+        &path,
+        Some(&json!({ "verdict": "approve", "rationale": rationale })),
+    )
+    .await?;
+    if code != 201 {
+        bail!("the API refused the decision ({code}): {answer}");
+    }
+    let decision_id: ContentId = answer["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no id in the API's answer: {answer}"))?
+        .parse()?;
+    let decision = play.net.message("fpa-analyst", &decision_id).await?;
+    play.ledger.record(&decision);
+    play.net.wait_everywhere(&decision.id).await?;
     out.line(format!(
-        "\nDana Okafor (CFO) signs approve [{}] on the finance node:\n    \"{rationale}\"",
+        "\nDana Okafor (CFO) approves on the finance node's API: POST {} -> {code}, \
+         decision [{}] signed with her key:\n    \"{rationale}\"",
+        path.replace(&p.id.to_string(), "<id>"),
         show::id(&decision.id)
     ));
     let decided = play.settle(&p.id, |s| s == "approved").await?;

@@ -314,8 +314,29 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         table.trust(&risk.public()),
         table.trust(&cx.public()),
     );
+    // Each node's own engine computes the same table from its own copy of the set.
+    let tables = play.net.trust_tables().await?;
+    for (n, t) in play.net.nodes.iter().zip(&tables) {
+        let theirs = (
+            t.get(&velocity.public()).copied(),
+            t.get(&risk.public()).copied(),
+            t.get(&cx.public()).copied(),
+        );
+        let ours = (
+            Some(final_trust.0),
+            Some(final_trust.1),
+            Some(final_trust.2),
+        );
+        if theirs != ours {
+            anyhow::bail!(
+                "node {} computes trust {theirs:?}, expected {ours:?}",
+                n.name
+            );
+        }
+    }
     out.line(format!(
-        "\nAfter all {ROUNDS} reports: {MISCALIBRATED} trust {}, {CALIBRATED} {}, {CX} {}.",
+        "\nAfter all {ROUNDS} reports (the same on all {} nodes): {MISCALIBRATED} trust {}, {CALIBRATED} {}, {CX} {}.",
+        tables.len(),
         show::frac(final_trust.0),
         show::frac(final_trust.1),
         show::frac(final_trust.2)

@@ -5,6 +5,7 @@
 //!
 //! - [`net`]: start a network of in-process nodes on loopback, submit, wait
 //!   until every node settled;
+//! - [`http`]: a minimal client for a node's sidecar HTTP API;
 //! - [`msg`]: sign proposals and responses, fresh keys;
 //! - [`ledger`]: the scenario's copy of its messages, to show a resolution's
 //!   weight breakdown and check it is the one every node computed;
@@ -13,6 +14,7 @@
 //!   [`fraud_trust`]), each with a `run` function that the binary of the
 //!   same name calls and the tests check.
 
+pub mod http;
 pub mod ledger;
 pub mod msg;
 pub mod net;

@@ -4,14 +4,17 @@
 //! every node started before it. Messages travel by gossipsub and
 //! anti-entropy sync over loopback; every node resolves on its own.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use acp_node::api::{self, ApiKeys, ApiState};
 use acp_node::node::{Core, CoreConfig, NodeHandle, Query};
 use acp_node::p2p::{self, NetConfig};
 use acp_node::store::SledStore;
 use acp_node::{config, keys};
-use acp_protocol::{ContentId, Keypair, SignedMessage};
+use acp_protocol::{ContentId, Keypair, PublicKey, SignedMessage, Timestamp};
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -150,6 +153,67 @@ impl Network {
             .await
             .map_err(|e| anyhow!("{via} refused {}: {e}", msg.id))?;
         Ok(s.id)
+    }
+
+    /// Serves the sidecar HTTP API of the node named `name` on an ephemeral
+    /// 127.0.0.1 port with a fresh bearer token; `human` is the key it signs
+    /// human decisions with. Returns the address and the token.
+    pub async fn serve_api(
+        &mut self,
+        name: &str,
+        human: Option<Keypair>,
+    ) -> anyhow::Result<(SocketAddr, String)> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| anyhow!("no node named {name}"))?;
+        let token: String = keys::random_seed()?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let state = ApiState::new(
+            node.handle.clone(),
+            token.clone(),
+            ApiKeys {
+                agent: node.agent.clone(),
+                human,
+                reporter: None,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        node.tasks.push(tokio::spawn(async move {
+            let _ = api::serve(listener, state).await;
+        }));
+        Ok((addr, token))
+    }
+
+    /// The bytes of a message as the node named `name` holds it.
+    pub async fn message(&self, name: &str, id: &ContentId) -> anyhow::Result<SignedMessage> {
+        let id = *id;
+        let bytes = self
+            .node(name)?
+            .handle
+            .with_engine(move |e| e.get_bytes(&id).map(<[u8]>::to_vec))
+            .await?
+            .ok_or_else(|| anyhow!("{name} does not hold {id}"))?;
+        Ok(acp_protocol::decode_message(&bytes)?)
+    }
+
+    /// Every node's trust table for the domain (agent -> trust, bps), as a
+    /// proposal created after every report held would read it.
+    pub async fn trust_tables(&self) -> anyhow::Result<Vec<BTreeMap<PublicKey, u16>>> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let domain = self.domain.clone();
+            out.push(
+                n.handle
+                    .with_engine(move |e| e.trust_table(&domain, Timestamp(u64::MAX)))
+                    .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// Waits until every node holds message `id`.

@@ -8,7 +8,8 @@
 //! (a campaign planner, two marketing agents, two finance agents). The
 //! agents disagree and neither side wins by the policy's margin, so every
 //! node escalates the proposal with the same decision package. The CFO, a
-//! human whose key the policy lists, signs an approval with her rationale;
+//! human whose key the policy lists, approves with her rationale through the
+//! finance node's sidecar HTTP API, which signs the decision with her key;
 //! every node then resolves the proposal as approved by that decision and
 //! signs a superseding receipt.
 

@@ -473,9 +473,9 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     let dirs: Vec<tempfile::TempDir> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
     let n0 = NsNode::start(&net.nodes[0], dirs[0].path(), None);
     let mut nodes = vec![n0];
-    for i in 1..NODES {
-        let b = nodes[0].tcp.clone();
-        nodes.push(NsNode::start(&net.nodes[i], dirs[i].path(), Some(&b)));
+    let bootstrap = nodes[0].tcp.clone();
+    for (ns, dir) in net.nodes.iter().zip(&dirs).skip(1) {
+        nodes.push(NsNode::start(ns, dir.path(), Some(&bootstrap)));
     }
     wait_for(30, "mesh over the bridge", || {
         (nodes[0].peers() >= NODES - 1).then_some(())

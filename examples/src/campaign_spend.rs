@@ -19,7 +19,7 @@ use crate::show::{self, Names, Out};
 
 /// The domain.
 pub const DOMAIN: &str = "marketing.spend";
-const WINDOW_MS: u64 = 2_000;
+const WINDOW_MS: u64 = 3_000;
 
 /// What the scenario decided.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use crate::show::{self, Names, Out};
 pub const DOMAIN: &str = "payments.fraud";
 /// Payments screened.
 pub const ROUNDS: usize = 12;
-const WINDOW_MS: u64 = 1_500;
+const WINDOW_MS: u64 = 3_000;
 /// The miscalibrated agent.
 pub const MISCALIBRATED: &str = "velocity-rules-v2";
 /// The calibrated fraud model.

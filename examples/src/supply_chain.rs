@@ -19,7 +19,7 @@ use crate::show::{self, Names, Out};
 pub const DOMAIN: &str = "logistics.expedite";
 /// Each organization's cap, in basis points of the total potential weight.
 pub const ORG_CAP_BPS: u16 = 2_500;
-const WINDOW_MS: u64 = 2_000;
+const WINDOW_MS: u64 = 3_000;
 const RETAILER: &str = "MegaMart (retailer)";
 
 /// What the scenario decided.

@@ -11,7 +11,7 @@
 //! turned out. The velocity agent flips a coin and claims 0.95 confidence;
 //! the table shows its trust and its share of the weight falling round by
 //! round while the calibrated agents keep theirs. Short decision windows
-//! (1.5 s) keep the whole run to a few seconds.
+//! (3 s, the rounds overlapping) keep the whole run to a few seconds.
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

@@ -234,6 +234,8 @@ async function main() {
   document.getElementById("approve").addEventListener("click", () => decide("approve"));
   document.getElementById("reject").addEventListener("click", () => decide("reject"));
   await loadList();
+  // New escalations appear without a reload.
+  setInterval(loadList, 5000);
   document.body.dataset.ready = "1";
 }
 

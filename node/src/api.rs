@@ -18,6 +18,7 @@
 //! | `invalid_confidence` | 400 | confidence not a number in `[0, 1]` |
 //! | `payload_too_large` | 413 | body over [`MAX_BODY_BYTES`] |
 //! | `not_found` | 404 | no such proposal (on this node) or route |
+//! | `method_not_allowed` | 405 | the route exists, not with that method |
 //! | `no_policy` | 409 | no policy given and none known for the domain |
 //! | `not_escalated` | 409 | a human decision on a proposal that is not escalated |
 //! | `no_human_key` | 409 | this node has no human key (`human.key`) |
@@ -273,7 +274,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/events", get(events))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v1", v1)
         .route("/", get(|| async { Redirect::to("/ui/") }))
@@ -282,8 +284,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/app.js", get(page_js))
         .route("/ui/style.css", get(page_css))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }
 
 /// Serves [`router`] on a bound listener until it fails.

@@ -133,6 +133,13 @@ fn api_and_cli_end_to_end() {
     assert_eq!(r.status().as_u16(), 401);
     let r = c.get(format!("{}/v1/health", node.http)).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    let (s, v) = node.http("POST", "/status", Some(json!({})));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let (s, v) = node.http("GET", "/nothing", None);
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
     let doc = node.get("/openapi.json");
     assert!(
         doc["paths"]["/v1/proposals/{id}/decision"].is_object(),

@@ -119,6 +119,11 @@ pub struct Metrics {
     pub sync_requests_served: AtomicU64,
     /// Outbound or inbound sync failures.
     pub sync_failures: AtomicU64,
+    /// Bytes written to TCP connections (everything on the wire above TCP:
+    /// Noise, yamux, every protocol). QUIC traffic is not counted.
+    pub tcp_bytes_sent: AtomicU64,
+    /// Bytes read from TCP connections (as [`Metrics::tcp_bytes_sent`]).
+    pub tcp_bytes_received: AtomicU64,
 }
 
 /// A counter snapshot, for logs and the control API.
@@ -138,6 +143,10 @@ pub struct MetricsSnapshot {
     pub sync_requests_served: u64,
     /// See [`Metrics::sync_failures`].
     pub sync_failures: u64,
+    /// See [`Metrics::tcp_bytes_sent`].
+    pub tcp_bytes_sent: u64,
+    /// See [`Metrics::tcp_bytes_received`].
+    pub tcp_bytes_received: u64,
 }
 
 impl Metrics {
@@ -152,12 +161,69 @@ impl Metrics {
             sync_requests_sent: r(&self.sync_requests_sent),
             sync_requests_served: r(&self.sync_requests_served),
             sync_failures: r(&self.sync_failures),
+            tcp_bytes_sent: r(&self.tcp_bytes_sent),
+            tcp_bytes_received: r(&self.tcp_bytes_received),
         }
     }
 }
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A TCP stream that counts the bytes it moves into [`Metrics`].
+#[derive(Debug)]
+pub struct CountingStream<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            this.metrics
+                .tcp_bytes_received
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            this.metrics
+                .tcp_bytes_sent
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 /// Length-prefixed (u32, big endian) opaque byte frames with size limits
@@ -280,6 +346,15 @@ fn topic_score_params() -> gossipsub::TopicScoreParams {
 /// Builds the swarm: TCP + Noise + yamux and QUIC, with [`Behaviour`].
 /// Public so tests can build a (hostile) peer that speaks the same protocols.
 pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, P2pError> {
+    build_swarm_counted(key, cfg, Arc::new(Metrics::default()))
+}
+
+/// [`build_swarm`], counting TCP wire bytes into `metrics`.
+pub fn build_swarm_counted(
+    key: Keypair,
+    cfg: &NetConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Swarm<Behaviour>, P2pError> {
     let b = |e: &dyn std::fmt::Display| P2pError::Build(e.to_string());
     let max = cfg.max_message_bytes;
     let queue = cfg.queue_capacity;
@@ -287,13 +362,21 @@ pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, P2
     let use_mdns = cfg.mdns;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| b(&e))?
         .with_quic()
+        // TCP + Noise + yamux as `with_tcp` builds it, with a byte counter
+        // around the socket.
+        .with_other_transport(|key| {
+            use libp2p::Transport as _;
+            let noise = noise::Config::new(key)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .map(move |inner, _| CountingStream { inner, metrics })
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
+        .map_err(|e| b(&e))?
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let gcfg = gossipsub::ConfigBuilder::default()
@@ -529,7 +612,8 @@ pub fn new(
     key: Keypair,
     cfg: &NetConfig,
 ) -> Result<(Client, mpsc::Receiver<NetEvent>, EventLoop), P2pError> {
-    let mut swarm = build_swarm(key, cfg)?;
+    let metrics = Arc::new(Metrics::default());
+    let mut swarm = build_swarm_counted(key, cfg, metrics.clone())?;
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
@@ -558,7 +642,6 @@ pub fn new(
     }
     let (tx, commands) = mpsc::channel(cfg.queue_capacity);
     let (events, rx) = mpsc::channel(cfg.queue_capacity);
-    let metrics = Arc::new(Metrics::default());
     let client = Client {
         tx,
         metrics: metrics.clone(),

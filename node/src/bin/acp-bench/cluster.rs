@@ -1,0 +1,685 @@
+//! Items 3 and 4: real `acp node` processes on 127.0.0.1.
+//!
+//! Nodes are started as the tests and `acp demo` start them (`acp init` with
+//! ephemeral loopback ports and mDNS off, then `acp node`), TCP only so the
+//! byte counters see every connection, logging JSON lines to a file. Node `i`
+//! bootstraps to node 0 and to nodes `i-1` and `i/2`, a connected graph of
+//! average degree about 5. They are driven through the control channel
+//! (`acp submit`'s path: validated, stored and flushed before the answer).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use acp_protocol::{
+    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
+    Response, SignedMessage, Stance,
+};
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::coord::{self, Coordinator};
+use crate::util::{Scratch, key, load, quantile};
+
+pub const DOMAIN: &str = "bench";
+
+/// A running `acp node` (killed on drop).
+pub struct Node {
+    child: Child,
+    pub api: SocketAddr,
+    pub tcp: String,
+    pub log: PathBuf,
+}
+
+impl Node {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `acp` binary: `--acp`, else next to this executable.
+pub fn acp_exe(explicit: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.clone());
+    }
+    let me = std::env::current_exe()?;
+    let p = me.with_file_name("acp");
+    if !p.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p acp-node --bins` or pass --acp",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Initializes and starts one node in `dir`.
+pub fn start_node(
+    exe: &Path,
+    dir: &Path,
+    bootstrap: &[String],
+    sync_secs: u64,
+) -> anyhow::Result<Node> {
+    let init = Command::new(exe)
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "init",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--domain",
+            DOMAIN,
+            "--sync-interval-secs",
+            &sync_secs.to_string(),
+            "--log-json",
+        ])
+        .output()?;
+    if !init.status.success() {
+        bail!("init: {}", String::from_utf8_lossy(&init.stderr).trim());
+    }
+    let log = dir.join("node.log");
+    let mut cmd = Command::new(exe);
+    cmd.arg("--data-dir").arg(dir).arg("node");
+    for b in bootstrap {
+        cmd.args(["--bootstrap", b]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log)?))
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut api, mut tcp) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.is_none() || tcp.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .map_err(|_| anyhow!("node in {} did not start", dir.display()))?;
+        if let Some(a) = line.strip_prefix("ACP-API ") {
+            api = Some(a.parse()?);
+        } else if let Some(a) = line.strip_prefix("ACP-LISTEN ")
+            && a.contains("/tcp/")
+        {
+            tcp = Some(a.to_owned());
+        }
+    }
+    Ok(Node {
+        child,
+        api: api.context("api")?,
+        tcp: tcp.context("tcp")?,
+        log,
+    })
+}
+
+/// One control-channel request on a fresh connection (as `acp submit` does).
+pub fn call(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
+    let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = req.to_string();
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    let v: Value = serde_json::from_str(&answer).context("malformed control answer")?;
+    if v["ok"] != true {
+        bail!("node refused: {}", v["error"]);
+    }
+    Ok(v)
+}
+
+pub fn submit(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
+    call(api, &json!({"op": "submit", "hex": hex::encode(bytes)}))?;
+    Ok(())
+}
+
+pub fn status(api: SocketAddr) -> anyhow::Result<Value> {
+    call(api, &json!({"op": "status"}))
+}
+
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts `n` connected nodes under `root`.
+pub fn start_cluster(
+    exe: &Path,
+    root: &Path,
+    n: usize,
+    sync_secs: u64,
+) -> anyhow::Result<Vec<Node>> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let mut boot: Vec<String> = Vec::new();
+        for j in [0, i.saturating_sub(1), i / 2] {
+            if j < i && !boot.contains(&nodes[j].tcp) {
+                boot.push(nodes[j].tcp.clone());
+            }
+        }
+        nodes.push(start_node(
+            exe,
+            &root.join(format!("n{i}")),
+            &boot,
+            sync_secs,
+        )?);
+    }
+    wait_for(60, "every node to have a peer", || {
+        nodes
+            .iter()
+            .all(|nd| {
+                status(nd.api)
+                    .ok()
+                    .and_then(|v| v["peers"].as_array().map(Vec::len))
+                    .is_some_and(|p| p >= 1)
+            })
+            .then_some(())
+    })?;
+    // Let gossipsub heartbeats (0.7 s) build the meshes.
+    std::thread::sleep(Duration::from_secs(4));
+    Ok(nodes)
+}
+
+/// A policy naming `agents` (authority 5000 each) under one organization.
+/// `min_participation_bps` = 10000: an early decision needs every vote.
+pub fn policy(agents: &[&Keypair]) -> anyhow::Result<SignedMessage> {
+    let org = key(21, 0);
+    let mut members: Vec<Member> = agents
+        .iter()
+        .map(|a| Member {
+            agent: a.public(),
+            organization: 0,
+            authority_bps: 5000,
+        })
+        .collect();
+    members.sort_by_key(|m| m.agent);
+    Ok(Body::Policy(DomainPolicy {
+        domain: DOMAIN.into(),
+        revision: 1,
+        issued_at: acp_node::node::now(),
+        organizations: vec![Organization {
+            root: org.public(),
+            name: "bench".into(),
+            weight_cap_bps: 10_000,
+        }],
+        members,
+        humans: Vec::new(),
+        reporters: Vec::new(),
+        rules: DecisionRules {
+            quorum_margin_bps: 1000,
+            min_participation_bps: 10_000,
+            low_confidence_bps: 0,
+            high_stakes: None,
+            min_window_ms: 500,
+            max_window_ms: 3_600_000,
+        },
+    })
+    .sign(&[&org])?)
+}
+
+pub fn proposal(
+    by: &Keypair,
+    policy: ContentId,
+    n: u64,
+    closes_in_ms: u64,
+) -> anyhow::Result<SignedMessage> {
+    let t = acp_node::node::now();
+    Ok(Body::Proposal(Proposal {
+        proposer: by.public(),
+        domain: DOMAIN.into(),
+        policy,
+        action: Action {
+            kind: "payment.block".into(),
+            payload: format!(r#"{{"payment":"p-{n}","amount_cents":125000}}"#),
+        },
+        confidence_bps: 8000,
+        stakes: 0,
+        evidence: Vec::new(),
+        created_at: t,
+        closes_at: t.plus_ms(closes_in_ms),
+        supersedes: None,
+    })
+    .sign(&[by])?)
+}
+
+pub fn response(by: &Keypair, proposal: ContentId) -> anyhow::Result<SignedMessage> {
+    Ok(Body::Response(Response {
+        responder: by.public(),
+        domain: DOMAIN.into(),
+        proposal,
+        stance: Stance::Endorse,
+        confidence_bps: 9000,
+        reasoning: "The merchant category and velocity match a known card-testing pattern.".into(),
+        evidence: Vec::new(),
+        issued_at: acp_node::node::now(),
+    })
+    .sign(&[by])?)
+}
+
+fn has_all(nodes: &[Node], id: &ContentId) -> bool {
+    nodes.iter().all(|n| {
+        call(n.api, &json!({"op": "has", "id": id.to_string()})).is_ok_and(|v| v["engine"] == true)
+    })
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Microseconds since the epoch of an RFC 3339 UTC timestamp
+/// (`2026-11-30T01:23:45.123456Z`, as the node's JSON log writes it).
+fn parse_ts(s: &str) -> Option<u64> {
+    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    let frac: String = frac.chars().take_while(char::is_ascii_digit).collect();
+    let us: i64 = format!("{frac:0<6}")[..6].parse().ok()?;
+    // Days from civil (H. Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000) + us).ok()
+}
+
+/// Time of each proposal's `resolved` (early decision) log line of a node.
+fn decided_times(log: &Path) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if v["fields"]["message"] == "resolved"
+            && let (Some(p), Some(t)) = (
+                v["fields"]["proposal"].as_str(),
+                v["timestamp"].as_str().and_then(parse_ts),
+            )
+        {
+            out.entry(p.to_owned()).or_insert(t);
+        }
+    }
+    out
+}
+
+/// Options of `acp-bench latency`.
+#[derive(clap::Args, Debug)]
+pub struct LatencyArgs {
+    /// Cluster sizes.
+    #[arg(long, value_delimiter = ',', default_value = "3,10,20")]
+    nodes: Vec<usize>,
+    /// Voting agents per proposal (at most the cluster size).
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Measured proposals per cluster size (after 3 warm-up proposals).
+    #[arg(long, default_value_t = 60)]
+    proposals: usize,
+    /// Milliseconds between proposal starts (bounded, paced load).
+    #[arg(long, default_value_t = 500)]
+    interval_ms: u64,
+    /// Proposal window; early decision decides long before it closes.
+    #[arg(long, default_value_t = 20_000)]
+    closes_in_ms: u64,
+    /// The `acp` binary (default: next to this one).
+    #[arg(long)]
+    acp: Option<PathBuf>,
+}
+
+struct Stats {
+    p50: f64,
+    p99: f64,
+    n: usize,
+    missing: usize,
+}
+
+fn stats(mut v: Vec<f64>, missing: usize) -> Stats {
+    v.sort_by(f64::total_cmp);
+    Stats {
+        p50: quantile(&v, 0.5),
+        p99: quantile(&v, 0.99),
+        n: v.len(),
+        missing,
+    }
+}
+
+fn pace(start: Instant, i: usize, interval: Duration) {
+    let at = start + interval * u32::try_from(i + 1).unwrap_or(u32::MAX);
+    let now = Instant::now();
+    if at > now {
+        std::thread::sleep(at - now);
+    }
+}
+
+/// ACP: proposal submitted on the proposer's node, then each agent's vote on
+/// its own node (agent `j` lives on node `j`, the proposer on node `n-1`),
+/// all at once; done when every node has logged the early decision.
+fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<Stats> {
+    let scratch = Scratch::new(&format!("lat{n}"))?;
+    let nodes = start_cluster(exe, &scratch.0, n, 30)?;
+    let agents: Vec<Keypair> = (0..k).map(|j| key(22, j as u32)).collect();
+    let refs: Vec<&Keypair> = agents.iter().collect();
+    let pol = policy(&refs)?;
+    submit(nodes[0].api, &pol.bytes)?;
+    wait_for(30, "the policy on every node", || {
+        has_all(&nodes, &pol.id).then_some(())
+    })?;
+    let proposer = key(23, 0);
+    let total = a.proposals + 3;
+    let mut started: Vec<(ContentId, u64)> = Vec::new();
+    let interval = Duration::from_millis(a.interval_ms);
+    let start = Instant::now();
+    for i in 0..total {
+        let p = proposal(&proposer, pol.id, i as u64, a.closes_in_ms)?;
+        let votes: Vec<Vec<u8>> = agents
+            .iter()
+            .map(|ag| response(ag, p.id).map(|m| m.bytes))
+            .collect::<Result<_, _>>()?;
+        let t0 = now_us();
+        submit(nodes[n - 1].api, &p.bytes)?;
+        std::thread::scope(|s| {
+            let hs: Vec<_> = votes
+                .iter()
+                .enumerate()
+                .map(|(j, v)| {
+                    let api = nodes[j].api;
+                    s.spawn(move || submit(api, v))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().map_err(|_| anyhow!("vote thread panicked"))?)
+                .collect::<anyhow::Result<Vec<()>>>()
+        })?;
+        started.push((p.id, t0));
+        pace(start, i, interval);
+    }
+    // Let the last decisions land in the logs.
+    std::thread::sleep(Duration::from_secs(3));
+    let logs: Vec<HashMap<String, u64>> = nodes.iter().map(|nd| decided_times(&nd.log)).collect();
+    let mut lat = Vec::new();
+    let mut missing = 0;
+    for (id, t0) in started.iter().skip(3) {
+        let key = id.to_string();
+        let ts: Option<Vec<u64>> = logs.iter().map(|l| l.get(&key).copied()).collect();
+        match ts.and_then(|t| t.into_iter().max()) {
+            Some(t) => lat.push(t.saturating_sub(*t0) as f64 / 1000.0),
+            None => missing += 1,
+        }
+    }
+    drop(nodes);
+    Ok(stats(lat, missing))
+}
+
+/// The coordinator baseline: proposal POSTed, the same `k` vote bytes POSTed
+/// at once, `n` observers long-polling the decision; done when the last
+/// observer has it.
+fn coord_run(a: &LatencyArgs, n: usize, k: usize, durable: bool) -> anyhow::Result<Stats> {
+    let scratch = Scratch::new("coord")?;
+    let file = scratch.0.join("votes.log");
+    let c = Coordinator::start(k, durable.then_some(file.as_path()))?;
+    let agents: Vec<Keypair> = (0..k).map(|j| key(22, j as u32)).collect();
+    let proposer = key(23, 0);
+    let pol = ContentId::of(b"policy");
+    let total = a.proposals + 3;
+    let interval = Duration::from_millis(a.interval_ms);
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    for i in 0..total {
+        let p = proposal(&proposer, pol, i as u64, a.closes_in_ms)?;
+        let votes: Vec<Vec<u8>> = agents
+            .iter()
+            .map(|ag| {
+                response(ag, p.id).map(|m| {
+                    let mut b = b"E".to_vec();
+                    b.extend_from_slice(hex::encode(&m.bytes).as_bytes());
+                    b
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let path = format!("/decision/{i}");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let t_end = std::thread::scope(|s| -> anyhow::Result<u64> {
+            let observers: Vec<_> = (0..n)
+                .map(|_| {
+                    let ready = ready_tx.clone();
+                    let path = path.clone();
+                    s.spawn(move || -> anyhow::Result<u64> {
+                        let _ = ready.send(());
+                        coord::request(c.addr, "GET", &path, b"")?;
+                        Ok(now_us())
+                    })
+                })
+                .collect();
+            for _ in 0..n {
+                ready_rx.recv()?;
+            }
+            // Let the long polls reach the server before the clock starts.
+            std::thread::sleep(Duration::from_millis(20));
+            let t0 = now_us();
+            coord::request(
+                c.addr,
+                "POST",
+                &format!("/proposal/{i}"),
+                hex::encode(&p.bytes).as_bytes(),
+            )?;
+            let voters: Vec<_> = votes
+                .iter()
+                .map(|v| {
+                    let path = format!("/vote/{i}");
+                    s.spawn(move || coord::request(c.addr, "POST", &path, v))
+                })
+                .collect();
+            for h in voters {
+                h.join().map_err(|_| anyhow!("vote thread panicked"))??;
+            }
+            let mut end = 0;
+            for h in observers {
+                end = end.max(h.join().map_err(|_| anyhow!("observer panicked"))??);
+            }
+            Ok(end.saturating_sub(t0))
+        })?;
+        if i >= 3 {
+            lat.push(t_end as f64 / 1000.0);
+        }
+        pace(start, i, interval);
+    }
+    Ok(stats(lat, 0))
+}
+
+/// `acp-bench latency`.
+pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
+    let exe = acp_exe(&a.acp)?;
+    println!(
+        "latency: k = {} votes (clamped to N), {} proposals every {} ms per size; {} (start)",
+        a.k,
+        a.proposals,
+        a.interval_ms,
+        load()
+    );
+    println!(
+        "{:>3} {:>2} {:<26} {:>9} {:>9} {:>5} {:>7}",
+        "N", "k", "system", "p50 ms", "p99 ms", "n", "missing"
+    );
+    let row = |n: usize, k: usize, name: &str, s: &Stats| {
+        println!(
+            "{n:>3} {k:>2} {name:<26} {:>9.2} {:>9.2} {:>5} {:>7}",
+            s.p50, s.p99, s.n, s.missing
+        );
+    };
+    for &n in &a.nodes {
+        let k = a.k.min(n);
+        let acp = acp_run(a, &exe, n, k)?;
+        row(n, k, "acp nodes", &acp);
+        let durable = coord_run(a, n, k, true)?;
+        row(n, k, "coordinator (fdatasync)", &durable);
+        let mem = coord_run(a, n, k, false)?;
+        row(n, k, "coordinator (memory)", &mem);
+        println!(
+            "{n:>3} {k:>2} ratio acp/coordinator: p50 {:.2} p99 {:.2} (fdatasync); p50 {:.2} p99 {:.2} (memory); {}",
+            acp.p50 / durable.p50,
+            acp.p99 / durable.p99,
+            acp.p50 / mem.p50,
+            acp.p99 / mem.p99,
+            load()
+        );
+    }
+    Ok(())
+}
+
+/// Options of `acp-bench gossip`.
+#[derive(clap::Args, Debug)]
+pub struct GossipArgs {
+    /// Cluster sizes.
+    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    nodes: Vec<usize>,
+    /// Messages published (responses, rotating over the nodes).
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Messages per second.
+    #[arg(long, default_value_t = 40)]
+    rate: u64,
+    /// Seconds of idle traffic measured before the messages (background).
+    #[arg(long, default_value_t = 10)]
+    idle_secs: u64,
+    /// The `acp` binary (default: next to this one).
+    #[arg(long)]
+    acp: Option<PathBuf>,
+}
+
+fn total_sent(nodes: &[Node]) -> anyhow::Result<(u64, usize)> {
+    let mut bytes = 0;
+    let mut degree = 0;
+    for n in nodes {
+        let v = status(n.api)?;
+        bytes += v["metrics"]["tcp_bytes_sent"]
+            .as_u64()
+            .context("status has no metrics.tcp_bytes_sent")?;
+        degree += v["peers"].as_array().map_or(0, Vec::len);
+    }
+    Ok((bytes, degree))
+}
+
+fn held(n: &Node) -> usize {
+    status(n.api)
+        .ok()
+        .and_then(|v| v["messages"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+/// `acp-bench gossip`.
+pub fn gossip(a: &GossipArgs) -> anyhow::Result<()> {
+    let exe = acp_exe(&a.acp)?;
+    println!(
+        "gossip: {} responses at {}/s per size, idle window {} s; {} (start)",
+        a.messages,
+        a.rate,
+        a.idle_secs,
+        load()
+    );
+    for &n in &a.nodes {
+        let scratch = Scratch::new(&format!("gossip{n}"))?;
+        // Anti-entropy every hour: only its on-connect round runs, before the window.
+        let nodes = start_cluster(&exe, &scratch.0, n, 3600)?;
+        let agents: Vec<Keypair> = (0..a.messages).map(|j| key(24, j as u32)).collect();
+        let pol = policy(&[&agents[0]])?;
+        let p = proposal(&key(23, 1), pol.id, 0, 3_000_000)?;
+        submit(nodes[0].api, &pol.bytes)?;
+        submit(nodes[0].api, &p.bytes)?;
+        wait_for(30, "setup messages everywhere", || {
+            has_all(&nodes, &p.id).then_some(())
+        })?;
+        let base = held(&nodes[0]);
+        let msgs: Vec<SignedMessage> = agents
+            .iter()
+            .map(|ag| response(ag, p.id))
+            .collect::<Result<_, _>>()?;
+        let size = msgs.iter().map(|m| m.bytes.len()).sum::<usize>() as f64 / msgs.len() as f64;
+        std::thread::sleep(Duration::from_secs(2));
+        let (s0, _) = total_sent(&nodes)?;
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(a.idle_secs));
+        let (s1, degree) = total_sent(&nodes)?;
+        let idle = t0.elapsed().as_secs_f64();
+        let bg_rate = (s1 - s0) as f64 / idle;
+        let t1 = Instant::now();
+        let interval = Duration::from_micros(1_000_000 / a.rate.max(1));
+        for (i, m) in msgs.iter().enumerate() {
+            submit(nodes[i % n].api, &m.bytes)?;
+            pace(t1, i, interval);
+        }
+        wait_for(60, "every message on every node", || {
+            nodes
+                .iter()
+                .all(|nd| held(nd) >= base + msgs.len())
+                .then_some(())
+        })?;
+        // Gossip (IHAVE) for a message goes on for a few heartbeats.
+        std::thread::sleep(Duration::from_secs(3));
+        let (s2, _) = total_sent(&nodes)?;
+        let dt = t1.elapsed().as_secs_f64();
+        let attributable = (s2 - s1) as f64 - bg_rate * dt;
+        let payload = msgs.len() as f64 * size * (n - 1) as f64;
+        let edges = degree as f64 / 2.0;
+        let flood_graph = (2.0 * edges - (n - 1) as f64) / (n - 1) as f64;
+        println!(
+            "N={n}: {} msgs of {size:.0} B, {} connections (mean degree {:.1}); wire bytes sent {:.0} in {dt:.1} s, background {:.0} B/s ({:.0} B in window)",
+            msgs.len(),
+            edges,
+            degree as f64 / n as f64,
+            (s2 - s1) as f64,
+            bg_rate,
+            bg_rate * dt
+        );
+        println!(
+            "N={n}: gossip bytes ratio {:.2} (attributable {:.0} B / payload×receivers {:.0} B); raw incl. background {:.2}; plain flooding payload-only: {:.2} on this graph, {:.2} on a full mesh; {}",
+            attributable / payload,
+            attributable,
+            payload,
+            (s2 - s1) as f64 / payload,
+            flood_graph,
+            (n - 1) as f64,
+            load()
+        );
+        drop(nodes);
+    }
+    Ok(())
+}

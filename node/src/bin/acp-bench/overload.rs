@@ -1,0 +1,276 @@
+//! Item 5: resources under overload.
+//!
+//! One `acp node` (fresh data directory per phase) and, in this process, a
+//! libp2p peer built with the node's own `p2p::build_swarm` that publishes
+//! valid signed responses on the domain's topic. Responses name proposals
+//! the node does not hold, so the node's work per message is decode, verify,
+//! engine insert and the sled write — the ingest path — with no `resolve`.
+//!
+//! Phases, each on a fresh node, each bounded in time:
+//! 1. saturation: publish as fast as this peer can for `--secs`; the node's
+//!    sustainable rate C is the number of messages it took in per second;
+//! 2. 1×: publish at C for `--secs`;
+//! 3. 10×: publish at 10·C for `--secs` (the achieved offered rate is printed).
+//!
+//! Sampled every 200 ms from `/proc/<pid>`: resident memory (VmRSS) and CPU
+//! time; from the node's status: messages held, dropped events (core queue
+//! full), gossip received.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use acp_node::p2p::{self, BehaviourEvent, NetConfig};
+use acp_protocol::{Body, ContentId, Response, Stance};
+use anyhow::{Context, anyhow};
+use futures::StreamExt;
+use libp2p::gossipsub;
+use libp2p::swarm::SwarmEvent;
+
+use crate::cluster::{self, DOMAIN, Node};
+use crate::util::{Scratch, key, load};
+
+/// Options of `acp-bench overload`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Overload factor of the last phase.
+    #[arg(long, default_value_t = 10)]
+    factor: u64,
+    /// The `acp` binary (default: next to this one).
+    #[arg(long)]
+    acp: Option<PathBuf>,
+}
+
+fn messages(from: u32, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per = n.div_ceil(threads);
+    let now = acp_node::node::now();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> anyhow::Result<Vec<Vec<u8>>> {
+                    let lo = t * per;
+                    let hi = ((t + 1) * per).min(n);
+                    (lo..hi)
+                        .map(|i| {
+                            let k = key(31, from + i as u32);
+                            let body = Body::Response(Response {
+                                responder: k.public(),
+                                domain: DOMAIN.into(),
+                                proposal: ContentId::of(&(i % 64).to_le_bytes()),
+                                stance: Stance::Endorse,
+                                confidence_bps: 9000,
+                                reasoning: "The merchant category and velocity match a known card-testing pattern.".into(),
+                                evidence: Vec::new(),
+                                issued_at: now,
+                            });
+                            Ok(body.sign(&[&k])?.bytes)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for h in hs {
+            out.extend(h.join().map_err(|_| anyhow!("signer panicked"))??);
+        }
+        Ok(out)
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Proc {
+    rss_kb: u64,
+    cpu_ticks: u64,
+}
+
+fn proc_sample(pid: u32) -> Proc {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: state is field 3; utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let cpu_ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Proc { rss_kb, cpu_ticks }
+}
+
+struct Phase {
+    offered: f64,
+    accepted: f64,
+    cpu: f64,
+    rss_idle_mb: f64,
+    rss_peak_mb: f64,
+    rss_end_mb: f64,
+    dropped: u64,
+    received: u64,
+    publish_failed: u64,
+}
+
+fn counters(n: &Node) -> anyhow::Result<(u64, u64, u64)> {
+    let v = cluster::status(n.api)?;
+    Ok((
+        v["messages"].as_u64().context("messages")?,
+        v["metrics"]["dropped_events"].as_u64().unwrap_or(0),
+        v["metrics"]["gossip_received"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// One phase on a fresh node: publish `msgs` at `rate`/s (0 = as fast as
+/// possible) for at most `secs`.
+fn phase(exe: &Path, msgs: &[Vec<u8>], rate: u64, secs: u64) -> anyhow::Result<Phase> {
+    let scratch = Scratch::new("overload")?;
+    let node = cluster::start_node(exe, &scratch.0.join("node"), &[], 3600)?;
+    let pid = node.pid();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _in_rt = rt.enter();
+    let cfg = NetConfig {
+        listen: Vec::new(),
+        bootstrap: Vec::new(),
+        domains: vec![DOMAIN.into()],
+        mdns: false,
+        max_message_bytes: 1 << 20,
+        queue_capacity: 4096,
+    };
+    let mut swarm = p2p::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &cfg)?;
+    let topic = p2p::topic(DOMAIN);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    swarm.dial(node.tcp.parse::<libp2p::Multiaddr>()?)?;
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                    gossipsub::Event::Subscribed { .. },
+                )) = swarm.select_next_some().await
+                {
+                    break;
+                }
+            }
+        })
+        .await
+    })
+    .map_err(|_| anyhow!("the node never subscribed"))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = proc_sample(pid);
+    let (held0, drop0, recv0) = counters(&node)?;
+    let mut peak = idle.rss_kb;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut sent = 0usize;
+    let mut failed = 0u64;
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut sample = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = swarm.select_next_some() => {}
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now >= end || sent >= msgs.len() {
+                        break;
+                    }
+                    let due = if rate == 0 {
+                        sent + 200
+                    } else {
+                        (now - start).as_secs_f64().mul_add(rate as f64, 0.0) as usize
+                    };
+                    while sent < due.min(msgs.len()) {
+                        if swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .publish(topic.clone(), msgs[sent].clone())
+                            .is_err()
+                        {
+                            failed += 1;
+                        }
+                        sent += 1;
+                    }
+                }
+                _ = sample.tick() => peak = peak.max(proc_sample(pid).rss_kb),
+            }
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let at_end = proc_sample(pid);
+    peak = peak.max(at_end.rss_kb);
+    let (held1, drop1, recv1) = counters(&node)?;
+    let tck = 100.0; // USER_HZ on Linux
+    Ok(Phase {
+        offered: (sent as u64 - failed) as f64 / elapsed,
+        accepted: (held1 - held0) as f64 / elapsed,
+        cpu: (at_end.cpu_ticks - idle.cpu_ticks) as f64 / tck / elapsed,
+        rss_idle_mb: idle.rss_kb as f64 / 1024.0,
+        rss_peak_mb: peak as f64 / 1024.0,
+        rss_end_mb: at_end.rss_kb as f64 / 1024.0,
+        dropped: drop1 - drop0,
+        received: recv1 - recv0,
+        publish_failed: failed,
+    })
+}
+
+fn print(name: &str, p: &Phase) {
+    println!(
+        "{name:<12} {:>9.0} {:>9.0} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>9} {:>9} {:>8}",
+        p.offered,
+        p.accepted,
+        p.cpu,
+        p.rss_idle_mb,
+        p.rss_peak_mb,
+        p.rss_end_mb,
+        p.received,
+        p.dropped,
+        p.publish_failed
+    );
+}
+
+/// `acp-bench overload`.
+pub fn run(a: &Args) -> anyhow::Result<()> {
+    let exe = cluster::acp_exe(&a.acp)?;
+    println!("overload: {} s per phase; {} (start)", a.secs, load());
+    let sat_msgs = messages(0, 40_000 * a.secs as usize / 10)?;
+    println!(
+        "{:<12} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
+        "phase",
+        "offered/s",
+        "taken/s",
+        "cpus",
+        "rss0 MB",
+        "peak MB",
+        "end MB",
+        "received",
+        "dropped",
+        "pub fail"
+    );
+    let sat = phase(&exe, &sat_msgs, 0, a.secs)?;
+    print("saturation", &sat);
+    drop(sat_msgs);
+    let c = sat.accepted.max(1.0) as u64;
+    let one = messages(1_000_000, (c * a.secs) as usize)?;
+    let p1 = phase(&exe, &one, c, a.secs)?;
+    print("1x", &p1);
+    drop(one);
+    let ten = messages(2_000_000, (a.factor * c * a.secs) as usize)?;
+    let p10 = phase(&exe, &ten, a.factor * c, a.secs)?;
+    print(&format!("{}x", a.factor), &p10);
+    println!(
+        "sustainable rate C = {c}/s; memory {}x / 1x: peak {:.2}, end {:.2}; cpu {}x / 1x {:.2}; {} (end)",
+        a.factor,
+        p10.rss_peak_mb / p1.rss_peak_mb,
+        p10.rss_end_mb / p1.rss_end_mb,
+        a.factor,
+        p10.cpu / p1.cpu,
+        load()
+    );
+    Ok(())
+}

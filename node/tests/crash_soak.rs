@@ -8,6 +8,7 @@
 //! and recorded in `docs/RELIABILITY.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,34 +19,13 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use acp_node::store::{SledStore, Store};
-use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
-    Response, Stance, Timestamp,
-};
+use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_acp");
 const DOMAIN: &str = "soak";
 /// Kill/restart cycles (the issue asks for at least 20).
 const CYCLES: usize = 24;
-
-fn now() -> Timestamp {
-    acp_node::node::now()
-}
-
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Whether this `acp` has the HTTP API flag (the binary is being extended;
 /// the test works with and without it).
@@ -214,81 +194,6 @@ fn call(api: SocketAddr, req: &Value) -> std::io::Result<Value> {
     serde_json::from_str(&answer).map_err(|e| std::io::Error::other(format!("{e}: {answer:?}")))
 }
 
-fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
-    let org = Keypair::from_seed([42; 32]);
-    let mut members: Vec<Member> = agents
-        .iter()
-        .map(|a| Member {
-            agent: a.public(),
-            organization: 0,
-            authority_bps: 5000,
-        })
-        .collect();
-    members.sort_by_key(|m| m.agent);
-    let m = Body::Policy(DomainPolicy {
-        domain: DOMAIN.into(),
-        revision: 1,
-        issued_at: now(),
-        organizations: vec![Organization {
-            root: org.public(),
-            name: "acme".into(),
-            weight_cap_bps: 10_000,
-        }],
-        members,
-        humans: Vec::new(),
-        reporters: Vec::new(),
-        rules: DecisionRules {
-            quorum_margin_bps: 1000,
-            min_participation_bps: 5000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        },
-    })
-    .sign(&[&org])
-    .unwrap();
-    (m.id, m.bytes)
-}
-
-fn proposal(by: &Keypair, policy: ContentId, closes_in_ms: u64, n: u64) -> (ContentId, Vec<u8>) {
-    let t = now();
-    let m = Body::Proposal(Proposal {
-        proposer: by.public(),
-        domain: DOMAIN.into(),
-        policy,
-        action: Action {
-            kind: "loan.approve".into(),
-            payload: format!("{{\"amount\":{n}}}"),
-        },
-        confidence_bps: 8000,
-        stakes: 100,
-        evidence: Vec::new(),
-        created_at: t,
-        closes_at: t.plus_ms(closes_in_ms),
-        supersedes: None,
-    })
-    .sign(&[by])
-    .unwrap();
-    (m.id, m.bytes)
-}
-
-fn response(by: &Keypair, proposal: ContentId, stance: Stance, n: u64) -> (ContentId, Vec<u8>) {
-    let m = Body::Response(Response {
-        responder: by.public(),
-        domain: DOMAIN.into(),
-        proposal,
-        stance,
-        confidence_bps: 9000,
-        reasoning: format!("soak message {n}"),
-        evidence: Vec::new(),
-        issued_at: now(),
-    })
-    .sign(&[by])
-    .unwrap();
-    (m.id, m.bytes)
-}
-
 /// A distinct observer key per message number (observers are not policy
 /// members: their responses are stored and gossiped but not counted).
 fn observer(n: u64) -> Keypair {
@@ -300,7 +205,7 @@ fn observer(n: u64) -> Keypair {
 /// Waits until both nodes hold `p` final with exactly one latest receipt per
 /// node, all with the same resolution digest and counted root; returns it.
 fn receipts_match(nodes: &[&Node], p: &ContentId, secs: u64) -> Value {
-    wait_for(secs, "identical receipts on both nodes", || {
+    common::wait_for(secs, "identical receipts on both nodes", || {
         let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
         let ok = rs.iter().all(|r| {
             r["final"] == true
@@ -341,22 +246,54 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     let d2 = Dir::new();
     let peer = Node::start(d1.path(), &[]);
     let mut victim = Node::start(d2.path(), &[&peer.tcp]);
-    wait_for(20, "connected", || (peer.peers() == 1).then_some(()));
+    common::wait_for(20, "connected", || (peer.peers() == 1).then_some(()));
 
-    let (pol, pol_bytes) = policy(&[&d1.agent, &d2.agent]);
+    let (pol, pol_bytes) = common::policy_in(DOMAIN, &[&d1.agent, &d2.agent]);
     peer.submit(&pol_bytes);
     // A long-lived proposal that collects the observer stream, and one that
     // closes in the middle of the soak, so the victim finalizes it and
     // signs its receipt between kills.
-    let (stream_p, stream_bytes) = proposal(&d1.agent, pol, 3_600_000, 1);
+    let (stream_p, stream_bytes) = common::proposal_in(
+        DOMAIN,
+        &d1.agent,
+        pol,
+        3_600_000,
+        "loan.approve",
+        "{\"amount\":1}",
+    );
     peer.submit(&stream_bytes);
-    let (mid_p, mid_bytes) = proposal(&d1.agent, pol, 6_000, 2);
+    let (mid_p, mid_bytes) = common::proposal_in(
+        DOMAIN,
+        &d1.agent,
+        pol,
+        6_000,
+        "loan.approve",
+        "{\"amount\":2}",
+    );
     peer.submit(&mid_bytes);
-    wait_for(15, "proposals reach the victim", || {
+    common::wait_for(15, "proposals reach the victim", || {
         (victim.has(&stream_p).0 && victim.has(&mid_p).0).then_some(())
     });
-    victim.submit(&response(&d2.agent, mid_p, Stance::Endorse, 0).1);
-    peer.submit(&response(&d1.agent, mid_p, Stance::Endorse, 0).1);
+    victim.submit(
+        &common::response_in(
+            DOMAIN,
+            &d2.agent,
+            mid_p,
+            Stance::Endorse,
+            &format!("soak message {}", 0),
+        )
+        .1,
+    );
+    peer.submit(
+        &common::response_in(
+            DOMAIN,
+            &d1.agent,
+            mid_p,
+            Stance::Endorse,
+            &format!("soak message {}", 0),
+        )
+        .1,
+    );
 
     // Every message the victim ever acknowledged, with its bytes.
     let mut acked: BTreeMap<ContentId, Vec<u8>> = BTreeMap::new();
@@ -386,7 +323,13 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                     *g += 1;
                     *g
                 };
-                let (id, bytes) = response(&observer(n), stream_p, Stance::Abstain, n);
+                let (id, bytes) = common::response_in(
+                    DOMAIN,
+                    &observer(n),
+                    stream_p,
+                    Stance::Abstain,
+                    &format!("soak message {}", n),
+                );
                 match call(api, &json!({"op": "submit", "hex": hex::encode(&bytes)})) {
                     Ok(v) if v["ok"] == true => {
                         assert_eq!(v["id"].as_str().unwrap(), id.to_string());
@@ -414,7 +357,13 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                     *g += 1;
                     *g
                 };
-                let (id, bytes) = response(&observer(n), stream_p, Stance::Abstain, n);
+                let (id, bytes) = common::response_in(
+                    DOMAIN,
+                    &observer(n),
+                    stream_p,
+                    Stance::Abstain,
+                    &format!("soak message {}", n),
+                );
                 let v = call(
                     peer_api,
                     &json!({"op": "submit", "hex": hex::encode(&bytes)}),
@@ -457,21 +406,46 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     assert_eq!(lost_after_restart, 0, "acknowledged messages lost");
 
     // After the soak: a final proposal decided by both nodes' agents.
-    wait_for(20, "victim reconnected", || {
+    common::wait_for(20, "victim reconnected", || {
         (peer.peers() == 1).then_some(())
     });
-    let (last_p, last_bytes) = proposal(&d1.agent, pol, 2_000, 3);
+    let (last_p, last_bytes) = common::proposal_in(
+        DOMAIN,
+        &d1.agent,
+        pol,
+        2_000,
+        "loan.approve",
+        "{\"amount\":3}",
+    );
     peer.submit(&last_bytes);
-    wait_for(15, "last proposal reaches the victim", || {
+    common::wait_for(15, "last proposal reaches the victim", || {
         victim.has(&last_p).0.then_some(())
     });
-    victim.submit(&response(&d2.agent, last_p, Stance::Endorse, 1).1);
-    peer.submit(&response(&d1.agent, last_p, Stance::Endorse, 1).1);
+    victim.submit(
+        &common::response_in(
+            DOMAIN,
+            &d2.agent,
+            last_p,
+            Stance::Endorse,
+            &format!("soak message {}", 1),
+        )
+        .1,
+    );
+    peer.submit(
+        &common::response_in(
+            DOMAIN,
+            &d1.agent,
+            last_p,
+            Stance::Endorse,
+            &format!("soak message {}", 1),
+        )
+        .1,
+    );
     all.insert(last_p);
 
     // Same set on both nodes, holding everything anyone acknowledged.
     let want: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
-    let (a, b) = wait_for(30, "same set on both nodes", || {
+    let (a, b) = common::wait_for(30, "same set on both nodes", || {
         let (a, b) = (peer.ids(), victim.ids());
         let held: BTreeSet<String> = b.iter().cloned().collect();
         (a == b && want.is_subset(&held)).then_some((a, b))

@@ -11,6 +11,7 @@
 //! it creates is removed by drop guards, on failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -18,10 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
-    Response, Stance, Timestamp,
-};
+use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_acp");
@@ -29,10 +27,6 @@ const DOMAIN: &str = "netns";
 const NODES: usize = 3;
 const P2P_PORT: u16 = 7000;
 const API: &str = "127.0.0.1:7420";
-
-fn now() -> Timestamp {
-    acp_node::node::now()
-}
 
 fn run(cmd: &str, args: &[&str]) -> std::io::Result<Output> {
     Command::new(cmd).args(args).stdin(Stdio::null()).output()
@@ -358,81 +352,6 @@ fn ns_index(ns: &str) -> usize {
     ns.rsplit('n').next().unwrap().parse().unwrap()
 }
 
-fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
-    let org = Keypair::from_seed([43; 32]);
-    let mut members: Vec<Member> = agents
-        .iter()
-        .map(|a| Member {
-            agent: a.public(),
-            organization: 0,
-            authority_bps: 5000,
-        })
-        .collect();
-    members.sort_by_key(|m| m.agent);
-    let m = Body::Policy(DomainPolicy {
-        domain: DOMAIN.into(),
-        revision: 1,
-        issued_at: now(),
-        organizations: vec![Organization {
-            root: org.public(),
-            name: "acme".into(),
-            weight_cap_bps: 10_000,
-        }],
-        members,
-        humans: Vec::new(),
-        reporters: Vec::new(),
-        rules: DecisionRules {
-            quorum_margin_bps: 1000,
-            min_participation_bps: 5000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        },
-    })
-    .sign(&[&org])
-    .unwrap();
-    (m.id, m.bytes)
-}
-
-fn proposal(by: &Keypair, policy: ContentId, closes_in_ms: u64) -> (ContentId, Vec<u8>) {
-    let t = now();
-    let m = Body::Proposal(Proposal {
-        proposer: by.public(),
-        domain: DOMAIN.into(),
-        policy,
-        action: Action {
-            kind: "shipment.expedite".into(),
-            payload: "{\"order\":7}".into(),
-        },
-        confidence_bps: 8000,
-        stakes: 100,
-        evidence: Vec::new(),
-        created_at: t,
-        closes_at: t.plus_ms(closes_in_ms),
-        supersedes: None,
-    })
-    .sign(&[by])
-    .unwrap();
-    (m.id, m.bytes)
-}
-
-fn response(by: &Keypair, proposal: ContentId, stance: Stance, note: &str) -> (ContentId, Vec<u8>) {
-    let m = Body::Response(Response {
-        responder: by.public(),
-        domain: DOMAIN.into(),
-        proposal,
-        stance,
-        confidence_bps: 9000,
-        reasoning: note.into(),
-        evidence: Vec::new(),
-        issued_at: now(),
-    })
-    .sign(&[by])
-    .unwrap();
-    (m.id, m.bytes)
-}
-
 /// The latest receipts of `p` agree on every node: final, one latest receipt
 /// per node, all with one resolution digest and counted root.
 fn latest_receipts_agree(nodes: &[NsNode], p: &ContentId) -> Option<Value> {
@@ -493,9 +412,16 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
         shape(ns, "delay 40ms 10ms loss 2%", netem);
     }
     let agents: Vec<&Keypair> = nodes.iter().map(|n| &n.agent).collect();
-    let (pol, pol_bytes) = policy(&agents);
+    let (pol, pol_bytes) = common::policy_in(DOMAIN, &agents);
     nodes[0].submit(&pol_bytes);
-    let (p, p_bytes) = proposal(&nodes[0].agent, pol, 3_000);
+    let (p, p_bytes) = common::proposal_in(
+        DOMAIN,
+        &nodes[0].agent,
+        pol,
+        3_000,
+        "shipment.expedite",
+        "{\"order\":7}",
+    );
     nodes[0].submit(&p_bytes);
     wait_for(20, "policy and proposal on every host", || {
         nodes.iter().all(|n| n.has(&p) && n.has(&pol)).then_some(())
@@ -508,14 +434,15 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     let observers: Vec<Keypair> = (0..30u8)
         .map(|i| Keypair::from_seed([i + 60; 32]))
         .collect();
-    let (r1, r1_bytes) = response(&nodes[1].agent, p, Stance::Endorse, "side A");
-    let (r2, r2_bytes) = response(&nodes[2].agent, p, Stance::Challenge, "side B");
+    let (r1, r1_bytes) = common::response_in(DOMAIN, &nodes[1].agent, p, Stance::Endorse, "side A");
+    let (r2, r2_bytes) =
+        common::response_in(DOMAIN, &nodes[2].agent, p, Stance::Challenge, "side B");
     nodes[1].submit(&r1_bytes);
     nodes[2].submit(&r2_bytes);
     all.extend([r1, r2]);
     for (i, o) in observers.iter().enumerate() {
         let side = if i % 2 == 0 { 0 } else { 2 };
-        let (id, bytes) = response(o, p, Stance::Abstain, "observer");
+        let (id, bytes) = common::response_in(DOMAIN, o, p, Stance::Abstain, "observer");
         nodes[side].submit(&bytes);
         all.push(id);
     }

@@ -301,6 +301,11 @@ pub fn call(api: SocketAddr, req: &Value) -> Value {
 
 /// A policy for `DOMAIN` naming `agents` (authority 5000 each) under one org.
 pub fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
+    policy_in(DOMAIN, agents)
+}
+
+/// A policy for `domain` naming `agents` (authority 5000 each) under one org.
+pub fn policy_in(domain: &str, agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
     let org = Keypair::from_seed([42; 32]);
     let mut members: Vec<Member> = agents
         .iter()
@@ -312,7 +317,7 @@ pub fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
         .collect();
     members.sort_by_key(|m| m.agent);
     let m = Body::Policy(DomainPolicy {
-        domain: DOMAIN.into(),
+        domain: domain.into(),
         revision: 1,
         issued_at: now(),
         organizations: vec![Organization {
@@ -338,14 +343,33 @@ pub fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
 }
 
 pub fn proposal(by: &Keypair, policy: ContentId, closes_in_ms: u64) -> (ContentId, Vec<u8>) {
+    proposal_in(
+        DOMAIN,
+        by,
+        policy,
+        closes_in_ms,
+        "loan.approve",
+        "{\"amount\":100}",
+    )
+}
+
+/// A proposal in `domain` closing `closes_in_ms` from now.
+pub fn proposal_in(
+    domain: &str,
+    by: &Keypair,
+    policy: ContentId,
+    closes_in_ms: u64,
+    kind: &str,
+    payload: &str,
+) -> (ContentId, Vec<u8>) {
     let t = now();
     let m = Body::Proposal(Proposal {
         proposer: by.public(),
-        domain: DOMAIN.into(),
+        domain: domain.into(),
         policy,
         action: Action {
-            kind: "loan.approve".into(),
-            payload: "{\"amount\":100}".into(),
+            kind: kind.into(),
+            payload: payload.into(),
         },
         confidence_bps: 8000,
         stakes: 100,
@@ -360,13 +384,24 @@ pub fn proposal(by: &Keypair, policy: ContentId, closes_in_ms: u64) -> (ContentI
 }
 
 pub fn response(by: &Keypair, proposal: ContentId, stance: Stance) -> (ContentId, Vec<u8>) {
+    response_in(DOMAIN, by, proposal, stance, "looks right")
+}
+
+/// A response at confidence 0.9 in `domain`, issued now.
+pub fn response_in(
+    domain: &str,
+    by: &Keypair,
+    proposal: ContentId,
+    stance: Stance,
+    reasoning: &str,
+) -> (ContentId, Vec<u8>) {
     let m = Body::Response(Response {
         responder: by.public(),
-        domain: DOMAIN.into(),
+        domain: domain.into(),
         proposal,
         stance,
         confidence_bps: 9000,
-        reasoning: "looks right".into(),
+        reasoning: reasoning.into(),
         evidence: Vec::new(),
         issued_at: now(),
     })

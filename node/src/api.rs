@@ -24,13 +24,15 @@
 //! | `no_human_key` | 409 | this node has no human key (`human.key`) |
 //! | `no_reporter_key` | 409 | this node has no reporter key (`reporter.key`) |
 //! | `rejected` | 422 | the engine refused the signed message (reason in the message) |
+//! | `rate_limited` | 429 | over the API's request rate ([`RateLimit`]); retry after a second |
 //! | `unavailable` | 503 | the node core has stopped |
 //! | `internal` | 500 | anything else |
 //!
 //! Confidence crosses the API as a JSON number in `[0, 1]` and is converted
 //! to basis points by [`confidence_to_bps`] (SPEC section 1).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
@@ -230,10 +232,69 @@ impl std::fmt::Debug for ApiKeys {
     }
 }
 
+/// The API's request rate limit: one token bucket for the whole process,
+/// checked before authentication so that token guessing is throttled too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per second refilled into the bucket; 0 disables the limit.
+    pub per_sec: u32,
+    /// Bucket size: requests allowed at once after an idle period.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_sec: DEFAULT_RATE_PER_SEC,
+            burst: DEFAULT_RATE_BURST,
+        }
+    }
+}
+
+/// Default of [`RateLimit::per_sec`] (`api_rate_per_sec` in `config.toml`).
+pub const DEFAULT_RATE_PER_SEC: u32 = 100;
+/// Default of [`RateLimit::burst`] (`api_rate_burst` in `config.toml`).
+pub const DEFAULT_RATE_BURST: u32 = 200;
+
+#[derive(Debug)]
+struct Bucket {
+    limit: RateLimit,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            tokens: f64::from(limit.burst.max(1)),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token; `false` when the bucket is empty.
+    fn take(&mut self, now: Instant) -> bool {
+        if self.limit.per_sec == 0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        let cap = f64::from(self.limit.burst.max(1));
+        self.tokens = (self.tokens + elapsed * f64::from(self.limit.per_sec)).min(cap);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 struct Inner {
     handle: NodeHandle,
     token: String,
     keys: ApiKeys,
+    bucket: Mutex<Bucket>,
 }
 
 /// Shared state of the API handlers.
@@ -249,12 +310,24 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
-    /// State for a node handle, its bearer token and its keys.
+    /// State for a node handle, its bearer token and its keys, with the
+    /// default [`RateLimit`].
     pub fn new(handle: NodeHandle, token: String, keys: ApiKeys) -> Self {
+        Self::with_rate_limit(handle, token, keys, RateLimit::default())
+    }
+
+    /// State with an explicit request rate limit.
+    pub fn with_rate_limit(
+        handle: NodeHandle,
+        token: String,
+        keys: ApiKeys,
+        limit: RateLimit,
+    ) -> Self {
         Self(Arc::new(Inner {
             handle,
             token,
             keys,
+            bucket: Mutex::new(Bucket::new(limit)),
         }))
     }
 }
@@ -286,7 +359,30 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state)
+}
+
+async fn rate_limit(State(st): State<ApiState>, req: Request, next: Next) -> HttpResponse {
+    // A poisoned lock only means another request panicked mid-update; the
+    // bucket is still a valid pair of numbers.
+    let allowed = match st.0.bucket.lock() {
+        Ok(mut b) => b.take(Instant::now()),
+        Err(poisoned) => poisoned.into_inner().take(Instant::now()),
+    };
+    if allowed {
+        next.run(req).await
+    } else {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "over the API request rate limit (api_rate_per_sec, api_rate_burst); retry later",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    }
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -971,6 +1067,24 @@ async fn page_css() -> HttpResponse {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn bucket_allows_the_burst_then_refills_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(RateLimit {
+            per_sec: 10,
+            burst: 5,
+        });
+        b.last = t0;
+        assert_eq!((0..8).filter(|_| b.take(t0)).count(), 5);
+        let t1 = t0 + std::time::Duration::from_millis(300);
+        assert_eq!((0..8).filter(|_| b.take(t1)).count(), 3);
+        let mut off = Bucket::new(RateLimit {
+            per_sec: 0,
+            burst: 1,
+        });
+        assert!((0..1000).all(|_| off.take(t0)));
+    }
 
     #[test]
     fn confidence_rule_rounds_half_away_from_zero_and_refuses_bad_values() {

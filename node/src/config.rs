@@ -79,6 +79,10 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
+    /// HTTP API requests per second (one bucket for the whole node); 0: no limit.
+    pub api_rate_per_sec: u32,
+    /// HTTP API requests allowed at once after an idle period.
+    pub api_rate_burst: u32,
 }
 
 impl Default for Config {
@@ -98,6 +102,8 @@ impl Default for Config {
             max_message_bytes: acp_protocol::codec::MAX_MESSAGE_BYTES,
             queue_capacity: 1024,
             log_json: false,
+            api_rate_per_sec: crate::api::DEFAULT_RATE_PER_SEC,
+            api_rate_burst: crate::api::DEFAULT_RATE_BURST,
         }
     }
 }
@@ -143,6 +149,11 @@ impl Config {
         if self.max_message_bytes < 1024 || self.max_message_bytes > 16 * 1024 * 1024 {
             return Err(ConfigError::Invalid(
                 "max_message_bytes must be in 1024..=16777216".into(),
+            ));
+        }
+        if self.api_rate_per_sec > 0 && self.api_rate_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "api_rate_burst must be at least 1 when api_rate_per_sec is set".into(),
             ));
         }
         for d in &self.domains {
@@ -197,6 +208,13 @@ queue_capacity = {queue}
 
 # Log as JSON lines (RUST_LOG sets the filter, default "info").
 log_json = {json}
+
+# HTTP API rate limit, one token bucket for the whole node (checked before the
+# token): requests per second, and requests allowed at once after an idle
+# period. Over the limit: HTTP 429 with the error code "rate_limited".
+# api_rate_per_sec = 0 turns the limit off.
+api_rate_per_sec = {rate}
+api_rate_burst = {burst}
 "#,
             listen = list(&self.listen),
             bootstrap = list(&self.bootstrap),
@@ -209,6 +227,8 @@ log_json = {json}
             max = self.max_message_bytes,
             queue = self.queue_capacity,
             json = self.log_json,
+            rate = self.api_rate_per_sec,
+            burst = self.api_rate_burst,
         )
     }
 }

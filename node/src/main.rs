@@ -994,13 +994,17 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
         println!("ACP-HTTP {http}");
         println!("ACP-PAGE http://{http}/ui/#token={token}");
         tracing::info!(%peer_id, %api, %http, agent = %agent.public(), "node started");
-        let state = ApiState::new(
+        let state = ApiState::with_rate_limit(
             handle.clone(),
             token,
             ApiKeys {
                 agent: agent.clone(),
                 human,
                 reporter,
+            },
+            api::RateLimit {
+                per_sec: cfg.api_rate_per_sec,
+                burst: cfg.api_rate_burst,
             },
         );
         tokio::spawn(async move {

@@ -1,0 +1,721 @@
+//! A hostile peer against two honest `acp node` processes running a real
+//! proposal. It floods (bounded) invalid and valid-but-junk messages,
+//! replays genuine messages, sends forged, oversized and non-canonical
+//! messages, equivocates with a member key and sends responses past the
+//! deadline. The honest nodes keep resolving identically, store and forward
+//! no invalid message, record the equivocation, exclude the late response
+//! and keep their memory bounded. One line sums up what was tried:
+//! `HOSTILE tried=.. rejected=.. stored_bad=0 forwarded_bad=0 ..`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use acp_node::p2p::{self, BehaviourEvent, NetConfig};
+use acp_protocol::{Body, ContentId, Keypair, Response, Stance, Timestamp};
+use common::*;
+use futures::StreamExt;
+use libp2p::gossipsub;
+use libp2p::swarm::SwarmEvent;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// A hostile libp2p peer connected to one honest node. Its swarm runs in a
+/// task; messages sent to it are published on the domain topic one by one.
+struct Hostile {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    peer_id: String,
+    queued: u64,
+    published: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hostile {
+    async fn connect(target: &TestNode) -> Self {
+        let cfg = NetConfig {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            domains: vec![DOMAIN.into()],
+            mdns: false,
+            max_message_bytes: 1 << 20,
+            queue_capacity: 4096,
+        };
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let peer_id = key.public().to_peer_id().to_string();
+        let mut swarm = p2p::build_swarm(key, &cfg).unwrap();
+        // The hostile peer does not subscribe: it never receives the honest
+        // messages, so nothing stops it from replaying them.
+        swarm
+            .dial(target.tcp.parse::<libp2p::Multiaddr>().unwrap())
+            .unwrap();
+        let target_peer: libp2p::PeerId = target.peer_id.parse().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                        gossipsub::Event::Subscribed { peer_id, .. },
+                    )) if peer_id == target_peer => break,
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id != target_peer => {
+                        let _ = swarm.disconnect_peer_id(peer_id);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("hostile peer never saw the honest node subscribe");
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let published = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (p, f) = (published.clone(), failed.clone());
+        let topic = p2p::topic(DOMAIN);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    ev = swarm.select_next_some() => {
+                        // Talk to the target only (its DHT would dial the
+                        // other honest node), so that anything the other
+                        // node receives was forwarded by the target.
+                        if let SwarmEvent::ConnectionEstablished { peer_id, .. } = ev
+                            && peer_id != target_peer
+                        {
+                            let _ = swarm.disconnect_peer_id(peer_id);
+                        }
+                    }
+                    m = rx.recv() => {
+                        let Some(bytes) = m else { break };
+                        // Retry while the per-peer send queue is full.
+                        let mut sent = false;
+                        for _ in 0..50 {
+                            let r = swarm
+                                .behaviour_mut()
+                                .gossipsub
+                                .publish(topic.clone(), bytes.clone());
+                            match r {
+                                Ok(_) => {
+                                    sent = true;
+                                    break;
+                                }
+                                Err(gossipsub::PublishError::AllQueuesFull(_)) => {
+                                    let wait = Duration::from_millis(5);
+                                    let _ = tokio::time::timeout(wait, swarm.select_next_some())
+                                        .await;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        let counter = if sent { &p } else { &f };
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        });
+        Self {
+            tx,
+            peer_id,
+            queued: 0,
+            published,
+            failed,
+            task,
+        }
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.queued += 1;
+        self.tx.send(bytes).unwrap();
+    }
+
+    /// Waits until every queued message went out (or failed locally).
+    async fn flush(&self) {
+        let done = || {
+            self.published.load(Ordering::SeqCst) + self.failed.load(Ordering::SeqCst)
+                >= self.queued
+        };
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("hostile peer could not publish its queue");
+        // Let the connection task write the last frames.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn response_at(
+    by: &Keypair,
+    signer: &Keypair,
+    proposal: ContentId,
+    stance: Stance,
+    reasoning: String,
+    issued_at: Timestamp,
+) -> acp_protocol::SignedMessage {
+    Body::Response(Response {
+        responder: by.public(),
+        domain: DOMAIN.into(),
+        proposal,
+        stance,
+        confidence_bps: 9000,
+        reasoning,
+        evidence: Vec::new(),
+        issued_at,
+    })
+    .sign(&[signer])
+    .unwrap()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn gossip_received(n: &TestNode) -> u64 {
+    n.call(json!({"op": "status"}))["metrics"]["gossip_received"]
+        .as_u64()
+        .unwrap()
+}
+
+fn id_set(n: &TestNode) -> BTreeSet<String> {
+    n.ids().into_iter().collect()
+}
+
+/// `GET /v1/proposals/{id}` off the async runtime.
+async fn package(n: &TestNode, p: ContentId) -> Value {
+    let (base, token) = (n.http.clone(), n.token.clone());
+    tokio::task::spawn_blocking(move || {
+        reqwest::blocking::Client::new()
+            .get(format!("{base}/v1/proposals/{p}"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `(status, resolution digest)` of the node's latest receipts for `p`.
+fn latest_receipts(n: &TestNode, p: &ContentId) -> Vec<(String, String)> {
+    let r = n.resolution(p);
+    let mut v: Vec<(String, String)> = r["receipts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["latest"] == true)
+                .map(|x| {
+                    (
+                        x["node"].as_str().unwrap().to_owned(),
+                        x["resolution"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Waits until both nodes hold a latest receipt from each node, all naming
+/// the same resolution as both nodes compute; returns that resolution.
+async fn converged(n1: &TestNode, n2: &TestNode, p: &ContentId, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        let (r1, r2) = (n1.resolution(p), n2.resolution(p));
+        let (l1, l2) = (latest_receipts(n1, p), latest_receipts(n2, p));
+        if r1["final"] == true
+            && r1["resolution"] == r2["resolution"]
+            && l1.len() == 2
+            && l1 == l2
+            && l1.iter().all(|(_, d)| r1["resolution"] == json!(d))
+        {
+            return r1["resolution"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: nodes did not converge\n{r1}\n{r2}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    tried: u64,
+    rejected: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peer_suite() {
+    let started = std::time::Instant::now();
+    let d1 = DataDir::new();
+    let d2 = DataDir::new();
+    let n1 = d1.start(&[]);
+    let n2 = d2.start(&[&n1.tcp]);
+    wait_for(20, "honest nodes connected", || {
+        (n1.peers() == 1).then_some(())
+    });
+
+    let proposer = Keypair::from_seed([50; 32]);
+    let equivocator = Keypair::from_seed([51; 32]);
+    let late = Keypair::from_seed([52; 32]);
+    let backdater = Keypair::from_seed([53; 32]);
+    let (pol, pol_bytes) = policy(&[
+        &d1.agent,
+        &d2.agent,
+        &proposer,
+        &equivocator,
+        &late,
+        &backdater,
+    ]);
+    n1.submit(&pol_bytes);
+    wait_for(20, "policy reaches n2", || n2.has(&pol).1.then_some(()));
+
+    let mut bad = Hostile::connect(&n1).await;
+    let mut junk = Hostile::connect(&n1).await;
+    let mut member = Hostile::connect(&n1).await;
+    // Let gossipsub settle (a heartbeat or two) before measuring.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let hostile_ids: BTreeSet<String> = [&bad, &junk, &member]
+        .iter()
+        .map(|h| h.peer_id.clone())
+        .collect();
+    let n2_hostile_peers = || -> Vec<String> {
+        n2.call(json!({"op": "status"}))["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .filter(|p| hostile_ids.contains(*p))
+            .map(str::to_owned)
+            .collect()
+    };
+    wait_for(10, "n2 connected to no hostile peer", || {
+        n2_hostile_peers().is_empty().then_some(())
+    });
+    let pid1 = n1.child.id();
+    let rss_before = rss_kb(pid1);
+    let ids_before = id_set(&n1);
+    let g2_before = gossip_received(&n2);
+    let g1_before = gossip_received(&n1);
+    let mallory = Keypair::from_seed([66; 32]);
+    let victim = Keypair::from_seed([67; 32]);
+    let nowhere = ContentId::of(b"no such proposal");
+    let mut bad_ids: Vec<(&str, ContentId)> = Vec::new();
+
+    // 3. Forged signatures, oversized and non-canonical messages.
+    let mut forged = Tally::default();
+    let mut shapes = Tally::default();
+    for i in 0..50u32 {
+        let m = response_at(
+            &victim,
+            &victim,
+            nowhere,
+            Stance::Endorse,
+            format!("f{i}"),
+            now(),
+        );
+        let mut b = m.bytes.clone();
+        let n = b.len();
+        b[n - 1 - (i as usize % 32)] ^= 0x55;
+        bad_ids.push(("bad signature", m.id));
+        bad.send(b);
+        let m = response_at(
+            &victim,
+            &mallory,
+            nowhere,
+            Stance::Endorse,
+            format!("w{i}"),
+            now(),
+        );
+        bad_ids.push(("wrong signer", m.id));
+        bad.send(m.bytes);
+        forged.tried += 2;
+    }
+    for i in 0..20u32 {
+        let m = response_at(
+            &mallory,
+            &mallory,
+            nowhere,
+            Stance::Endorse,
+            format!("t{i}"),
+            now(),
+        );
+        let mut b = m.bytes.clone();
+        b.push(i as u8);
+        bad.send(b);
+        bad_ids.push(("non-canonical", m.id));
+        let m = response_at(
+            &mallory,
+            &mallory,
+            nowhere,
+            Stance::Endorse,
+            format!("{i}{}", "x".repeat(60_000)),
+            now(),
+        );
+        bad_ids.push(("oversized field", m.id));
+        bad.send(m.bytes);
+        // Big (900 kB) but not a message at all.
+        let mut big = vec![0xa5u8; 900_000];
+        big[0] = i as u8;
+        bad.send(big);
+        shapes.tried += 3;
+    }
+    // 1a. Bounded flood of invalid messages: 1,000 distinct byte strings.
+    let mut flood_invalid = Tally::default();
+    for i in 0..1000u32 {
+        let mut b = format!("junk {i} ").into_bytes();
+        b.extend_from_slice(&[0xff; 64]);
+        bad.send(b);
+        flood_invalid.tried += 1;
+    }
+    // Scoring: right after its flood, the same peer sends one valid message.
+    // A graylisted peer's messages are dropped unread, so n1 must not hold it
+    // (the node does not expose peer scores; this is how the test sees them).
+    let probe = response_at(
+        &mallory,
+        &mallory,
+        nowhere,
+        Stance::Abstain,
+        "probe".into(),
+        now(),
+    );
+    bad.send(probe.bytes.clone());
+    bad.flush().await;
+    let bad_failed = bad.failed.load(Ordering::SeqCst);
+    // Everything above is invalid; give n1 time to judge what it received.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let g1_bad = gossip_received(&n1) - g1_before;
+    let g2_after_invalid = gossip_received(&n2);
+    assert_eq!(
+        id_set(&n1),
+        ids_before,
+        "an invalid message was stored by n1"
+    );
+    // n1 forwarded nothing of it: n2 received no gossip at all meanwhile.
+    let forwarded_invalid = g2_after_invalid - g2_before;
+    assert!(
+        n2_hostile_peers().is_empty(),
+        "a hostile peer reached n2 directly; the forwarding count would be meaningless"
+    );
+    assert_eq!(forwarded_invalid, 0, "n1 forwarded invalid gossip to n2");
+    let graylisted = n1.has(&probe.id) == (false, false);
+    assert!(
+        graylisted,
+        "n1 accepted a valid message from the peer that just sent {} invalid ones",
+        forged.tried + shapes.tried + flood_invalid.tried
+    );
+    // Gossipsub handed almost none of the invalid messages to the node.
+    assert!(
+        g1_bad * 10 < flood_invalid.tried,
+        "{g1_bad} invalid messages reached n1's core"
+    );
+    forged.rejected = forged.tried;
+    shapes.rejected = shapes.tried;
+    flood_invalid.rejected = flood_invalid.tried;
+
+    // 1b. Bounded flood of valid-but-junk messages: 1,000 responses signed by
+    // 1,000 non-member keys to proposals that do not exist.
+    let mut flood_junk = Tally::default();
+    let mut junk_ids: BTreeSet<String> = BTreeSet::new();
+    for i in 0..1000u32 {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&i.to_be_bytes());
+        seed[31] = 0xee;
+        let k = Keypair::from_seed(seed);
+        let p = ContentId::of(&i.to_be_bytes());
+        let m = response_at(&k, &k, p, Stance::Abstain, String::new(), now());
+        junk_ids.insert(m.id.to_string());
+        junk.send(m.bytes);
+        flood_junk.tried += 1;
+    }
+    junk.flush().await;
+
+    // n1's event stream, to see the equivocation reported through the API.
+    let (ev_tx, ev_rx) = std::sync::mpsc::channel::<(String, Value)>();
+    {
+        let url = format!("{}/v1/events", n1.http);
+        let token = n1.token.clone();
+        std::thread::spawn(move || {
+            let r = reqwest::blocking::Client::builder()
+                .timeout(None)
+                .build()
+                .unwrap()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .unwrap();
+            let mut name = String::new();
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                if let Some(e) = line.strip_prefix("event:") {
+                    name = e.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    let v = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
+                    if ev_tx.send((name.clone(), v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The honest proposal, with the honest responses.
+    let (pid, p_bytes) = proposal(&proposer, pol, 7_000);
+    n1.submit(&p_bytes);
+    let closes_at = match acp_protocol::decode_unverified(&p_bytes).unwrap().0.body {
+        Body::Proposal(p) => p.closes_at,
+        _ => unreachable!(),
+    };
+    let (r1, r1_bytes) = response(&d1.agent, pid, Stance::Endorse);
+    let (r2, r2_bytes) = response(&d2.agent, pid, Stance::Endorse);
+    n1.submit(&r1_bytes);
+    n2.submit(&r2_bytes);
+
+    // 4. Equivocation: two different responses by one member key.
+    let e1 = response_at(
+        &equivocator,
+        &equivocator,
+        pid,
+        Stance::Endorse,
+        "yes".into(),
+        now(),
+    );
+    let e2 = response_at(
+        &equivocator,
+        &equivocator,
+        pid,
+        Stance::Challenge,
+        "no".into(),
+        now(),
+    );
+    member.send(e1.bytes.clone());
+    member.send(e2.bytes.clone());
+    // 5a. A response signed after the deadline (issued_at > closes_at),
+    // sent before it: stored, but excluded as late.
+    let lr = response_at(
+        &late,
+        &late,
+        pid,
+        Stance::Challenge,
+        "late".into(),
+        closes_at.plus_ms(1),
+    );
+    member.send(lr.bytes.clone());
+    member.flush().await;
+
+    // 2. Replays of genuine messages (by a peer that never saw them).
+    let mut replay = Tally::default();
+    wait_for(20, "honest responses reach both nodes", || {
+        (n1.has(&r2).1 && n2.has(&r1).1 && n2.has(&e2.id).1).then_some(())
+    });
+    let stored_before_replay = id_set(&n1);
+    // Gossipsub refuses to publish the same bytes twice from one peer (its
+    // message id is the hash of the bytes), so each peer replays each
+    // genuine message once: the junk peer all six, the member peer the four
+    // it did not send itself.
+    for b in [
+        &pol_bytes, &p_bytes, &r1_bytes, &r2_bytes, &e1.bytes, &lr.bytes,
+    ] {
+        junk.send(b.clone());
+        replay.tried += 1;
+    }
+    for b in [&pol_bytes, &p_bytes, &r1_bytes, &r2_bytes] {
+        member.send(b.clone());
+        replay.tried += 1;
+    }
+    junk.flush().await;
+    member.flush().await;
+
+    // Finalization: both nodes agree, the equivocator is excluded and the
+    // late response is excluded as late.
+    let digest_1 = converged(&n1, &n2, &pid, "first finalization").await;
+    // Replays add nothing: whatever is new since is a receipt or junk, and
+    // the stores hold each message once.
+    let receipt_ids: BTreeSet<String> = n1.resolution(&pid)["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let new_ids: Vec<String> = id_set(&n1)
+        .difference(&stored_before_replay)
+        .filter(|id| !receipt_ids.contains(*id) && !junk_ids.contains(*id))
+        .cloned()
+        .collect();
+    assert!(new_ids.is_empty(), "replays added {new_ids:?}");
+    for n in [&n1, &n2] {
+        let st = n.call(json!({"op": "status"}));
+        assert_eq!(st["messages"], st["stored"], "{st}");
+    }
+    replay.rejected = replay.tried;
+    let mut equivocation = Tally {
+        tried: 2,
+        ..Tally::default()
+    };
+    let mut lateness = Tally {
+        tried: 1,
+        ..Tally::default()
+    };
+    for n in [&n1, &n2] {
+        let v = package(n, pid).await;
+        let excluded = v["package"]["excluded"].as_array().unwrap();
+        let reason_of = |id: &ContentId| {
+            excluded
+                .iter()
+                .find(|x| {
+                    x["response"] == json!(id.to_string()) || x["id"] == json!(id.to_string())
+                })
+                .map(|x| x["reason"].clone())
+        };
+        let counted: Vec<String> = v["package"]["counted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["vote"]["response"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(reason_of(&e1.id), Some(json!("equivocation")), "{v}");
+        assert_eq!(reason_of(&e2.id), Some(json!("equivocation")), "{v}");
+        assert_eq!(reason_of(&lr.id), Some(json!("late")), "{v}");
+        assert!(
+            v["reasons"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("equivocation")),
+            "{v}"
+        );
+        let mut want = vec![r1.to_string(), r2.to_string()];
+        want.sort();
+        let mut got = counted.clone();
+        got.sort();
+        assert_eq!(got, want, "only the honest votes count");
+    }
+    let mut equivocation_event = false;
+    while let Ok((name, v)) = ev_rx.try_recv() {
+        if name == "equivocation" && v["agent"] == json!(equivocator.public().to_string()) {
+            assert_eq!(v["proposal"], json!(pid.to_string()));
+            equivocation_event = true;
+        }
+    }
+    assert!(
+        equivocation_event,
+        "no equivocation event on n1's /v1/events"
+    );
+    equivocation.rejected = 2;
+    lateness.rejected = 1;
+
+    // 5b. A response signed before the deadline but sent after finalization.
+    let br = response_at(
+        &backdater,
+        &backdater,
+        pid,
+        Stance::Challenge,
+        "backdated".into(),
+        closes_at.plus_ms(0),
+    );
+    member.send(br.bytes.clone());
+    member.flush().await;
+    let digest_2 = wait_for_change(&n1, &n2, &pid, &digest_1).await;
+    let backdate_counted = digest_2 != digest_1;
+
+    // Memory and stores after everything.
+    let rss_after = rss_kb(pid1);
+    let (s1, s2) = (id_set(&n1), id_set(&n2));
+    assert_eq!(s1, s2, "the honest nodes hold different sets");
+    let mut stored_bad = 0;
+    let mut forwarded_bad = 0;
+    for (what, id) in &bad_ids {
+        if n1.has(id) != (false, false) {
+            stored_bad += 1;
+            eprintln!("{what} {id} held by n1");
+        }
+        if n2.has(id) != (false, false) {
+            forwarded_bad += 1;
+            eprintln!("{what} {id} held by n2");
+        }
+    }
+    forwarded_bad += forwarded_invalid;
+    let junk_stored = s1.intersection(&junk_ids).count();
+    let bound = 2 * rss_before + 64 * 1024;
+    let tried = forged.tried
+        + shapes.tried
+        + flood_invalid.tried
+        + flood_junk.tried
+        + replay.tried
+        + equivocation.tried
+        + lateness.tried;
+    let rejected = forged.rejected
+        + shapes.rejected
+        + flood_invalid.rejected
+        + replay.rejected
+        + equivocation.rejected
+        + lateness.rejected;
+    let failed_locally = (
+        bad_failed,
+        junk.failed.load(Ordering::SeqCst),
+        member.failed.load(Ordering::SeqCst),
+    );
+    println!(
+        "HOSTILE tried={tried} rejected={rejected} stored_bad={stored_bad} \
+         forwarded_bad={forwarded_bad} forged={}/{} malformed={}/{} flood_invalid={}/{} \
+         flood_junk_valid={} junk_stored={junk_stored} replays={}/{} equivocation_excluded={}/{} \
+         late_excluded={}/{} backdated_after_final_counted={backdate_counted} \
+         bad_peer_graylisted={graylisted} n1_core_saw_from_bad_peer={g1_bad} \
+         publish_failed_bad_junk_member={failed_locally:?} \
+         rss_kb_before={rss_before} rss_kb_after={rss_after} elapsed_s={:.1}",
+        forged.rejected,
+        forged.tried,
+        shapes.rejected,
+        shapes.tried,
+        flood_invalid.rejected,
+        flood_invalid.tried,
+        flood_junk.tried,
+        replay.rejected,
+        replay.tried,
+        equivocation.rejected,
+        equivocation.tried,
+        lateness.rejected,
+        lateness.tried,
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(
+        failed_locally,
+        (0, 0, 0),
+        "some hostile messages never left"
+    );
+    assert_eq!(stored_bad, 0);
+    assert_eq!(forwarded_bad, 0);
+    assert!(
+        rss_after <= bound,
+        "RSS grew from {rss_before} kB to {rss_after} kB (bound {bound})"
+    );
+    for h in [bad, junk, member] {
+        h.task.abort();
+    }
+}
+
+/// After a backdated response, waits for both nodes to converge again and
+/// returns the (possibly new) resolution digest.
+async fn wait_for_change(n1: &TestNode, n2: &TestNode, p: &ContentId, old: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let d = converged(n1, n2, p, "after the backdated response").await;
+        if d != old || std::time::Instant::now() > deadline {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -22,6 +22,21 @@ pub fn now() -> Timestamp {
     acp_node::node::now()
 }
 
+/// The lines a child prints on stdout, read by a thread as they come.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `secs`.
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -127,16 +142,7 @@ impl TestNode {
             .stderr(Stdio::from(log_file))
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stdout_lines(&mut child);
         let (mut api, mut peer_id, mut tcp, mut quic) = (None, None, None, None);
         let (mut http, mut page) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(30);

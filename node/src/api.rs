@@ -3,7 +3,9 @@
 //! Served by `acp node` on `http_addr` (loopback by default). Every route
 //! under `/v1` except `GET /v1/health` needs `Authorization: Bearer <token>`,
 //! the token `acp init` writes to `<data-dir>/api.token` (mode 0600). The
-//! OpenAPI document is `GET /v1/openapi.json`. The escalation page (`/ui/`)
+//! OpenAPI document is `GET /v1/openapi.json`. `GET /metrics` serves
+//! Prometheus text ([`crate::metrics`]) and needs the same bearer token.
+//! The escalation page (`/ui/`)
 //! is static HTML, JS and CSS compiled into the binary; it holds no data and
 //! calls the API with the token it reads from the URL fragment.
 //!
@@ -349,8 +351,12 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(health))
         .method_not_allowed_fallback(method_not_allowed);
+    let scrape = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/v1", v1)
+        .merge(scrape)
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(page_index))
@@ -556,6 +562,23 @@ async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
     v["human"] = json!(st.0.keys.human.as_ref().map(|k| k.public().to_string()));
     v["reporter"] = json!(st.0.keys.reporter.as_ref().map(|k| k.public().to_string()));
     Ok(Json(v))
+}
+
+/// Prometheus text exposition format 0.0.4.
+async fn metrics(State(st): State<ApiState>) -> ApiResult<HttpResponse> {
+    let figures =
+        st.0.handle
+            .with_engine(crate::metrics::engine_figures)
+            .await?;
+    let text = crate::metrics::render(st.0.handle.metrics(), &figures);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn submit(st: &ApiState, bytes: Vec<u8>) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {

@@ -4,11 +4,13 @@
 //! - [`keys`], [`config`]: the data directory, key files and `config.toml`;
 //! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client);
 //! - [`api`]: the sidecar HTTP API (bearer token, OpenAPI, server-sent events) and the escalation page.
+//! - [`metrics`]: Prometheus text at `GET /metrics`.
 
 pub mod api;
 pub mod config;
 pub mod control;
 pub mod keys;
+pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod store;

@@ -25,6 +25,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::metrics::NodeMetrics;
 use crate::p2p::{self, Client, NetEvent};
 use crate::store::{IndexKeys, Store, StoreError};
 use crate::sync;
@@ -133,6 +134,7 @@ pub const EVENT_CAPACITY: usize = 1024;
 pub struct NodeHandle {
     tx: mpsc::Sender<Request>,
     events: broadcast::Sender<Arc<Event>>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl std::fmt::Debug for Request {
@@ -191,6 +193,11 @@ impl NodeHandle {
         self.events.subscribe()
     }
 
+    /// The node's counters (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &Arc<NodeMetrics> {
+        &self.metrics
+    }
+
     /// Dials a peer.
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
         let (reply, rx) = oneshot::channel();
@@ -231,6 +238,7 @@ pub struct Core {
     listen: Vec<Multiaddr>,
     on_listen: Option<ListenHook>,
     events_tx: broadcast::Sender<Arc<Event>>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl std::fmt::Debug for Core {
@@ -282,6 +290,7 @@ impl Core {
         tracing::info!(messages = replayed, "engine rebuilt from store");
         let (tx, requests) = mpsc::channel(cfg.queue_capacity);
         let (events_tx, _) = broadcast::channel(EVENT_CAPACITY);
+        let metrics = Arc::new(NodeMetrics::new(net.shared_metrics()));
         Ok((
             Self {
                 engine,
@@ -295,10 +304,12 @@ impl Core {
                 listen: Vec::new(),
                 on_listen: None,
                 events_tx: events_tx.clone(),
+                metrics: metrics.clone(),
             },
             NodeHandle {
                 tx,
                 events: events_tx,
+                metrics,
             },
         ))
     }
@@ -392,12 +403,14 @@ impl Core {
                 }
                 Effect::Publish { domain, id, bytes } => {
                     tracing::debug!(%id, %domain, "publish");
+                    self.metrics.published();
                     if self.net.publish(domain, bytes).await.is_err() {
                         tracing::warn!(%id, "transport stopped; not published");
                     }
                 }
                 Effect::Event(ev) => {
                     log_event(&ev);
+                    self.metrics.on_event(&ev);
                     // No subscriber is not an error.
                     let _ = self.events_tx.send(Arc::new(ev));
                 }
@@ -424,7 +437,9 @@ impl Core {
     }
 
     async fn submit(&mut self, bytes: &[u8]) -> Result<Submitted, SubmitError> {
-        match self.engine.ingest(bytes, Origin::Local, now()) {
+        let r = self.engine.ingest(bytes, Origin::Local, now());
+        self.metrics.ingested(Origin::Local, &r);
+        match r {
             Ok(ing) => {
                 let id = ing.id;
                 self.apply(ing.effects).await?;
@@ -506,13 +521,19 @@ impl Core {
         // A message must travel on its own domain's topic.
         match acp_protocol::decode_unverified(data) {
             Ok((env, _)) if env.body.domain() == domain => {}
-            Ok(_) => return MessageAcceptance::Reject,
+            Ok(_) => {
+                self.metrics.refused(Origin::Peer, "wrong_topic".into());
+                return MessageAcceptance::Reject;
+            }
             Err(e) => {
                 tracing::info!(error = %e, "gossip rejected");
+                self.metrics.refused(Origin::Peer, e.code());
                 return MessageAcceptance::Reject;
             }
         }
-        match self.engine.ingest(data, Origin::Peer, now()) {
+        let r = self.engine.ingest(data, Origin::Peer, now());
+        self.metrics.ingested(Origin::Peer, &r);
+        match r {
             Ok(ing) => {
                 if let Err(e) = self.apply(ing.effects).await {
                     tracing::error!(error = %e, "store failed for gossip message");
@@ -536,6 +557,9 @@ impl Core {
             Some(p) => vec![p],
             None => self.peers.keys().copied().collect(),
         };
+        if !peers.is_empty() {
+            self.metrics.sync_round();
+        }
         for peer in peers {
             for req in sync::start_round(&self.cfg.domains) {
                 self.send_sync(peer, &req).await;
@@ -571,6 +595,7 @@ impl Core {
             let mut fetched = 0usize;
             let mut effects = Vec::new();
             for r in self.engine.ingest_batch(&items, t) {
+                self.metrics.ingested(Origin::Sync, &r);
                 match r {
                     Ok(ing) => {
                         fetched += 1;

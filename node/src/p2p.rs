@@ -124,6 +124,20 @@ pub struct Metrics {
     pub tcp_bytes_sent: AtomicU64,
     /// Bytes read from TCP connections (as [`Metrics::tcp_bytes_sent`]).
     pub tcp_bytes_received: AtomicU64,
+    /// Gossipsub figures per subscribed topic, refreshed by the event loop
+    /// every second.
+    pub gossip_topics: std::sync::Mutex<Vec<TopicStats>>,
+}
+
+/// Gossipsub figures of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicStats {
+    /// The topic.
+    pub topic: String,
+    /// Connected peers subscribed to it.
+    pub peers: u64,
+    /// Peers in this node's mesh for it.
+    pub mesh: u64,
 }
 
 /// A counter snapshot, for logs and the control API.
@@ -163,6 +177,14 @@ impl Metrics {
             sync_failures: r(&self.sync_failures),
             tcp_bytes_sent: r(&self.tcp_bytes_sent),
             tcp_bytes_received: r(&self.tcp_bytes_received),
+        }
+    }
+
+    /// The latest gossipsub figures per topic.
+    pub fn gossip_topics(&self) -> Vec<TopicStats> {
+        match self.gossip_topics.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 }
@@ -533,6 +555,11 @@ impl Client {
         &self.metrics
     }
 
+    /// Transport counters, shared.
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// Publishes a payload on a domain's topic. Failure (no peer yet) is
     /// counted, not returned: anti-entropy delivers the message later.
     pub async fn publish(&self, domain: String, data: Vec<u8>) -> Result<(), P2pError> {
@@ -674,14 +701,35 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 impl EventLoop {
     /// Runs until every [`Client`] is dropped.
     pub async fn run(mut self) {
+        let mut stats = tokio::time::interval(Duration::from_secs(1));
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm(ev),
+                _ = stats.tick() => self.refresh_gossip_stats(),
                 cmd = self.commands.recv() => match cmd {
                     Some(c) => self.on_command(c),
                     None => return,
                 },
             }
+        }
+    }
+
+    /// Copies gossipsub's peers and mesh size per topic into [`Metrics`].
+    fn refresh_gossip_stats(&mut self) {
+        let g = &self.swarm.behaviour().gossipsub;
+        let mut out: Vec<TopicStats> = g
+            .topics()
+            .map(|t| TopicStats {
+                topic: t.to_string(),
+                peers: g.all_peers().filter(|(_, ts)| ts.contains(&t)).count() as u64,
+                mesh: g.mesh_peers(t).count() as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        match self.metrics.gossip_topics.lock() {
+            Ok(mut v) => *v = out,
+            Err(p) => *p.into_inner() = out,
         }
     }
 

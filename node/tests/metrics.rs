@@ -1,0 +1,155 @@
+//! `GET /metrics` against one real node: bearer token required, Prometheus
+//! text, and the counters move for a policy, a proposal, a response and a
+//! forged message (rejected with its reason), the proposals gauge and the
+//! resolution latency histogram.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use acp_protocol::Stance;
+use common::*;
+
+fn scrape(node: &TestNode, token: Option<&str>) -> (u16, String, String) {
+    let mut rb = reqwest::blocking::Client::new().get(format!("{}/metrics", node.http));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let r = rb.send().unwrap();
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, ctype, r.text().unwrap())
+}
+
+/// The value of the sample whose name-and-labels part is exactly `series`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == series).then(|| v.parse().ok())?
+    })
+}
+
+/// The sum of every sample of metric `name` (any labels).
+fn total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            let base = k.split('{').next()?;
+            (base == name).then(|| v.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+#[test]
+fn metrics_count_messages_rejections_proposals_and_latency() {
+    let dir = DataDir::new();
+    let node = dir.start(&[]);
+
+    let (s, _, _) = scrape(&node, None);
+    assert_eq!(s, 401, "/metrics without the token");
+    let (s, _, _) = scrape(&node, Some("wrong"));
+    assert_eq!(s, 401, "/metrics with a wrong token");
+
+    let (pol, pol_bytes) = policy(&[&dir.agent]);
+    node.post_message(&pol_bytes);
+    let (prop, prop_bytes) = proposal(&dir.agent, pol, 1_000);
+    node.post_message(&prop_bytes);
+    let (_, resp_bytes) = response(&dir.agent, prop, Stance::Endorse);
+    node.post_message(&resp_bytes);
+
+    // A forged copy: the last byte (inside the signature) changed.
+    let mut forged = resp_bytes.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x55;
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/messages", node.http))
+        .bearer_auth(&node.token)
+        .body(forged)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422, "forged message refused");
+
+    // The proposal closes after a second and is finalized.
+    let text = wait_for(30, "a finalized resolution in /metrics", || {
+        let (s, ctype, text) = scrape(&node, Some(&node.token));
+        assert_eq!(s, 200, "{text}");
+        assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+        let done = sample(
+            &text,
+            "acp_resolution_latency_seconds_count{stage=\"finalized\"}",
+        )
+        .unwrap_or(0.0);
+        (done >= 1.0).then_some(text)
+    });
+
+    assert!(text.contains("# TYPE acp_messages_in_total counter"));
+    let local_in = sample(&text, "acp_messages_in_total{origin=\"local\"}").unwrap();
+    assert!(local_in >= 4.0, "messages in: {local_in}\n{text}");
+    let accepted = sample(&text, "acp_messages_accepted_total{origin=\"local\"}").unwrap();
+    assert!(accepted >= 3.0, "accepted: {accepted}\n{text}");
+    let rejected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("acp_messages_rejected_total{origin=\"local\",reason=\""))
+        .collect();
+    assert!(!rejected.is_empty(), "no rejection counted\n{text}");
+    assert!(total(&text, "acp_messages_rejected_total") >= 1.0);
+    assert!(total(&text, "acp_messages_out_total") >= 3.0, "{text}");
+
+    assert!(text.contains("# TYPE acp_proposals gauge"));
+    assert_eq!(total(&text, "acp_proposals"), 1.0, "{text}");
+    // Resolved (how depends on the policy's rules), no longer pending.
+    assert_eq!(
+        sample(&text, "acp_proposals{status=\"pending\"}"),
+        Some(0.0),
+        "{text}"
+    );
+
+    assert!(text.contains("# TYPE acp_resolution_latency_seconds histogram"));
+    for stage in ["decided", "finalized"] {
+        let inf = format!("acp_resolution_latency_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}}");
+        assert!(sample(&text, &inf).unwrap() >= 1.0, "{stage}\n{text}");
+        let b = format!("acp_resolution_latency_seconds_bucket{{stage=\"{stage}\",le=\"3600\"}}");
+        assert!(sample(&text, &b).is_some(), "{stage}\n{text}");
+    }
+
+    assert!(
+        sample(&text, "acp_store_messages").unwrap() >= 3.0,
+        "{text}"
+    );
+    assert!(sample(&text, "acp_store_message_bytes").unwrap() > 0.0);
+    for name in [
+        "acp_sync_rounds_total",
+        "acp_queue_dropped_events_total",
+        "libp2p_tcp_bytes_total{direction=\"sent\"}",
+        "libp2p_tcp_bytes_total{direction=\"received\"}",
+    ] {
+        assert!(sample(&text, name).is_some(), "{name}\n{text}");
+    }
+    assert!(
+        sample(&text, "libp2p_gossipsub_mesh_peers{topic=\"acp/1/test\"}").is_some(),
+        "{text}"
+    );
+}
+
+/// Two nodes: sync rounds, wire bytes and gossipsub peers move.
+#[test]
+fn metrics_show_peers_sync_and_bandwidth() {
+    let a_dir = DataDir::new();
+    let a = a_dir.start(&[]);
+    let b_dir = DataDir::new();
+    let b = b_dir.start(&[&a.tcp]);
+    let text = wait_for(30, "peers, sync rounds and bytes in /metrics", || {
+        let (_, _, text) = scrape(&b, Some(&b.token));
+        let ok = sample(&text, "acp_sync_rounds_total").unwrap_or(0.0) >= 1.0
+            && sample(&text, "libp2p_tcp_bytes_total{direction=\"sent\"}").unwrap_or(0.0) > 0.0
+            && sample(&text, "libp2p_tcp_bytes_total{direction=\"received\"}").unwrap_or(0.0) > 0.0
+            && sample(&text, "libp2p_gossipsub_peers{topic=\"acp/1/test\"}").unwrap_or(0.0) >= 1.0;
+        ok.then_some(text)
+    });
+    assert!(sample(&text, "acp_sync_requests_sent_total").unwrap() >= 1.0);
+}

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""An ACP agent in Python, standard library only.
+"""An ACP agent in Python.
 
 It follows its node's event stream (server-sent events) and answers every new
 proposal of its domain through the node's sidecar HTTP API; the node signs the
 response with its agent key. The decision rule here is a toy (a loan amount
 limit); replace `judge` with your model.
+
+It uses the `acp_client` package (`pip install ./clients/python`; found in
+this repository's clients/python/src too) when `httpx` is installed, and
+falls back to a few lines of standard library otherwise.
 
     python3 examples/python/acp_agent.py --url http://127.0.0.1:7421 \
         --token-file <data-dir>/api.token --domain loans.retail
@@ -13,60 +17,66 @@ Options: --max-amount (default 100000), --count N (stop after N responses).
 """
 
 import argparse
-import http.client
 import json
 import os
 import sys
-import urllib.parse
-import urllib.request
 
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                             "clients", "python", "src"))
+try:
+    from acp_client import Client
+except ImportError:  # no httpx: the standard-library subset this agent needs
+    import http.client
+    import urllib.parse
+    import urllib.request
 
-class Node:
-    """A client of one node's /v1 API."""
+    class Client:
+        def __init__(self, url, token):
+            self.url, self.token = url.rstrip("/"), token
 
-    def __init__(self, url, token):
-        self.url = url.rstrip("/")
-        self.token = token
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + "/v1" + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.token)
-        if data is not None:
+        def _call(self, method, path, body=None):
+            data = None if body is None else json.dumps(body).encode()
+            req = urllib.request.Request(self.url + "/v1" + path, data=data, method=method)
+            req.add_header("Authorization", "Bearer " + self.token)
             req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as e:
-            err = json.load(e).get("error", {})
-            raise RuntimeError(f"{err.get('code')}: {err.get('message')}") from None
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return json.load(r)
+            except urllib.error.HTTPError as e:
+                err = json.load(e).get("error", {})
+                raise RuntimeError(f"{err.get('message')} ({err.get('code')})") from None
 
-    def events(self):
-        """Subscribes to GET /v1/events; returns an iterator of (event, data)."""
-        u = urllib.parse.urlsplit(self.url)
-        conn = http.client.HTTPConnection(u.hostname, u.port or 80)
-        conn.request("GET", "/v1/events", headers={"Authorization": "Bearer " + self.token})
-        resp = conn.getresponse()
-        if resp.status != 200:
-            raise RuntimeError(f"event stream: HTTP {resp.status}")
-        return self._read(resp)
+        def status(self):
+            return self._call("GET", "/status")
 
-    @staticmethod
-    def _read(resp):
-        name, data = "message", []
-        while True:
-            line = resp.readline()
-            if not line:
-                return
-            line = line.decode().rstrip("\r\n")
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif line == "":
-                if data:
-                    yield name, json.loads("\n".join(data))
-                name, data = "message", []
+        def proposal(self, pid):
+            return self._call("GET", "/proposals/" + pid)
+
+        def respond(self, pid, stance, confidence, reasoning=""):
+            return self._call("POST", f"/proposals/{pid}/responses",
+                              {"stance": stance, "confidence": confidence, "reasoning": reasoning})
+
+        def events(self):
+            u = urllib.parse.urlsplit(self.url)
+            conn = http.client.HTTPConnection(u.hostname, u.port or 80)
+            conn.request("GET", "/v1/events", headers={"Authorization": "Bearer " + self.token})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise RuntimeError(f"event stream: HTTP {resp.status}")
+            return self._read(resp)  # subscribed now, read lazily
+
+        @staticmethod
+        def _read(resp):
+            name, data = "message", []
+            for line in iter(resp.readline, b""):
+                line = line.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "" and data:
+                    yield argparse.Namespace(name=name, data=json.loads("\n".join(data)))
+                    name, data = "message", []
 
 
 def judge(proposal, max_amount):
@@ -97,19 +107,19 @@ def main():
             token = f.read().strip()
     if not token:
         sys.exit("acp_agent: pass --token-file <data-dir>/api.token or set ACP_TOKEN")
-    node = Node(a.url, token)
-    me = node.call("GET", "/status")["agent"]
+    node = Client(a.url, token)
+    me = node.status()["agent"]
     stream = node.events()
     print(f"agent {me} watching {a.domain} at {a.url}", flush=True)
     answered = 0
-    for name, ev in stream:
-        if name != "proposal" or ev.get("domain") != a.domain or ev.get("proposer") == me:
+    for ev in stream:
+        p = ev.data
+        if ev.name != "proposal" or p.get("domain") != a.domain or p.get("proposer") == me:
             continue
-        pkg = node.call("GET", "/proposals/" + ev["id"])["package"]
+        pkg = node.proposal(p["id"])["package"]
         stance, confidence, why = judge(pkg["proposal"], a.max_amount)
-        r = node.call("POST", f"/proposals/{ev['id']}/responses",
-                      {"stance": stance, "confidence": confidence, "reasoning": why})
-        print(f"{stance} {ev['id']} ({why}) -> response {r['id']}", flush=True)
+        r = node.respond(p["id"], stance, confidence, reasoning=why)
+        print(f"{stance} {p['id']} ({why}) -> response {r['id']}", flush=True)
         answered += 1
         if a.count and answered >= a.count:
             return

@@ -2,6 +2,7 @@
 
 mod client;
 mod demo;
+mod mcp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,11 @@ enum Cmd {
         addr: String,
         #[command(flatten)]
         api: ApiArg,
+    },
+    /// Serve the node's API as MCP tools over stdin/stdout, for MCP-capable agents.
+    Mcp {
+        #[command(flatten)]
+        http: HttpArgs,
     },
 }
 
@@ -623,6 +629,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             control_call(&dir, &api, json!({"op": "dial", "addr": addr}))?;
             Ok(())
         }
+        Cmd::Mcp { http } => mcp::run(http.client(&dir)?),
     }
 }
 

@@ -83,6 +83,10 @@ pub struct Config {
     pub api_rate_per_sec: u32,
     /// HTTP API requests allowed at once after an idle period.
     pub api_rate_burst: u32,
+    /// Redis URL of the second transport (Redis Streams, one stream
+    /// `acp:1:<domain>` per domain). With an empty `listen` the node is
+    /// Redis-only; with both it bridges the two transports.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Config {
@@ -104,6 +108,7 @@ impl Default for Config {
             log_json: false,
             api_rate_per_sec: crate::api::DEFAULT_RATE_PER_SEC,
             api_rate_burst: crate::api::DEFAULT_RATE_BURST,
+            redis_url: None,
         }
     }
 }
@@ -155,6 +160,15 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "api_rate_burst must be at least 1 when api_rate_per_sec is set".into(),
             ));
+        }
+        if let Some(u) = &self.redis_url
+            && !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("unix://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "redis_url must start with redis://, rediss:// or unix:// (got {u:?})"
+            )));
         }
         for d in &self.domains {
             if d.is_empty() || d.len() > 128 || d.contains(char::is_whitespace) {
@@ -215,6 +229,11 @@ log_json = {json}
 # api_rate_per_sec = 0 turns the limit off.
 api_rate_per_sec = {rate}
 api_rate_burst = {burst}
+
+# Redis Streams transport: the same signed messages on one stream
+# "acp:1:<domain>" per domain, read from the beginning on start. With an
+# empty `listen` list the node is Redis-only; with both it bridges them.
+{redis}
 "#,
             listen = list(&self.listen),
             bootstrap = list(&self.bootstrap),
@@ -229,6 +248,10 @@ api_rate_burst = {burst}
             json = self.log_json,
             rate = self.api_rate_per_sec,
             burst = self.api_rate_burst,
+            redis = match &self.redis_url {
+                Some(u) => format!("redis_url = {u:?}"),
+                None => "# redis_url = \"redis://127.0.0.1:6379/\"".to_owned(),
+            },
         )
     }
 }
@@ -267,6 +290,15 @@ mod tests {
 
     #[test]
     fn documented_toml_round_trips() {
+        let r = Config {
+            listen: Vec::new(),
+            redis_url: Some("redis://127.0.0.1:6379/".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            Config::from_toml(&r.to_documented_toml(), Path::new("c")).unwrap(),
+            r
+        );
         let c = Config {
             bootstrap: vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()],
             domains: vec!["fraud.detection".into(), "loans".into()],

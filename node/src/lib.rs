@@ -5,6 +5,7 @@
 //! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client);
 //! - [`api`]: the sidecar HTTP API (bearer token, OpenAPI, server-sent events) and the escalation page.
 //! - [`metrics`]: Prometheus text at `GET /metrics`.
+//! - [`redis`]: a second transport, the same signed messages over Redis Streams.
 
 pub mod api;
 pub mod config;
@@ -13,5 +14,6 @@ pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod redis;
 pub mod store;
 pub mod sync;

@@ -241,6 +241,12 @@ struct NetOverrides {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Redis URL of the Redis Streams transport (with libp2p too: bridge both).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Redis only: no libp2p listen addresses, bootstrap peers or mDNS.
+    #[arg(long, requires = "redis_url")]
+    redis_only: bool,
 }
 
 impl NetOverrides {
@@ -266,6 +272,14 @@ impl NetOverrides {
         }
         if self.log_json {
             cfg.log_json = true;
+        }
+        if let Some(u) = &self.redis_url {
+            cfg.redis_url = Some(u.clone());
+        }
+        if self.redis_only {
+            cfg.listen.clear();
+            cfg.bootstrap.clear();
+            cfg.mdns = false;
         }
     }
 }
@@ -959,7 +973,8 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
         listen: parse(&cfg.listen, "listen")?,
         bootstrap: parse(&cfg.bootstrap, "bootstrap")?,
         domains: cfg.domains.clone(),
-        mdns: cfg.mdns,
+        // Redis-only (no listen address): nothing to find on the LAN.
+        mdns: cfg.mdns && !(cfg.listen.is_empty() && cfg.redis_url.is_some()),
         max_message_bytes: cfg.max_message_bytes,
         queue_capacity: cfg.queue_capacity,
     };
@@ -987,6 +1002,24 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
         core.on_listen(move |addr| {
             println!("ACP-LISTEN {addr}/p2p/{peer_id}");
         });
+        if let Some(url) = &cfg.redis_url {
+            let (link, tasks) = acp_node::redis::open(
+                url,
+                cfg.domains.clone(),
+                cfg.max_message_bytes,
+                cfg.queue_capacity,
+            )
+            .await
+            .context("starting the Redis transport")?;
+            core.attach_redis(link);
+            tokio::spawn(tasks.run());
+            let keys: Vec<String> = cfg
+                .domains
+                .iter()
+                .map(|d| acp_node::redis::stream_key(d))
+                .collect();
+            println!("ACP-REDIS {}", keys.join(" "));
+        }
         let listener = tokio::net::TcpListener::bind(cfg.api_addr)
             .await
             .with_context(|| format!("binding the control api on {}", cfg.api_addr))?;

@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::metrics::NodeMetrics;
 use crate::p2p::{self, Client, NetEvent};
+use crate::redis::{Inbound, RedisLink};
 use crate::store::{IndexKeys, Store, StoreError};
 use crate::sync;
 
@@ -239,6 +240,7 @@ pub struct Core {
     on_listen: Option<ListenHook>,
     events_tx: broadcast::Sender<Arc<Event>>,
     metrics: Arc<NodeMetrics>,
+    redis: Option<RedisLink>,
 }
 
 impl std::fmt::Debug for Core {
@@ -305,6 +307,7 @@ impl Core {
                 on_listen: None,
                 events_tx: events_tx.clone(),
                 metrics: metrics.clone(),
+                redis: None,
             },
             NodeHandle {
                 tx,
@@ -317,6 +320,13 @@ impl Core {
     /// Calls `f` for every new listen address (e.g. to print it).
     pub fn on_listen(&mut self, f: impl FnMut(&Multiaddr) + Send + 'static) {
         self.on_listen = Some(Box::new(f));
+    }
+
+    /// Adds the Redis Streams transport (see [`crate::redis`]): its entries
+    /// are ingested like gossip, and what the node publishes or accepts from
+    /// libp2p is appended to the streams.
+    pub fn attach_redis(&mut self, link: RedisLink) {
+        self.redis = Some(link);
     }
 
     /// Runs until the transport stops or every handle is dropped.
@@ -355,6 +365,13 @@ impl Core {
                 req = self.requests.recv() => match req {
                     Some(r) => self.on_request(r).await,
                     None => return,
+                },
+                entry = recv_redis(&mut self.redis) => match entry {
+                    Some(Inbound { domain, data }) => self.on_redis(&domain, &data).await,
+                    None => {
+                        tracing::warn!("redis transport stopped");
+                        self.redis = None;
+                    }
                 },
                 _ = sleep => {}
                 _ = sync_timer.tick() => self.sync_round(None).await,
@@ -404,6 +421,7 @@ impl Core {
                 Effect::Publish { domain, id, bytes } => {
                     tracing::debug!(%id, %domain, "publish");
                     self.metrics.published();
+                    self.append_to_redis(&domain, &bytes);
                     if self.net.publish(domain, bytes).await.is_err() {
                         tracing::warn!(%id, "transport stopped; not published");
                     }
@@ -539,6 +557,7 @@ impl Core {
                     tracing::error!(error = %e, "store failed for gossip message");
                     return MessageAcceptance::Ignore;
                 }
+                self.append_to_redis(domain, data);
                 MessageAcceptance::Accept
             }
             Err(e) if e.is_reject() => {
@@ -549,6 +568,78 @@ impl Core {
                 tracing::debug!(error = %e, "gossip ignored");
                 MessageAcceptance::Ignore
             }
+        }
+    }
+
+    /// Appends bytes to a domain's Redis stream (when Redis is attached).
+    /// Never blocks the core: a full queue drops and logs.
+    fn append_to_redis(&self, domain: &str, bytes: &[u8]) {
+        if let Some(link) = &self.redis
+            && link
+                .outbound
+                .try_send((domain.to_owned(), bytes.to_vec()))
+                .is_err()
+        {
+            tracing::warn!(%domain, "redis queue full or stopped; not appended");
+        }
+    }
+
+    /// Appends a held message to its domain's Redis stream.
+    fn bridge_to_redis(&self, id: &ContentId) {
+        if self.redis.is_none() {
+            return;
+        }
+        let Some(domain) = self
+            .engine
+            .set()
+            .get(id)
+            .map(|m| m.body().domain().to_owned())
+        else {
+            return;
+        };
+        if let Some(bytes) = self.engine.get_bytes(id).map(<[u8]>::to_vec) {
+            self.append_to_redis(&domain, &bytes);
+        }
+    }
+
+    /// An entry read from a domain's Redis stream: validated exactly like
+    /// gossip; accepted entries are stored and bridged to gossipsub.
+    async fn on_redis(&mut self, domain: &str, data: &[u8]) {
+        match acp_protocol::decode_unverified(data) {
+            Ok((env, _)) if env.body.domain() == domain => {}
+            Ok(_) => {
+                self.metrics.refused(Origin::Peer, "wrong_topic".into());
+                tracing::info!(%domain, "redis entry on the wrong stream rejected");
+                return;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "redis entry rejected");
+                self.metrics.refused(Origin::Peer, e.code());
+                return;
+            }
+        }
+        let r = self.engine.ingest(data, Origin::Peer, now());
+        self.metrics.ingested(Origin::Peer, &r);
+        match r {
+            Ok(ing) => {
+                let id = ing.id;
+                if let Err(e) = self.apply(ing.effects).await {
+                    tracing::error!(error = %e, "store failed for redis entry");
+                    return;
+                }
+                tracing::debug!(%id, %domain, "redis entry accepted");
+                // Bridge to libp2p (no peers: nothing happens).
+                if self
+                    .net
+                    .publish(domain.to_owned(), data.to_vec())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(%id, "transport stopped; not bridged");
+                }
+            }
+            Err(e) if e.is_reject() => tracing::info!(error = %e, "redis entry rejected"),
+            Err(e) => tracing::debug!(error = %e, "redis entry ignored"),
         }
     }
 
@@ -594,11 +685,13 @@ impl Core {
                 .collect();
             let mut fetched = 0usize;
             let mut effects = Vec::new();
+            let mut bridged = Vec::new();
             for r in self.engine.ingest_batch(&items, t) {
                 self.metrics.ingested(Origin::Sync, &r);
                 match r {
                     Ok(ing) => {
                         fetched += 1;
+                        bridged.push(ing.id);
                         effects.extend(ing.effects);
                     }
                     Err(e) if e.is_reject() => {
@@ -609,6 +702,9 @@ impl Core {
             }
             if let Err(e) = self.apply(effects).await {
                 tracing::error!(error = %e, "store failed for synced messages");
+            }
+            for id in bridged {
+                self.bridge_to_redis(&id);
             }
             if fetched > 0 {
                 tracing::info!(%peer, fetched, "sync fetched messages");
@@ -705,6 +801,14 @@ impl Core {
             "responses": responses,
             "receipts": receipts,
         })
+    }
+}
+
+/// The next Redis entry, or never when Redis is not attached.
+async fn recv_redis(link: &mut Option<RedisLink>) -> Option<Inbound> {
+    match link {
+        Some(l) => l.inbound.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `acp-node`: drives the [`acp_protocol::Engine`] with real IO.
 //!
 //! - [`store`]: sled behind a small `Store` trait, the durable message set;
+//! - [`commit`]: group commit, one flush for every write waiting on it;
 //! - [`keys`], [`config`]: the data directory, key files and `config.toml`;
 //! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client);
 //! - [`api`]: the sidecar HTTP API (bearer token, OpenAPI, server-sent events) and the escalation page.
@@ -8,6 +9,7 @@
 //! - [`redis`]: a second transport, the same signed messages over Redis Streams.
 
 pub mod api;
+pub mod commit;
 pub mod config;
 pub mod control;
 pub mod keys;

@@ -20,19 +20,31 @@ use acp_protocol::{
     Body, ContentId, Effect, Engine, EngineConfig, Event, IngestError, Keypair, Origin, Status,
     Timestamp,
 };
-use libp2p::gossipsub::MessageAcceptance;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::commit::GroupCommit;
 use crate::metrics::NodeMetrics;
 use crate::p2p::{self, Client, NetEvent};
 use crate::redis::{Inbound, RedisLink};
-use crate::store::{IndexKeys, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::sync;
 
 /// Messages replayed per batch when rebuilding the engine from the store.
 const REPLAY_BATCH: usize = 512;
+/// Most queued transport events taken in one turn of the core loop; the
+/// gossip among them is verified as one batch.
+const MAX_BURST: usize = 256;
+
+/// A gossip message waiting for its verdict.
+struct InGossip {
+    source: PeerId,
+    id: MessageId,
+    domain: String,
+    data: Vec<u8>,
+}
 
 /// The wall clock as protocol time (milliseconds since the Unix epoch).
 pub fn now() -> Timestamp {
@@ -226,10 +238,27 @@ pub struct CoreConfig {
 /// Called for every new listen address.
 type ListenHook = Box<dyn FnMut(&Multiaddr) + Send>;
 
+/// Writes the `Store` effects among `effects` as one store write.
+pub fn write_effects(store: &dyn Store, effects: &[Effect]) -> Result<(), StoreError> {
+    let writes: Vec<(ContentId, &[u8])> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Store { id, bytes } => Some((*id, bytes.as_slice())),
+            _ => None,
+        })
+        .collect();
+    match writes.as_slice() {
+        [] => Ok(()),
+        [(id, bytes)] => store.put(id, bytes).map(drop),
+        burst => store.put_all(burst),
+    }
+}
+
 /// The node core. Build with [`Core::new`], run with [`Core::run`].
 pub struct Core {
     engine: Engine,
     store: Arc<dyn Store>,
+    commit: GroupCommit,
     net: Client,
     events: mpsc::Receiver<NetEvent>,
     requests: mpsc::Receiver<Request>,
@@ -281,7 +310,7 @@ impl Core {
             }
             batch.clear();
         };
-        for item in store.iter_by_time() {
+        for item in store.iter() {
             let (_, bytes) = item?;
             batch.push(bytes);
             if batch.len() == REPLAY_BATCH {
@@ -296,6 +325,7 @@ impl Core {
         Ok((
             Self {
                 engine,
+                commit: GroupCommit::start(store.clone()),
                 store,
                 net,
                 events,
@@ -349,16 +379,17 @@ impl Core {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(ev) => {
-                        self.on_net(ev).await;
-                        // Drain what is already queued before resolving once.
-                        let mut n = 0;
-                        while n < 256 {
+                        // Drain what is already queued, verify the gossip in
+                        // it as one batch, then resolve once.
+                        let mut burst = Vec::new();
+                        self.on_net(ev, &mut burst).await;
+                        for _ in 0..MAX_BURST {
                             match self.events.try_recv() {
-                                Ok(ev) => self.on_net(ev).await,
+                                Ok(ev) => self.on_net(ev, &mut burst).await,
                                 Err(_) => break,
                             }
-                            n += 1;
                         }
+                        self.on_gossip(burst).await;
                     }
                     None => return,
                 },
@@ -387,37 +418,17 @@ impl Core {
         }
     }
 
-    fn index_keys(&self, id: &ContentId) -> IndexKeys {
-        match self.engine.set().get(id) {
-            Some(m) => {
-                let body = m.body();
-                let proposal = match body {
-                    Body::Proposal(_) => Some(*id),
-                    b => b.proposal_ref().copied(),
-                };
-                IndexKeys {
-                    domain: Some(body.domain().to_owned()),
-                    proposal,
-                    time: Some(body.time().0),
-                }
-            }
-            None => IndexKeys::default(),
-        }
-    }
-
-    /// Applies effects in order. Store errors are returned after every
-    /// effect was attempted.
+    /// Applies effects: every `Store` effect first, as one write, then the
+    /// rest in order. A store error is returned after every effect was
+    /// attempted.
     async fn apply(&mut self, effects: Vec<Effect>) -> Result<(), StoreError> {
-        let mut result = Ok(());
+        let result = write_effects(self.store.as_ref(), &effects);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "store write failed");
+        }
         for e in effects {
             match e {
-                Effect::Store { id, bytes } => {
-                    let keys = self.index_keys(&id);
-                    if let Err(e) = self.store.put(&id, &bytes, &keys) {
-                        tracing::error!(%id, error = %e, "store write failed");
-                        result = Err(e);
-                    }
-                }
+                Effect::Store { .. } => {}
                 Effect::Publish { domain, id, bytes } => {
                     tracing::debug!(%id, %domain, "publish");
                     self.metrics.published();
@@ -439,10 +450,7 @@ impl Core {
 
     async fn on_request(&mut self, r: Request) {
         match r {
-            Request::Submit { bytes, reply } => {
-                let res = self.submit(&bytes).await;
-                let _ = reply.send(res);
-            }
+            Request::Submit { bytes, reply } => self.submit(&bytes, reply).await,
             Request::Query { query, reply } => {
                 let v = self.answer(query).await;
                 let _ = reply.send(v);
@@ -454,46 +462,71 @@ impl Core {
         }
     }
 
-    async fn submit(&mut self, bytes: &[u8]) -> Result<Submitted, SubmitError> {
+    /// Validates, stores and publishes a local submission, and acknowledges
+    /// it once a flush covers it. The core does not wait for the disk: the
+    /// submissions that arrive during one flush share the next (group commit).
+    async fn submit(
+        &mut self,
+        bytes: &[u8],
+        reply: oneshot::Sender<Result<Submitted, SubmitError>>,
+    ) {
         let r = self.engine.ingest(bytes, Origin::Local, now());
         self.metrics.ingested(Origin::Local, &r);
-        match r {
+        let written = match r {
             Ok(ing) => {
                 let id = ing.id;
-                self.apply(ing.effects).await?;
-                self.store.flush()?;
                 tracing::info!(%id, kind = ?ing.kind, "local submission stored");
-                Ok(Submitted { id, new: true })
+                self.apply(ing.effects)
+                    .await
+                    .map(|()| Submitted { id, new: true })
             }
             Err(IngestError::Duplicate(id)) => {
-                // Held already, perhaps only in memory: make it durable too.
-                if !self.store.contains(&id)?
-                    && let Some(b) = self.engine.get_bytes(&id)
-                {
-                    let b = b.to_vec();
-                    let keys = self.index_keys(&id);
-                    self.store.put(&id, &b, &keys)?;
-                }
-                self.store.flush()?;
-                Ok(Submitted { id, new: false })
+                self.store_held(&id).map(|()| Submitted { id, new: false })
             }
-            Err(e) => Err(SubmitError::Ingest(e)),
-        }
+            Err(e) => {
+                let _ = reply.send(Err(SubmitError::Ingest(e)));
+                return;
+            }
+        };
+        let submitted = match written {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        let durable = self.commit.request();
+        tokio::spawn(async move {
+            let r = durable.await.map(|()| submitted).map_err(SubmitError::from);
+            let _ = reply.send(r);
+        });
     }
 
-    async fn on_net(&mut self, ev: NetEvent) {
+    /// Writes a message the engine already holds (perhaps only in memory,
+    /// e.g. gossip not yet flushed) unless the store has it.
+    fn store_held(&self, id: &ContentId) -> Result<(), StoreError> {
+        if !self.store.contains(id)?
+            && let Some(b) = self.engine.get_bytes(id)
+        {
+            self.store.put(id, b)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one transport event; gossip is set aside in `burst`.
+    async fn on_net(&mut self, ev: NetEvent, burst: &mut Vec<InGossip>) {
         match ev {
             NetEvent::Gossip {
                 source,
                 id,
                 domain,
                 data,
-            } => {
-                let acceptance = self.on_gossip(&domain, &data).await;
-                if self.net.report(id, source, acceptance).await.is_err() {
-                    tracing::warn!("transport stopped");
-                }
-            }
+            } => burst.push(InGossip {
+                source,
+                id,
+                domain,
+                data,
+            }),
             NetEvent::SyncRequest {
                 peer,
                 data,
@@ -535,38 +568,64 @@ impl Core {
         }
     }
 
-    async fn on_gossip(&mut self, domain: &str, data: &[u8]) -> MessageAcceptance {
-        // A message must travel on its own domain's topic.
-        match acp_protocol::decode_unverified(data) {
-            Ok((env, _)) if env.body.domain() == domain => {}
-            Ok(_) => {
-                self.metrics.refused(Origin::Peer, "wrong_topic".into());
-                return MessageAcceptance::Reject;
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "gossip rejected");
-                self.metrics.refused(Origin::Peer, e.code());
-                return MessageAcceptance::Reject;
+    /// Validates a burst of gossip with one batch signature check, stores
+    /// what is new in one write, and tells gossipsub whether to forward each.
+    /// Gossip is not flushed here: it was never acknowledged to anyone, and a
+    /// node that loses unflushed gossip in a crash gets it back through sync.
+    async fn on_gossip(&mut self, burst: Vec<InGossip>) {
+        if burst.is_empty() {
+            return;
+        }
+        let mut verdicts = vec![MessageAcceptance::Reject; burst.len()];
+        let mut checked = Vec::with_capacity(burst.len());
+        for (i, g) in burst.iter().enumerate() {
+            // A message must travel on its own domain's topic.
+            match acp_protocol::decode_unverified(&g.data) {
+                Ok((env, _)) if env.body.domain() == g.domain => checked.push(i),
+                Ok(_) => self.metrics.refused(Origin::Peer, "wrong_topic".into()),
+                Err(e) => {
+                    tracing::info!(error = %e, "gossip rejected");
+                    self.metrics.refused(Origin::Peer, e.code());
+                }
             }
         }
-        let r = self.engine.ingest(data, Origin::Peer, now());
-        self.metrics.ingested(Origin::Peer, &r);
-        match r {
-            Ok(ing) => {
-                if let Err(e) = self.apply(ing.effects).await {
-                    tracing::error!(error = %e, "store failed for gossip message");
-                    return MessageAcceptance::Ignore;
+        let items: Vec<(&[u8], Origin)> = checked
+            .iter()
+            .map(|&i| (burst[i].data.as_slice(), Origin::Peer))
+            .collect();
+        let mut effects = Vec::new();
+        let mut accepted = Vec::new();
+        for (&i, r) in checked.iter().zip(self.engine.ingest_batch(&items, now())) {
+            self.metrics.ingested(Origin::Peer, &r);
+            verdicts[i] = match r {
+                Ok(ing) => {
+                    effects.extend(ing.effects);
+                    accepted.push(i);
+                    MessageAcceptance::Accept
                 }
-                self.append_to_redis(domain, data);
-                MessageAcceptance::Accept
+                Err(e) if e.is_reject() => {
+                    tracing::info!(error = %e, "gossip rejected");
+                    MessageAcceptance::Reject
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "gossip ignored");
+                    MessageAcceptance::Ignore
+                }
+            };
+        }
+        if let Err(e) = self.apply(effects).await {
+            // Held in memory but not written: do not vouch for it to peers.
+            tracing::error!(error = %e, "store failed for gossip");
+            for &i in &accepted {
+                verdicts[i] = MessageAcceptance::Ignore;
             }
-            Err(e) if e.is_reject() => {
-                tracing::info!(error = %e, "gossip rejected");
-                MessageAcceptance::Reject
+        }
+        for (g, verdict) in burst.into_iter().zip(verdicts) {
+            if verdict == MessageAcceptance::Accept {
+                self.append_to_redis(&g.domain, &g.data);
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "gossip ignored");
-                MessageAcceptance::Ignore
+            if self.net.report(g.id, g.source, verdict).await.is_err() {
+                tracing::warn!("transport stopped");
             }
         }
     }

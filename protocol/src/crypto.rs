@@ -10,6 +10,8 @@
 //! any message, so verification refuses them ([`SignatureError::WeakKey`])
 //! and policies may not name one ([`PublicKey::is_weak`]).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::str::FromStr;
 
@@ -169,20 +171,68 @@ struct Prepared {
     k: Scalar,
 }
 
-fn prepare(item: &VerifyItem<'_>) -> Result<Prepared, SignatureError> {
-    let sig = &item.signature.0;
-    let mut s_bytes = [0u8; 32];
-    s_bytes.copy_from_slice(&sig[32..]);
-    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))
-        .ok_or(SignatureError::NonCanonicalScalar)?;
-    let mut r_bytes = [0u8; 32];
-    r_bytes.copy_from_slice(&sig[..32]);
-    // ZIP-215: non-canonical encodings of A and R are accepted; dalek's
-    // decompression reduces y mod p and accepts a sign bit on x = 0.
-    let r = CompressedEdwardsY(r_bytes)
-        .decompress()
-        .ok_or(SignatureError::NotAPoint)?;
-    let a = CompressedEdwardsY(item.key.0)
+/// Most keys a [`KeyCache`] holds before it starts over.
+pub const KEY_CACHE_MAX: usize = 65_536;
+
+/// Decompressed, checked public keys.
+///
+/// Decompressing a key (a field square root) and checking its order is a
+/// tenth of a verification, and the agents of a domain sign again and again.
+/// The cache changes no verdict: a key that fails either check is never
+/// cached, and a cached point is exactly what decompression returns.
+#[derive(Debug, Default, Clone)]
+pub struct KeyCache {
+    points: HashMap<PublicKey, EdwardsPoint>,
+}
+
+impl KeyCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn point(&mut self, key: &PublicKey) -> Result<EdwardsPoint, SignatureError> {
+        if let Some(p) = self.points.get(key) {
+            return Ok(*p);
+        }
+        let a = key_point(key)?;
+        if self.points.len() >= KEY_CACHE_MAX {
+            // Starting over is simpler than eviction and bounds memory alike.
+            self.points.clear();
+        }
+        self.points.insert(*key, a);
+        Ok(a)
+    }
+
+    /// [`verify`] with this cache.
+    pub fn verify(&mut self, item: &VerifyItem<'_>) -> Result<(), SignatureError> {
+        let p = prepare(item, |k| self.point(k))?;
+        check(&p)
+    }
+
+    /// [`verify_batch`] with this cache.
+    pub fn verify_batch(&mut self, items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureError>> {
+        let prepared: Vec<Result<Prepared, SignatureError>> = items
+            .iter()
+            .map(|item| prepare(item, |k| self.point(k)))
+            .collect();
+        if items.len() < 2 || prepared.iter().any(Result::is_err) {
+            return prepared.into_iter().map(|p| check(&p?)).collect();
+        }
+        let ok: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+        if combined_check(items, &ok) {
+            vec![Ok(()); items.len()]
+        } else {
+            ok.into_iter().map(check).collect()
+        }
+    }
+}
+
+/// `A`: a curve point of large order.
+fn key_point(key: &PublicKey) -> Result<EdwardsPoint, SignatureError> {
+    // ZIP-215: non-canonical encodings are accepted; dalek's decompression
+    // reduces y mod p and accepts a sign bit on x = 0.
+    let a = CompressedEdwardsY(key.0)
         .decompress()
         .ok_or(SignatureError::NotAPoint)?;
     // ZIP-215 alone accepts any signature under a small-order key; ACP
@@ -190,6 +240,26 @@ fn prepare(item: &VerifyItem<'_>) -> Result<Prepared, SignatureError> {
     if a.is_small_order() {
         return Err(SignatureError::WeakKey);
     }
+    Ok(a)
+}
+
+/// Checks `s`, then `R`, then `A` (in that order, so every mode reports the
+/// same error for a signature with several faults), and hashes `k`.
+fn prepare(
+    item: &VerifyItem<'_>,
+    key: impl FnOnce(&PublicKey) -> Result<EdwardsPoint, SignatureError>,
+) -> Result<Prepared, SignatureError> {
+    let sig = &item.signature.0;
+    let mut s_bytes = [0u8; 32];
+    s_bytes.copy_from_slice(&sig[32..]);
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))
+        .ok_or(SignatureError::NonCanonicalScalar)?;
+    let mut r_bytes = [0u8; 32];
+    r_bytes.copy_from_slice(&sig[..32]);
+    let r = CompressedEdwardsY(r_bytes)
+        .decompress()
+        .ok_or(SignatureError::NotAPoint)?;
+    let a = key(item.key)?;
     let k = Scalar::from_hash(
         Sha512::new()
             .chain_update(r_bytes)
@@ -199,15 +269,19 @@ fn prepare(item: &VerifyItem<'_>) -> Result<Prepared, SignatureError> {
     Ok(Prepared { a, r, s, k })
 }
 
-/// Verify one signature: `[8]([s]B - R - [k]A) = 0` (ZIP-215).
-pub fn verify(item: &VerifyItem<'_>) -> Result<(), SignatureError> {
-    let p = prepare(item)?;
+/// `[8]([s]B - R - [k]A) = 0`.
+fn check(p: &Prepared) -> Result<(), SignatureError> {
     let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&(-p.k), &p.a, &p.s);
     if (sb_minus_ka - p.r).mul_by_cofactor().is_identity() {
         Ok(())
     } else {
         Err(SignatureError::Equation)
     }
+}
+
+/// Verify one signature: `[8]([s]B - R - [k]A) = 0` (ZIP-215).
+pub fn verify(item: &VerifyItem<'_>) -> Result<(), SignatureError> {
+    check(&prepare(item, key_point)?)
 }
 
 /// Verify many signatures at once; the result for each item is exactly what
@@ -218,13 +292,16 @@ pub fn verify(item: &VerifyItem<'_>) -> Result<(), SignatureError> {
 /// crate needs no RNG and a forger cannot choose signatures after seeing
 /// them. When the combined check fails, every item is checked alone.
 pub fn verify_batch(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureError>> {
-    let prepared: Vec<Result<Prepared, SignatureError>> = items.iter().map(prepare).collect();
-    if items.len() < 2 || prepared.iter().any(Result::is_err) {
-        return items.iter().map(verify).collect();
-    }
-    let ok: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+    KeyCache::new().verify_batch(items)
+}
+
+/// `[8](sum z_i s_i B - sum z_i R_i - sum z_i k_i A_i) = 0` for coefficients
+/// `z_i` hashed from the batch. The `A` terms of one key are summed into one
+/// (`(sum z_i k_i) A`), so a batch in which agents sign several messages
+/// needs fewer points in the multiscalar multiplication.
+fn combined_check(items: &[VerifyItem<'_>], ok: &[&Prepared]) -> bool {
     let mut transcript = Sha512::new_with_prefix(b"ACP v1 batch verification");
-    for (item, p) in items.iter().zip(&ok) {
+    for (item, p) in items.iter().zip(ok) {
         transcript.update(item.signature.0);
         transcript.update(item.key.0);
         transcript.update(p.k.as_bytes());
@@ -233,7 +310,8 @@ pub fn verify_batch(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureError>>
     let mut s_sum = Scalar::ZERO;
     let mut scalars = Vec::with_capacity(2 * ok.len() + 1);
     let mut points = Vec::with_capacity(2 * ok.len() + 1);
-    for (i, p) in ok.iter().enumerate() {
+    let mut key_term: HashMap<&PublicKey, usize> = HashMap::new();
+    for (i, (item, p)) in items.iter().zip(ok).enumerate() {
         // z_i: 128 bits of SHA-512(seed || i), unpredictable before the batch is fixed.
         let h = Sha512::new()
             .chain_update(seed)
@@ -245,17 +323,21 @@ pub fn verify_batch(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureError>>
         s_sum += z * p.s;
         scalars.push(-z);
         points.push(p.r);
-        scalars.push(-(z * p.k));
-        points.push(p.a);
+        let zk = z * p.k;
+        match key_term.entry(item.key) {
+            Entry::Occupied(e) => scalars[*e.get()] -= zk,
+            Entry::Vacant(e) => {
+                e.insert(scalars.len());
+                scalars.push(-zk);
+                points.push(p.a);
+            }
+        }
     }
     scalars.push(s_sum);
     points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
-    let sum = EdwardsPoint::vartime_multiscalar_mul(scalars, points);
-    if sum.mul_by_cofactor().is_identity() {
-        vec![Ok(()); items.len()]
-    } else {
-        items.iter().map(verify).collect()
-    }
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+        .mul_by_cofactor()
+        .is_identity()
 }
 
 #[cfg(test)]
@@ -289,6 +371,35 @@ mod tests {
         let batch = verify_batch(&[item(&pk, &msg, &sig), item(&pk, &other, &sig)]);
         assert_eq!(batch, vec![Ok(()), Err(SignatureError::Equation)]);
         assert!(!pk.is_weak());
+    }
+
+    /// Batches where agents sign several messages (their `A` terms merge)
+    /// and a cache that has seen the keys agree with single verification,
+    /// including on one bad signature among many by the same key.
+    #[test]
+    fn repeated_keys_merge_and_cache_without_changing_verdicts() {
+        let keys: Vec<Keypair> = (0..3u8).map(|i| Keypair::from_seed([i + 1; 32])).collect();
+        let pks: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
+        let mut owned = Vec::new();
+        for i in 0..12u8 {
+            let id = ContentId::of(&[i]);
+            let k = usize::from(i % 3);
+            let mut sig = keys[k].sign(b"t", &id);
+            if i == 7 {
+                sig = keys[k].sign(b"t", &ContentId::of(b"another"));
+            }
+            owned.push((k, signing_input(b"t", &id), sig));
+        }
+        let items: Vec<VerifyItem<'_>> =
+            owned.iter().map(|(k, m, s)| item(&pks[*k], m, s)).collect();
+        let single: Vec<_> = items.iter().map(verify).collect();
+        assert_eq!(single.iter().filter(|r| r.is_err()).count(), 1);
+        assert_eq!(verify_batch(&items), single);
+        let mut cache = KeyCache::new();
+        assert_eq!(cache.verify_batch(&items), single);
+        assert_eq!(cache.verify_batch(&items[..6]), single[..6].to_vec());
+        let cached: Vec<_> = items.iter().map(|i| cache.verify(i)).collect();
+        assert_eq!(cached, single);
     }
 
     /// Every small-order point, in canonical and (where one exists)

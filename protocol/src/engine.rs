@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::crypto::{self, Keypair, PublicKey, VerifyItem};
+use crate::crypto::{KeyCache, Keypair, PublicKey, VerifyItem};
 use crate::id::ContentId;
 use crate::message::{
     Body, Kind, Receipt, Rejection, SignedMessage, Stance, Status, Timestamp, decode_unverified,
-    signature_items,
+    signature_items, verify_signatures_with,
 };
 use crate::resolve::{
     DecisionPackage, Resolution, ResolveError, decision_package, resolve_with_trust,
@@ -227,6 +227,8 @@ pub struct Engine {
     dirty: BTreeSet<ContentId>,
     trust_cache: HashMap<(String, Timestamp, ContentId), (u64, Arc<TrustTable>)>,
     trust_generation: HashMap<String, u64>,
+    /// Agents sign again and again; their keys are decompressed once.
+    keys: KeyCache,
 }
 
 impl Engine {
@@ -241,6 +243,7 @@ impl Engine {
             dirty: BTreeSet::new(),
             trust_cache: HashMap::new(),
             trust_generation: HashMap::new(),
+            keys: KeyCache::new(),
         }
     }
 
@@ -261,7 +264,13 @@ impl Engine {
         origin: Origin,
         now: Timestamp,
     ) -> Result<Ingested, IngestError> {
-        let msg = crate::message::decode_message(bytes)?;
+        let (envelope, id) = decode_unverified(bytes)?;
+        verify_signatures_with(&envelope, &id, |item| self.keys.verify(item))?;
+        let msg = SignedMessage {
+            id,
+            envelope,
+            bytes: bytes.to_vec(),
+        };
         self.admit(msg, origin, now)
     }
 
@@ -308,7 +317,7 @@ impl Engine {
                 signature: s,
             })
             .collect();
-        let verdicts = crypto::verify_batch(&verify_items);
+        let verdicts = self.keys.verify_batch(&verify_items);
         let mut bad: HashMap<usize, Rejection> = HashMap::new();
         for ((owner, verdict), (signer, _, _)) in owners.iter().zip(verdicts).zip(&checks) {
             if let Err(error) = verdict {

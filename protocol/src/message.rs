@@ -702,8 +702,18 @@ pub fn signature_items(
 }
 
 fn verify_signatures(envelope: &Envelope, id: &ContentId) -> Result<(), Rejection> {
+    verify_signatures_with(envelope, id, crypto::verify)
+}
+
+/// The signature checks of [`decode_message`] for an envelope that passed
+/// [`decode_unverified`], through `verify` (e.g. a [`crypto::KeyCache`]).
+pub fn verify_signatures_with(
+    envelope: &Envelope,
+    id: &ContentId,
+    mut verify: impl FnMut(&VerifyItem<'_>) -> Result<(), crypto::SignatureError>,
+) -> Result<(), Rejection> {
     for (signer, msg, sig) in signature_items(envelope, id) {
-        crypto::verify(&VerifyItem {
+        verify(&VerifyItem {
             key: &signer,
             message: &msg,
             signature: &sig,

@@ -12,6 +12,8 @@
 //!   engine `tick`, and a durability request to the node's `GroupCommit`
 //!   (flushes run on its own thread; the clock stops when the last one is
 //!   done, so every message counted is on disk);
+//! - `ingest + sled write, no flush`: the same without durability, to split
+//!   the cost of the write from that of the flushes;
 //! - `ingest_batch + sled, group commit`: the same with `Engine::ingest_batch`
 //!   (batch signature verification), which is the node's gossip path;
 //! - `flush per message`: one sequential submitter that waits for its own
@@ -165,6 +167,7 @@ fn verify_rate(items: &Items) -> anyhow::Result<f64> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
     FlushEach,
+    NoFlush,
     GroupCommit,
     BatchVerify,
     EngineOnly,
@@ -210,7 +213,7 @@ fn variant_rate(c: &Corpus, v: Variant, a: &Args) -> anyhow::Result<f64> {
                 f.engine.tick(now);
             }
         }
-        Variant::GroupCommit | Variant::BatchVerify => {
+        Variant::GroupCommit | Variant::BatchVerify | Variant::NoFlush => {
             let s = store.context("store")?;
             let commit = commit.as_mut().context("commit")?;
             for chunk in msgs.chunks(a.batch) {
@@ -233,7 +236,9 @@ fn variant_rate(c: &Corpus, v: Variant, a: &Args) -> anyhow::Result<f64> {
                 }
                 effects.extend(f.engine.tick(now));
                 write_effects(s.as_ref(), &effects)?;
-                durable = Some(commit.request());
+                if v != Variant::NoFlush {
+                    durable = Some(commit.request());
+                }
             }
         }
     }
@@ -262,6 +267,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     );
     let variants = [
         ("ingest, no store (engine only)", Variant::EngineOnly),
+        ("ingest + sled write, no flush", Variant::NoFlush),
         ("ingest + sled, group commit", Variant::GroupCommit),
         (
             "ingest_batch + sled, group commit (gossip)",

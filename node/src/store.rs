@@ -78,6 +78,11 @@ pub trait Store: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
+/// sled's page cache. The node reads the store only when it starts (the
+/// engine holds the set in memory), so sled's 1 GiB default would only
+/// duplicate, in memory, what the node wrote.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// A [`Store`] on sled 0.34.7: one tree of messages, one of metadata.
 #[derive(Debug, Clone)]
 pub struct SledStore {
@@ -94,7 +99,10 @@ fn id_from(bytes: &[u8], tree: &'static str) -> Result<ContentId, StoreError> {
 impl SledStore {
     /// Opens (or creates) a store in `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Self::from_db(db)
     }
 

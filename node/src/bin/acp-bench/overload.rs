@@ -1,8 +1,9 @@
 //! Item 5: resources under overload.
 //!
-//! One `acp node` (fresh data directory per phase) and, in this process, a
-//! libp2p peer built with the node's own `p2p::build_swarm` that publishes
-//! valid signed responses on the domain's topic. Responses name proposals
+//! One `acp node` (fresh data directory per phase) and, in this process,
+//! `--publishers` libp2p peers (each on its own thread and connection, built
+//! with the node's own `p2p::build_swarm`) that publish valid signed
+//! responses on the domain's topic. Responses name proposals
 //! the node does not hold, so the node's work per message is decode, verify,
 //! engine insert and the sled write — the ingest path — with no `resolve`.
 //!
@@ -11,6 +12,17 @@
 //!    sustainable rate C is the number of messages it took in per second;
 //! 2. 1×: publish at C for `--secs`;
 //! 3. 10×: publish at 10·C for `--secs` (the achieved offered rate is printed).
+//!
+//! With `--cpu-quota Q` the node runs in a cgroup limited to Q cores (as a
+//! container CPU limit would), so that ten times its sustainable rate is
+//! within what the publishers on the remaining CPU can offer; without it a
+//! node with a whole core outruns publishers sharing a two-core machine.
+//!
+//! `offered/s` counts every publish attempted at the phase's rate; `sender
+//! full` counts those the publisher's own bounded queue refused because the
+//! node's connection pushed back (flow control): load shed before it reached
+//! the node. `received` is gossip handed to the node's core, `dropped` what
+//! its bounded core queue refused (counted, then ignored).
 //!
 //! Sampled every 200 ms from `/proc/<pid>`: resident memory (VmRSS) and CPU
 //! time; from the node's status: messages held, dropped events (core queue
@@ -41,6 +53,48 @@ pub struct Args {
     /// The `acp` binary (default: next to this one).
     #[arg(long)]
     acp: Option<PathBuf>,
+    /// Publishing peers, each with its own connection to the node.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Limit the node to this many cores with a cgroup (needs a writable
+    /// cgroup v1 `cpu` or v2 `cpu.max`; 0 = no limit).
+    #[arg(long, default_value_t = 0.0)]
+    cpu_quota: f64,
+}
+
+/// A CPU-limited cgroup the node is moved into; removed on drop.
+struct CpuLimit(PathBuf);
+
+impl CpuLimit {
+    fn new(pid: u32, cores: f64) -> anyhow::Result<Self> {
+        // A short period keeps the throttled node's stalls short.
+        let period = 10_000u64;
+        let quota = ((cores * period as f64) as u64).max(1_000);
+        let name = format!("acp-bench-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/cpu");
+        let dir = if v1.join("cpu.cfs_quota_us").exists() {
+            let d = v1.join(&name);
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join("cpu.cfs_period_us"), period.to_string())?;
+            std::fs::write(d.join("cpu.cfs_quota_us"), quota.to_string())?;
+            d
+        } else {
+            let d = Path::new("/sys/fs/cgroup").join(&name);
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join("cpu.max"), format!("{quota} {period}"))?;
+            d
+        };
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("moving the node into {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        // The node has exited by now (it is dropped first), so the group is empty.
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 fn messages(from: u32, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
@@ -125,12 +179,16 @@ fn counters(n: &Node) -> anyhow::Result<(u64, u64, u64)> {
     ))
 }
 
-/// One phase on a fresh node: publish `msgs` at `rate`/s (0 = as fast as
-/// possible) for at most `secs`.
-fn phase(exe: &Path, msgs: &[Vec<u8>], rate: u64, secs: u64) -> anyhow::Result<Phase> {
-    let scratch = Scratch::new("overload")?;
-    let node = cluster::start_node(exe, &scratch.0.join("node"), &[], 3600)?;
-    let pid = node.pid();
+/// One publishing peer: connects to the node, waits for its subscription,
+/// then publishes `msgs` at `rate`/s (0 = as fast as its queue takes them)
+/// until `end`. Returns (published, refused by its own full queue).
+fn publisher(
+    node_addr: &str,
+    msgs: &[Vec<u8>],
+    rate: u64,
+    ready: &std::sync::Barrier,
+    secs: u64,
+) -> anyhow::Result<(u64, u64)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -146,8 +204,8 @@ fn phase(exe: &Path, msgs: &[Vec<u8>], rate: u64, secs: u64) -> anyhow::Result<P
     let mut swarm = p2p::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &cfg)?;
     let topic = p2p::topic(DOMAIN);
     swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
-    swarm.dial(node.tcp.parse::<libp2p::Multiaddr>()?)?;
-    rt.block_on(async {
+    swarm.dial(node_addr.parse::<libp2p::Multiaddr>()?)?;
+    let subscribed = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 if let SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
@@ -159,19 +217,15 @@ fn phase(exe: &Path, msgs: &[Vec<u8>], rate: u64, secs: u64) -> anyhow::Result<P
             }
         })
         .await
-    })
-    .map_err(|_| anyhow!("the node never subscribed"))?;
-    std::thread::sleep(Duration::from_secs(1));
-    let idle = proc_sample(pid);
-    let (held0, drop0, recv0) = counters(&node)?;
-    let mut peak = idle.rss_kb;
+    });
+    // Everyone reaches the barrier, subscribed or not, so no thread hangs.
+    ready.wait();
+    subscribed.map_err(|_| anyhow!("the node never subscribed"))?;
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
-    let mut sent = 0usize;
-    let mut failed = 0u64;
+    let (mut sent, mut failed) = (0usize, 0u64);
     rt.block_on(async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let mut sample = tokio::time::interval(Duration::from_millis(200));
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
         loop {
             tokio::select! {
                 _ = swarm.select_next_some() => {}
@@ -181,9 +235,9 @@ fn phase(exe: &Path, msgs: &[Vec<u8>], rate: u64, secs: u64) -> anyhow::Result<P
                         break;
                     }
                     let due = if rate == 0 {
-                        sent + 200
+                        sent + 100
                     } else {
-                        (now - start).as_secs_f64().mul_add(rate as f64, 0.0) as usize
+                        ((now - start).as_secs_f64() * rate as f64) as usize
                     };
                     while sent < due.min(msgs.len()) {
                         if swarm
@@ -197,17 +251,66 @@ fn phase(exe: &Path, msgs: &[Vec<u8>], rate: u64, secs: u64) -> anyhow::Result<P
                         sent += 1;
                     }
                 }
-                _ = sample.tick() => peak = peak.max(proc_sample(pid).rss_kb),
             }
         }
     });
+    Ok((sent as u64, failed))
+}
+
+/// One phase on a fresh node: `--publishers` peers publish `msgs` at a
+/// total of `rate`/s (0 = as fast as possible) for at most `secs`.
+fn phase(a: &Args, exe: &Path, msgs: &[Vec<u8>], rate: u64) -> anyhow::Result<Phase> {
+    let scratch = Scratch::new("overload")?;
+    let node = cluster::start_node(exe, &scratch.0.join("node"), &[], 3600)?;
+    let pid = node.pid();
+    let _limit = if a.cpu_quota > 0.0 {
+        Some(CpuLimit::new(pid, a.cpu_quota)?)
+    } else {
+        None
+    };
+    let n = a.publishers.max(1);
+    let ready = std::sync::Barrier::new(n + 1);
+    let per = msgs.len().div_ceil(n);
+    let (idle, held0, drop0, recv0, start, results, peak) = std::thread::scope(|s| {
+        let hs: Vec<_> = msgs
+            .chunks(per.max(1))
+            .map(|chunk| {
+                let (tcp, ready) = (node.tcp.as_str(), &ready);
+                s.spawn(move || publisher(tcp, chunk, rate / n as u64, ready, a.secs))
+            })
+            .collect();
+        // Fewer chunks than publishers: stand in for the missing ones.
+        for _ in hs.len()..n {
+            ready.wait();
+        }
+        ready.wait();
+        let idle = proc_sample(pid);
+        let counters0 = counters(&node);
+        let start = Instant::now();
+        let mut peak = idle.rss_kb;
+        while !hs.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(200));
+            peak = peak.max(proc_sample(pid).rss_kb);
+        }
+        let results: Vec<anyhow::Result<(u64, u64)>> = hs
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("publisher panicked"))?)
+            .collect();
+        counters0.map(|(h, d, r)| (idle, h, d, r, start, results, peak))
+    })?;
+    let (mut sent, mut failed) = (0u64, 0u64);
+    for r in results {
+        let (s, f) = r?;
+        sent += s;
+        failed += f;
+    }
     let elapsed = start.elapsed().as_secs_f64();
     let at_end = proc_sample(pid);
-    peak = peak.max(at_end.rss_kb);
+    let peak = peak.max(at_end.rss_kb);
     let (held1, drop1, recv1) = counters(&node)?;
     let tck = 100.0; // USER_HZ on Linux
     Ok(Phase {
-        offered: (sent as u64 - failed) as f64 / elapsed,
+        offered: sent as f64 / elapsed,
         accepted: (held1 - held0) as f64 / elapsed,
         cpu: (at_end.cpu_ticks - idle.cpu_ticks) as f64 / tck / elapsed,
         rss_idle_mb: idle.rss_kb as f64 / 1024.0,
@@ -237,8 +340,18 @@ fn print(name: &str, p: &Phase) {
 /// `acp-bench overload`.
 pub fn run(a: &Args) -> anyhow::Result<()> {
     let exe = cluster::acp_exe(&a.acp)?;
-    println!("overload: {} s per phase; {} (start)", a.secs, load());
-    let sat_msgs = messages(0, 40_000 * a.secs as usize / 10)?;
+    println!(
+        "overload: {} s per phase, {} publishers, node cpu quota {}; {} (start)",
+        a.secs,
+        a.publishers,
+        if a.cpu_quota > 0.0 {
+            format!("{} cores", a.cpu_quota)
+        } else {
+            "none".into()
+        },
+        load()
+    );
+    let sat_msgs = messages(0, 8_000 * a.secs as usize)?;
     println!(
         "{:<12} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "phase",
@@ -250,18 +363,18 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         "end MB",
         "received",
         "dropped",
-        "pub fail"
+        "sender full"
     );
-    let sat = phase(&exe, &sat_msgs, 0, a.secs)?;
+    let sat = phase(a, &exe, &sat_msgs, 0)?;
     print("saturation", &sat);
     drop(sat_msgs);
     let c = sat.accepted.max(1.0) as u64;
     let one = messages(1_000_000, (c * a.secs) as usize)?;
-    let p1 = phase(&exe, &one, c, a.secs)?;
+    let p1 = phase(a, &exe, &one, c)?;
     print("1x", &p1);
     drop(one);
     let ten = messages(2_000_000, (a.factor * c * a.secs) as usize)?;
-    let p10 = phase(&exe, &ten, a.factor * c, a.secs)?;
+    let p10 = phase(a, &exe, &ten, a.factor * c)?;
     print(&format!("{}x", a.factor), &p10);
     println!(
         "sustainable rate C = {c}/s; memory {}x / 1x: peak {:.2}, end {:.2}; cpu {}x / 1x {:.2}; {} (end)",

@@ -158,6 +158,36 @@ fn signatures(c: &mut Criterion) {
             b.iter(|| crypto::verify_batch(black_box(items)))
         });
     }
+    // What the engine sees: a domain's 25 agents signing again and again,
+    // their keys already in its cache.
+    let keys: Vec<Keypair> = (0..25u32).map(key).collect();
+    let pks: Vec<_> = keys.iter().map(Keypair::public).collect();
+    let ids: Vec<ContentId> = (0..256usize)
+        .map(|i| ContentId::of(&i.to_le_bytes()))
+        .collect();
+    let msgs: Vec<Vec<u8>> = ids.iter().map(|i| signing_input(b"t", i)).collect();
+    let sigs: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| keys[i % 25].sign(b"t", id))
+        .collect();
+    let items: Vec<VerifyItem<'_>> = (0..256)
+        .map(|i| VerifyItem {
+            key: &pks[i % 25],
+            message: &msgs[i],
+            signature: &sigs[i],
+        })
+        .collect();
+    let mut cache = crypto::KeyCache::new();
+    cache.verify_batch(&items);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("verify_single_cached_key", |b| {
+        b.iter(|| cache.verify(black_box(&items[0])))
+    });
+    g.throughput(Throughput::Elements(256));
+    g.bench_function("verify_batch_25_signers_cached/256", |b| {
+        b.iter(|| cache.verify_batch(black_box(&items)))
+    });
     g.finish();
 }
 

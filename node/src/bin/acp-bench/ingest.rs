@@ -44,16 +44,16 @@ const DOMAIN: &str = "fraud.detection";
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Proposals; each gets `--responses` responses.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 200)]
     proposals: u32,
     /// Responses per proposal (policy members).
     #[arg(long, default_value_t = 25)]
     responses: u32,
-    /// Burst size for the batch variants.
-    #[arg(long, default_value_t = 64)]
+    /// Burst size (the node takes up to 256 queued events per turn).
+    #[arg(long, default_value_t = 256)]
     batch: usize,
     /// Alternating measurement rounds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Messages of the per-message-flush variant per round (fsync bound).
     #[arg(long, default_value_t = 200)]

@@ -6,9 +6,9 @@
 //! The transport moves opaque bytes. Gossip messages are handed to the node
 //! core as [`NetEvent::Gossip`] and are *not* forwarded until the core reports
 //! a validation result ([`Client::report`]): gossipsub runs with
-//! `validate_messages()`, strict signing, message id = hash of the full bytes and peer
-//! scoring, so a peer that sends invalid messages loses score and is
-//! eventually graylisted.
+//! `validate_messages()`, anonymous envelopes (ACP messages carry their own
+//! signatures), message id = hash of the full bytes and peer scoring, so a
+//! peer that sends invalid messages loses score and is eventually graylisted.
 //!
 //! Every queue is bounded. When the core's inbound queue is full, gossip is
 //! reported as `Ignore` and dropped, inbound sync requests are dropped (the
@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -365,6 +366,11 @@ fn topic_score_params() -> gossipsub::TopicScoreParams {
     }
 }
 
+/// Gossipsub mesh degree D. Each node pushes a message on to about D − 1
+/// mesh peers, so D sets the copies sent per receiver (`docs/BENCHMARKS.md`,
+/// item 4).
+const MESH_N: usize = 3;
+
 /// Builds the swarm: TCP + Noise + yamux and QUIC, with [`Behaviour`].
 /// Public so tests can build a (hostile) peer that speaks the same protocols.
 pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, P2pError> {
@@ -402,20 +408,52 @@ pub fn build_swarm_counted(
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let gcfg = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                // ACP messages are signed and content-addressed, and the
+                // message id hashes all their bytes: gossipsub's own source,
+                // sequence number and signature would add ~115 B to every
+                // copy of a ~300 B message and prove nothing more. Scores
+                // still land on the peer that forwarded a message.
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
                 .validate_messages()
                 .message_id_fn(|m: &gossipsub::Message| message_id(&m.data))
                 .max_transmit_size(max + 4096)
                 .connection_handler_queue_len(queue)
                 .heartbeat_interval(Duration::from_millis(700))
+                // A thin mesh is enough because it is not the only path:
+                // IHAVE gossip reaches a node that missed a message from
+                // about D holders within a heartbeat, and `/acp/sync/1`
+                // (on connect and every `sync_interval_secs`) repairs the
+                // rest, including publications made before any mesh formed.
+                .mesh_n(MESH_N)
+                .mesh_n_low(MESH_N - 1)
+                .mesh_n_high(MESH_N + 1)
+                .mesh_outbound_min(1)
+                // The publisher's copy goes to its mesh (topped up with
+                // random subscribed peers while the mesh forms), not to
+                // every peer: flooding it cost a copy per connection.
+                .flood_publish(false)
+                // Each holder advertises an id once, to D peers whatever its
+                // peer count (the default grows with it): a node that missed
+                // the id already hears of it about D times.
+                .gossip_lazy(MESH_N)
+                .gossip_factor(0.0)
+                .history_gossip(1)
                 .build()
                 .map_err(|e| b(&e))?;
-            let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gcfg,
-            )
-            .map_err(|e| b(&e))?;
+            let mut gossipsub =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gcfg)
+                    .map_err(|e| b(&e))?;
             let mut params = gossipsub::PeerScoreParams::default();
+            // The colocation penalty is aimed at sybils behind one public
+            // address. On loopback (tests, demos, benchmarks) every peer
+            // shares 127.0.0.1: beyond 10 peers, those outside the mesh
+            // score below zero and cannot be grafted (a thin mesh cannot
+            // heal), beyond 11 they get no IHAVE, beyond 14 none of their
+            // RPCs are read.
+            params.ip_colocation_factor_whitelist.extend([
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]);
             for d in &domains {
                 params.topics.insert(topic(d).hash(), topic_score_params());
             }

@@ -31,6 +31,9 @@ pub const DOMAIN: &str = "bench";
 pub struct Node {
     child: Child,
     pub api: SocketAddr,
+    pub http: SocketAddr,
+    /// The HTTP API bearer token.
+    pub token: String,
     pub tcp: String,
     pub log: PathBuf,
 }
@@ -113,24 +116,31 @@ pub fn start_node(
             }
         }
     });
-    let (mut api, mut tcp) = (None, None);
+    let (mut api, mut http, mut tcp) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while api.is_none() || tcp.is_none() {
+    while api.is_none() || http.is_none() || tcp.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
             .map_err(|_| anyhow!("node in {} did not start", dir.display()))?;
         if let Some(a) = line.strip_prefix("ACP-API ") {
             api = Some(a.parse()?);
+        } else if let Some(a) = line.strip_prefix("ACP-HTTP ") {
+            http = Some(a.parse()?);
         } else if let Some(a) = line.strip_prefix("ACP-LISTEN ")
             && a.contains("/tcp/")
         {
             tcp = Some(a.to_owned());
         }
     }
+    let token = std::fs::read_to_string(dir.join(acp_node::keys::TOKEN_FILE))?
+        .trim()
+        .to_owned();
     Ok(Node {
         child,
         api: api.context("api")?,
+        http: http.context("http")?,
+        token,
         tcp: tcp.context("tcp")?,
         log,
     })
@@ -598,6 +608,34 @@ fn total_sent(nodes: &[Node]) -> anyhow::Result<(u64, usize)> {
     Ok((bytes, degree))
 }
 
+/// Mean gossipsub mesh size of the nodes (one topic), from `GET /metrics`.
+fn mean_mesh(nodes: &[Node]) -> anyhow::Result<f64> {
+    let mut sum = 0.0;
+    for n in nodes {
+        let mut s = TcpStream::connect_timeout(&n.http, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            n.http, n.token
+        )?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text)?;
+        let mesh = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("libp2p_gossipsub_mesh_peers{")
+                    .and_then(|r| r.split_once("} "))
+            })
+            .with_context(|| {
+                let status = text.lines().next().unwrap_or_default();
+                format!("no mesh figure in /metrics ({status})")
+            })?;
+        sum += mesh.1.trim().parse::<f64>()?;
+    }
+    Ok(sum / nodes.len() as f64)
+}
+
 fn held(n: &Node) -> usize {
     status(n.api)
         .ok()
@@ -656,12 +694,13 @@ pub fn gossip(a: &GossipArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(3));
         let (s2, _) = total_sent(&nodes)?;
         let dt = t1.elapsed().as_secs_f64();
+        let mesh = mean_mesh(&nodes)?;
         let attributable = (s2 - s1) as f64 - bg_rate * dt;
         let payload = msgs.len() as f64 * size * (n - 1) as f64;
         let edges = degree as f64 / 2.0;
         let flood_graph = (2.0 * edges - (n - 1) as f64) / (n - 1) as f64;
         println!(
-            "N={n}: {} msgs of {size:.0} B, {} connections (mean degree {:.1}); wire bytes sent {:.0} in {dt:.1} s, background {:.0} B/s ({:.0} B in window)",
+            "N={n}: {} msgs of {size:.0} B, {} connections (mean degree {:.1}, mean gossipsub mesh {mesh:.1}); wire bytes sent {:.0} in {dt:.1} s, background {:.0} B/s ({:.0} B in window)",
             msgs.len(),
             edges,
             degree as f64 / n as f64,

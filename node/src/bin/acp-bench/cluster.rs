@@ -23,7 +23,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::coord::{self, Coordinator};
-use crate::util::{Scratch, key, load, quantile};
+use crate::util::{Scratch, key, load, proc_sample, quantile};
 
 pub const DOMAIN: &str = "bench";
 
@@ -380,6 +380,8 @@ struct Stats {
     p99: f64,
     n: usize,
     missing: usize,
+    /// CPU time of all nodes per decision, in ms (ACP runs only).
+    cpu_ms: Option<f64>,
 }
 
 fn stats(mut v: Vec<f64>, missing: usize) -> Stats {
@@ -389,6 +391,7 @@ fn stats(mut v: Vec<f64>, missing: usize) -> Stats {
         p99: quantile(&v, 0.99),
         n: v.len(),
         missing,
+        cpu_ms: None,
     }
 }
 
@@ -417,6 +420,9 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
     let total = a.proposals + 3;
     let mut started: Vec<(ContentId, u64)> = Vec::new();
     let interval = Duration::from_millis(a.interval_ms);
+    let cpu =
+        |nodes: &[Node]| -> u64 { nodes.iter().map(|nd| proc_sample(nd.pid()).cpu_ticks).sum() };
+    let cpu0 = cpu(&nodes);
     let start = Instant::now();
     for i in 0..total {
         let p = proposal(&proposer, pol.id, i as u64, a.closes_in_ms)?;
@@ -444,6 +450,8 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
     }
     // Let the last decisions land in the logs.
     std::thread::sleep(Duration::from_secs(3));
+    // Ticks are 10 ms; includes background (heartbeats, sync) over the run.
+    let cpu_ms = (cpu(&nodes) - cpu0) as f64 * 10.0 / total as f64;
     let logs: Vec<HashMap<String, u64>> = nodes.iter().map(|nd| decided_times(&nd.log)).collect();
     let mut lat = Vec::new();
     let mut missing = 0;
@@ -456,7 +464,10 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
         }
     }
     drop(nodes);
-    Ok(stats(lat, missing))
+    Ok(Stats {
+        cpu_ms: Some(cpu_ms),
+        ..stats(lat, missing)
+    })
 }
 
 /// The coordinator baseline: proposal POSTed, the same `k` vote bytes POSTed
@@ -559,6 +570,12 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         let k = a.k.min(n);
         let acp = acp_run(a, &exe, n, k)?;
         row(n, k, "acp nodes", &acp);
+        if let Some(ms) = acp.cpu_ms {
+            println!(
+                "{n:>3} {k:>2} acp CPU per decision: {ms:.1} ms over all nodes, {:.2} ms per node",
+                ms / n as f64
+            );
+        }
         let durable = coord_run(a, n, k, true)?;
         row(n, k, "coordinator (fdatasync)", &durable);
         let mem = coord_run(a, n, k, false)?;

@@ -39,7 +39,7 @@ use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 
 use crate::cluster::{self, DOMAIN, Node};
-use crate::util::{Scratch, key, load};
+use crate::util::{Scratch, key, load, proc_sample};
 
 /// Options of `acp-bench overload`.
 #[derive(clap::Args, Debug)]
@@ -132,30 +132,6 @@ fn messages(from: u32, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
         }
         Ok(out)
     })
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Proc {
-    rss_kb: u64,
-    cpu_ticks: u64,
-}
-
-fn proc_sample(pid: u32) -> Proc {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name: state is field 3; utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let cpu_ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Proc { rss_kb, cpu_ticks }
 }
 
 struct Phase {

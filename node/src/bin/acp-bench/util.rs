@@ -60,3 +60,30 @@ pub fn median(v: &[f64]) -> f64 {
     s.sort_by(f64::total_cmp);
     quantile(&s, 0.5)
 }
+
+/// Resident memory and CPU time of a process, from `/proc`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Proc {
+    pub rss_kb: u64,
+    /// User + system time in clock ticks (USER_HZ, 100 per second on Linux).
+    pub cpu_ticks: u64,
+}
+
+/// Samples `/proc/<pid>`; zeros for a process that is gone.
+pub fn proc_sample(pid: u32) -> Proc {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: state is field 3; utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let cpu_ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Proc { rss_kb, cpu_ticks }
+}

@@ -8,8 +8,9 @@
 //! engine insert and the sled write — the ingest path — with no `resolve`.
 //!
 //! Phases, each on a fresh node, each bounded in time:
-//! 1. saturation: publish as fast as this peer can for `--secs`; the node's
-//!    sustainable rate C is the number of messages it took in per second;
+//! 1. saturation: publish at `--saturation-rate` (far above what the node
+//!    takes) for `--secs`; the node's sustainable rate C is the number of
+//!    messages it took in per second;
 //! 2. 1×: publish at C for `--secs`;
 //! 3. 10×: publish at 10·C for `--secs` (the achieved offered rate is printed).
 //!
@@ -53,6 +54,10 @@ pub struct Args {
     /// The `acp` binary (default: next to this one).
     #[arg(long)]
     acp: Option<PathBuf>,
+    /// Offered rate of the saturation phase, messages/s in total; it must be
+    /// well above what the node takes (check that `dropped` is not zero).
+    #[arg(long, default_value_t = 10_000)]
+    saturation_rate: u64,
     /// Publishing peers, each with its own connection to the node.
     #[arg(long, default_value_t = 4)]
     publishers: usize,
@@ -156,8 +161,7 @@ fn counters(n: &Node) -> anyhow::Result<(u64, u64, u64)> {
 }
 
 /// One publishing peer: connects to the node, waits for its subscription,
-/// then publishes `msgs` at `rate`/s (0 = as fast as its queue takes them)
-/// until `end`. Returns (published, refused by its own full queue).
+/// then publishes `msgs` at `rate`/s for `secs`. Returns (published, refused by its own full queue).
 fn publisher(
     node_addr: &str,
     msgs: &[Vec<u8>],
@@ -210,11 +214,7 @@ fn publisher(
                     if now >= end || sent >= msgs.len() {
                         break;
                     }
-                    let due = if rate == 0 {
-                        sent + 100
-                    } else {
-                        ((now - start).as_secs_f64() * rate as f64) as usize
-                    };
+                    let due = ((now - start).as_secs_f64() * rate as f64) as usize;
                     while sent < due.min(msgs.len()) {
                         if swarm
                             .behaviour_mut()
@@ -234,7 +234,7 @@ fn publisher(
 }
 
 /// One phase on a fresh node: `--publishers` peers publish `msgs` at a
-/// total of `rate`/s (0 = as fast as possible) for at most `secs`.
+/// total of `rate`/s for at most `secs`.
 fn phase(a: &Args, exe: &Path, msgs: &[Vec<u8>], rate: u64) -> anyhow::Result<Phase> {
     let scratch = Scratch::new("overload")?;
     let node = cluster::start_node(exe, &scratch.0.join("node"), &[], 3600)?;
@@ -327,7 +327,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         },
         load()
     );
-    let sat_msgs = messages(0, 8_000 * a.secs as usize)?;
+    let sat_msgs = messages(0, (a.saturation_rate * a.secs) as usize)?;
     println!(
         "{:<12} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "phase",
@@ -341,7 +341,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         "dropped",
         "sender full"
     );
-    let sat = phase(a, &exe, &sat_msgs, 0)?;
+    let sat = phase(a, &exe, &sat_msgs, a.saturation_rate)?;
     print("saturation", &sat);
     drop(sat_msgs);
     let c = sat.accepted.max(1.0) as u64;

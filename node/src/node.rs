@@ -9,7 +9,7 @@
 //! peer score), duplicate or from the future -> `Ignore`.
 //!
 //! On start the engine is rebuilt by ingesting every stored message with
-//! `Origin::Store`, oldest signed time first.
+//! `Origin::Store`, in the order they were first stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,10 +1,13 @@
 //! Durable storage of the message set.
 //!
-//! The store holds the grow-only set of signed messages keyed by content id,
-//! and a small table of node metadata. It keeps no secondary indexes: the
-//! engine holds the whole set in memory with its own indexes and rebuilds
-//! them on start from the messages alone (ingest is order-independent), so
-//! on-disk indexes would only triple the writes per message.
+//! The store holds the grow-only set of signed messages and a small table of
+//! node metadata. Messages are kept in arrival order: the key is a sequence
+//! number and the value the content id followed by the bytes, so every write
+//! lands at the right edge of sled's B-tree instead of at a random leaf (ids
+//! are hashes), which is sled's cheapest insert. The id → sequence map lives
+//! in memory and is rebuilt by one scan on open; the engine holds the set
+//! with its own indexes and is rebuilt from the messages alone (ingest is
+//! order-independent), so on-disk indexes would only multiply the writes.
 //!
 //! A message is one sled insert, so a crash never leaves half of one.
 //! sled syncs in the background; durability is only promised after
@@ -24,7 +27,9 @@
 //! assert_eq!(store.get(&id).unwrap(), Some(bytes));
 //! ```
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use acp_protocol::ContentId;
 
@@ -37,9 +42,9 @@ pub enum StoreError {
     /// The underlying database failed (IO error, corruption).
     #[error("store: {0}")]
     Db(#[from] sled::Error),
-    /// A key in a tree has an unexpected shape.
-    #[error("store: corrupt key in tree {0}")]
-    CorruptKey(&'static str),
+    /// A key or entry in a tree has an unexpected shape.
+    #[error("store: corrupt entry in tree {0}")]
+    Corrupt(&'static str),
     /// A flush failed; the write it covered may not be durable.
     #[error("store: flush failed: {0}")]
     Flush(String),
@@ -66,7 +71,8 @@ pub trait Store: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Every stored message in id order (the replay order on start).
+    /// Every stored message in the order it was first stored (the replay
+    /// order on start).
     fn iter(&self) -> MessageIter<'_>;
     /// Every stored id in id order.
     fn ids(&self) -> Result<Vec<ContentId>, StoreError>;
@@ -83,16 +89,46 @@ pub trait Store: Send + Sync {
 /// duplicate, in memory, what the node wrote.
 const CACHE_BYTES: u64 = 64 << 20;
 
-/// A [`Store`] on sled 0.34.7: one tree of messages, one of metadata.
+/// A [`Store`] on sled 0.34.7: one tree of messages in arrival order, one
+/// of metadata.
 #[derive(Debug, Clone)]
 pub struct SledStore {
     db: sled::Db,
-    messages: sled::Tree,
+    log: sled::Tree,
     meta: sled::Tree,
+    index: Arc<Mutex<Index>>,
+}
+
+/// Where each stored message sits in the log.
+#[derive(Debug, Default)]
+struct Index {
+    seq: HashMap<ContentId, u64>,
+    next: u64,
+}
+
+fn log_value(id: &ContentId, bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(DIGEST + bytes.len());
+    v.extend_from_slice(&id.0);
+    v.extend_from_slice(bytes);
+    v
+}
+
+/// Splits a log value into id and message bytes.
+fn log_entry(value: &[u8]) -> Result<(ContentId, &[u8]), StoreError> {
+    if value.len() < DIGEST {
+        return Err(StoreError::Corrupt("log"));
+    }
+    let (id, bytes) = value.split_at(DIGEST);
+    Ok((id_from(id, "log")?, bytes))
+}
+
+fn seq_from(key: &[u8]) -> Result<u64, StoreError> {
+    let k: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt("log"))?;
+    Ok(u64::from_be_bytes(k))
 }
 
 fn id_from(bytes: &[u8], tree: &'static str) -> Result<ContentId, StoreError> {
-    let d: [u8; DIGEST] = bytes.try_into().map_err(|_| StoreError::CorruptKey(tree))?;
+    let d: [u8; DIGEST] = bytes.try_into().map_err(|_| StoreError::Corrupt(tree))?;
     Ok(ContentId(d))
 }
 
@@ -112,55 +148,118 @@ impl SledStore {
     }
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
-            messages: db.open_tree("messages")?,
+        let log = db.open_tree("log")?;
+        let mut index = Index::default();
+        for kv in log.iter() {
+            let (k, v) = kv?;
+            let seq = seq_from(&k)?;
+            index.seq.insert(log_entry(&v)?.0, seq);
+            index.next = seq + 1;
+        }
+        let store = Self {
+            log,
             meta: db.open_tree("meta")?,
+            index: Arc::new(Mutex::new(index)),
             db,
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
+    }
+
+    /// Moves messages from the layout of earlier versions (a tree keyed by
+    /// id, plus three index trees) into the log, then drops the old trees.
+    fn upgrade(&self) -> Result<(), StoreError> {
+        let names = ["messages", "by_domain", "by_proposal", "by_time"];
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| names.iter().any(|m| n == m.as_bytes()))
+        {
+            return Ok(());
+        }
+        let old = self.db.open_tree("messages")?;
+        for kv in old.iter() {
+            let (k, v) = kv?;
+            self.put(&id_from(&k, "messages")?, &v)?;
+        }
+        // Durable in the log before the only other copy goes.
+        self.flush()?;
+        for n in names {
+            self.db.drop_tree(n)?;
+        }
+        Ok(())
+    }
+
+    fn index(&self) -> MutexGuard<'_, Index> {
+        // The index is only ever changed after a successful write, so a
+        // panic elsewhere cannot leave it half-updated.
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Store for SledStore {
     fn put(&self, id: &ContentId, bytes: &[u8]) -> Result<bool, StoreError> {
-        // One core task writes; an id always maps to the same bytes, so a
-        // plain insert is idempotent and its old value says whether it was new.
-        Ok(self.messages.insert(id.0, bytes)?.is_none())
+        let mut index = self.index();
+        if index.seq.contains_key(id) {
+            return Ok(false);
+        }
+        let seq = index.next;
+        self.log.insert(seq.to_be_bytes(), log_value(id, bytes))?;
+        index.seq.insert(*id, seq);
+        index.next = seq + 1;
+        Ok(true)
     }
 
     fn put_all(&self, messages: &[(ContentId, &[u8])]) -> Result<(), StoreError> {
+        let mut index = self.index();
         let mut batch = sled::Batch::default();
+        let mut added: HashMap<ContentId, u64> = HashMap::new();
+        let mut seq = index.next;
         for (id, bytes) in messages {
-            batch.insert(&id.0, *bytes);
+            if index.seq.contains_key(id) || added.contains_key(id) {
+                continue;
+            }
+            batch.insert(&seq.to_be_bytes(), log_value(id, bytes));
+            added.insert(*id, seq);
+            seq += 1;
         }
-        self.messages.apply_batch(batch)?;
+        self.log.apply_batch(batch)?;
+        index.seq.extend(added);
+        index.next = seq;
         Ok(())
     }
 
     fn get(&self, id: &ContentId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.messages.get(id.0)?.map(|v| v.to_vec()))
+        let Some(seq) = self.index().seq.get(id).copied() else {
+            return Ok(None);
+        };
+        match self.log.get(seq.to_be_bytes())? {
+            Some(v) => Ok(Some(log_entry(&v)?.1.to_vec())),
+            None => Ok(None),
+        }
     }
 
     fn contains(&self, id: &ContentId) -> Result<bool, StoreError> {
-        Ok(self.messages.contains_key(id.0)?)
+        Ok(self.index().seq.contains_key(id))
     }
 
     fn len(&self) -> usize {
-        self.messages.len()
+        self.index().seq.len()
     }
 
     fn iter(&self) -> MessageIter<'_> {
-        Box::new(self.messages.iter().map(|kv| {
-            let (k, v) = kv?;
-            Ok((id_from(&k, "messages")?, v.to_vec()))
+        Box::new(self.log.iter().map(|kv| {
+            let (_, v) = kv?;
+            let (id, bytes) = log_entry(&v)?;
+            Ok((id, bytes.to_vec()))
         }))
     }
 
     fn ids(&self) -> Result<Vec<ContentId>, StoreError> {
-        self.messages
-            .iter()
-            .keys()
-            .map(|k| id_from(&k?, "messages"))
-            .collect()
+        let mut ids: Vec<ContentId> = self.index().seq.keys().copied().collect();
+        ids.sort();
+        Ok(ids)
     }
 
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -196,23 +295,20 @@ mod tests {
     }
 
     #[test]
-    fn put_all_writes_a_burst_in_id_order() {
+    fn put_all_skips_known_ids_and_replays_in_arrival_order() {
         let s = SledStore::temporary().unwrap();
-        let bodies: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let bodies: [&[u8]; 4] = [b"c", b"a", b"b", b"a"];
         let burst: Vec<(ContentId, &[u8])> =
             bodies.iter().map(|b| (ContentId::of(b), *b)).collect();
-        s.put_all(&burst).unwrap();
-        // Again, overlapping: nothing is stored twice.
+        s.put_all(&burst[..2]).unwrap();
+        // Overlapping, with a repeat inside the burst: nothing is stored twice.
         s.put_all(&burst[1..]).unwrap();
         assert_eq!(s.len(), 3);
-        let mut want: Vec<ContentId> = burst.iter().map(|(id, _)| *id).collect();
+        let replay: Vec<Vec<u8>> = s.iter().map(|r| r.unwrap().1).collect();
+        assert_eq!(replay, vec![b"c".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        let mut want: Vec<ContentId> = burst[..3].iter().map(|(id, _)| *id).collect();
         want.sort();
         assert_eq!(s.ids().unwrap(), want);
-        let replay: Vec<_> = s.iter().map(|r| r.unwrap()).collect();
-        assert_eq!(replay.len(), 3);
-        for (id, bytes) in replay {
-            assert_eq!(ContentId::of(&bytes), id);
-        }
     }
 
     #[test]
@@ -230,15 +326,45 @@ mod tests {
         assert_eq!(s.meta_get("k").unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(s.meta_get("missing").unwrap(), None);
         assert_eq!(s.ids().unwrap(), vec![id]);
+        // The in-memory index was rebuilt: the id is known, the next write appends.
+        assert!(!s.put(&id, b"durable").unwrap());
+        let other = ContentId::of(b"later");
+        assert!(s.put(&other, b"later").unwrap());
+        let order: Vec<ContentId> = s.iter().map(|r| r.unwrap().0).collect();
+        assert_eq!(order, vec![id, other]);
     }
 
     #[test]
-    fn a_malformed_key_is_a_typed_error() {
+    fn a_store_of_the_earlier_layout_is_moved_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<ContentId> = [&b"x"[..], b"y"].iter().map(|b| ContentId::of(b)).collect();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let old = db.open_tree("messages").unwrap();
+            old.insert(ids[0].0, &b"x"[..]).unwrap();
+            old.insert(ids[1].0, &b"y"[..]).unwrap();
+            db.open_tree("by_time")
+                .unwrap()
+                .insert(b"k", &b""[..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.get(&ids[1]).unwrap().as_deref(), Some(&b"y"[..]));
+        let names = s.db.tree_names();
+        assert!(!names.iter().any(|n| n == b"messages" || n == b"by_time"));
+        drop(s);
+        assert_eq!(SledStore::open(dir.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_malformed_entry_is_a_typed_error() {
         let s = SledStore::temporary().unwrap();
-        s.messages.insert(b"short", &b"x"[..]).unwrap();
+        s.log.insert(0u64.to_be_bytes(), &b"short"[..]).unwrap();
         assert!(matches!(
             s.iter().next(),
-            Some(Err(StoreError::CorruptKey("messages")))
+            Some(Err(StoreError::Corrupt("log")))
         ));
     }
 }

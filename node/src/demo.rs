@@ -6,17 +6,16 @@
 //! agents and escalates to the loan officer, whose key is on the loan desk's
 //! node and whose page shows the decision package.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use acp_node::keys;
+use acp_node::launch::{Launch, Started};
 use acp_node::node::now;
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{DecisionRules, Keypair};
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::client::{self, ApiClient};
@@ -60,80 +59,23 @@ fn start(
     dir: &Path,
     bootstrap: Option<&str>,
 ) -> anyhow::Result<DemoNode> {
-    let init = Command::new(exe)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "init",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--listen",
-            "/ip4/127.0.0.1/udp/0/quic-v1",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--domain",
-            DOMAIN,
-            "--sync-interval-secs",
-            "2",
-        ])
-        .output()?;
-    if !init.status.success() {
-        bail!(
-            "init failed: {}",
-            String::from_utf8_lossy(&init.stderr).trim()
-        );
-    }
+    let launch = Launch::new(exe, dir).bootstrap(bootstrap);
+    launch.init_loopback(DOMAIN, 2, &["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])?;
     let agent = Keypair::from_seed(keys::read_seed_file(&dir.join(keys::AGENT_KEY_FILE))?);
     let human = Keypair::from_seed(keys::read_seed_file(&dir.join(keys::HUMAN_KEY_FILE))?);
     let token = std::fs::read_to_string(dir.join(keys::TOKEN_FILE))?;
-    let log = std::fs::File::create(dir.join("node.log"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--data-dir").arg(dir).arg("node");
-    if let Some(b) = bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut http, mut page, mut tcp) = (None, None, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.is_none() || page.is_none() || tcp.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .map_err(|_| anyhow!("node {name} in {} did not start", dir.display()))?;
-        if let Some(a) = line.strip_prefix("ACP-HTTP ") {
-            http = Some(a.to_owned());
-        } else if let Some(a) = line.strip_prefix("ACP-PAGE ") {
-            page = Some(a.to_owned());
-        } else if let Some(a) = line.strip_prefix("ACP-LISTEN ")
-            && a.contains("/tcp/")
-        {
-            tcp = Some(a.to_owned());
-        }
-    }
-    let http = http.ok_or_else(|| anyhow!("no http address"))?;
+    let Started {
+        child, announced, ..
+    } = launch
+        .start()
+        .with_context(|| format!("starting node {name}"))?;
     Ok(DemoNode {
         name,
         child,
         dir: dir.to_owned(),
-        api: ApiClient::new(&format!("http://{http}"), &token)?,
-        page: page.ok_or_else(|| anyhow!("no page address"))?,
-        tcp: tcp.ok_or_else(|| anyhow!("no listen address"))?,
+        api: ApiClient::new(&format!("http://{}", announced.http), &token)?,
+        page: announced.page,
+        tcp: announced.tcp,
         agent,
         human,
     })

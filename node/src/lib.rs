@@ -7,12 +7,14 @@
 //! - [`api`]: the sidecar HTTP API (bearer token, OpenAPI, server-sent events) and the escalation page.
 //! - [`metrics`]: Prometheus text at `GET /metrics`.
 //! - [`redis`]: a second transport, the same signed messages over Redis Streams.
+//! - [`launch`]: starts `acp node` as a child process and reads the addresses it announces.
 
 pub mod api;
 pub mod commit;
 pub mod config;
 pub mod control;
 pub mod keys;
+pub mod launch;
 pub mod metrics;
 pub mod node;
 pub mod p2p;

@@ -13,11 +13,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use acp_node::launch::{Launch, Started};
 use acp_node::store::{SledStore, Store};
 use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
@@ -27,13 +28,6 @@ const DOMAIN: &str = "soak";
 /// Kill/restart cycles (the issue asks for at least 20).
 const CYCLES: usize = 24;
 
-/// Whether this `acp` has the HTTP API flag (the binary is being extended;
-/// the test works with and without it).
-fn has_http_flag() -> bool {
-    let out = Command::new(BIN).args(["init", "--help"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("--http-addr")
-}
-
 struct Dir {
     dir: tempfile::TempDir,
     agent: Keypair,
@@ -42,28 +36,9 @@ struct Dir {
 impl Dir {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir").arg(dir.path()).args([
-            "init",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--domain",
-            DOMAIN,
-            "--sync-interval-secs",
-            "1",
-        ]);
-        if has_http_flag() {
-            cmd.args(["--http-addr", "127.0.0.1:0"]);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        Launch::new(BIN, dir.path())
+            .init_loopback(DOMAIN, 1, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
         let seed = acp_node::keys::read_seed_file(&dir.path().join("agent.key")).unwrap();
         Self {
             dir,
@@ -85,47 +60,18 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path, bootstrap: &[&str]) -> Self {
-        let log = dir.join("node.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir").arg(dir).arg("node");
-        for b in bootstrap {
-            cmd.args(["--bootstrap", b]);
-        }
-        let mut child = cmd
+        let Started {
+            child, announced, ..
+        } = Launch::new(BIN, dir)
+            .bootstrap(bootstrap.iter().copied())
             .env("RUST_LOG", "info,libp2p=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .unwrap();
-        let rx = common::stdout_lines(&mut child);
-        let (mut api, mut tcp) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while api.is_none() || tcp.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "node did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            };
-            match line.split_once(' ') {
-                Some(("ACP-API", a)) => api = Some(a.parse().unwrap()),
-                Some(("ACP-LISTEN", a)) if a.contains("/tcp/") => tcp = Some(a.to_owned()),
-                _ => {}
-            }
-        }
+            .log(dir.join("node.log"), true)
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
         Self {
             child,
-            api: api.unwrap(),
-            tcp: tcp.unwrap(),
+            api: announced.api,
+            tcp: announced.tcp,
         }
     }
 

@@ -15,8 +15,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use acp_node::launch::{Launch, Started};
 use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
 
@@ -38,20 +39,6 @@ fn must(cmd: &str, args: &[&str]) {
         "{cmd} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The namespaces of one test run; dropping it kills whatever still runs in
@@ -191,11 +178,6 @@ fn link(net: &Namespaces, i: usize, up: bool) {
     must("ip", &["-n", &net.bridge, "link", "set", &port, state]);
 }
 
-fn has_http_flag() -> bool {
-    let out = Command::new(BIN).args(["init", "--help"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("--http-addr")
-}
-
 /// `acp node` inside a namespace; its control API is on the namespace's own
 /// loopback and is called through `ip netns exec`.
 struct NsNode {
@@ -206,14 +188,14 @@ struct NsNode {
 }
 
 impl NsNode {
+    /// `acp` run through `ip netns exec`, which execs it: the child is the
+    /// node itself.
+    fn launch(ns: &str, dir: &Path) -> Launch {
+        Launch::new(BIN, dir).prefix(["ip", "netns", "exec", ns])
+    }
+
     fn init(ns: &str, dir: &Path, listen: &str) -> Keypair {
-        let mut args: Vec<String> = ["netns", "exec", ns, BIN, "--data-dir"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        args.push(dir.display().to_string());
-        for a in [
-            "init",
+        let args = [
             "--listen",
             listen,
             "--api-addr",
@@ -223,14 +205,12 @@ impl NsNode {
             DOMAIN,
             "--sync-interval-secs",
             "1",
-        ] {
-            args.push(a.to_owned());
-        }
-        if has_http_flag() {
-            args.extend(["--http-addr".to_owned(), "127.0.0.1:7421".to_owned()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        must("ip", &args);
+            "--http-addr",
+            "127.0.0.1:7421",
+        ];
+        Self::launch(ns, dir)
+            .init(args)
+            .unwrap_or_else(|e| panic!("{e}"));
         Keypair::from_seed(acp_node::keys::read_seed_file(&dir.join("agent.key")).unwrap())
     }
 
@@ -240,46 +220,19 @@ impl NsNode {
             dir,
             &format!("/ip4/{}/tcp/{P2P_PORT}", addr(ns_index(ns))),
         );
-        let log = std::fs::File::create(dir.join("node.log")).unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, BIN, "--data-dir"])
-            .arg(dir)
-            .arg("node");
-        if let Some(b) = bootstrap {
-            cmd.args(["--bootstrap", b]);
-        }
-        // `ip netns exec` execs the command: the child is the node itself.
-        let mut child = cmd
+        let Started {
+            child, announced, ..
+        } = Self::launch(ns, dir)
+            .bootstrap(bootstrap)
             .env("RUST_LOG", "info,libp2p=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let rx = common::stdout_lines(&mut child);
-        let mut node = Self {
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
             ns: ns.to_owned(),
             child,
-            tcp: String::new(),
+            tcp: announced.tcp,
             agent,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut api = false;
-        while node.tcp.is_empty() || !api {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "node in {ns} did not start; log:\n{}",
-                    std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
-                )
-            });
-            match line.split_once(' ') {
-                Some(("ACP-API", _)) => api = true,
-                Some(("ACP-LISTEN", a)) if a.contains("/tcp/") => node.tcp = a.to_owned(),
-                _ => {}
-            }
         }
-        node
     }
 
     /// One control call through a helper process inside the namespace.
@@ -385,7 +338,7 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     for (ns, dir) in net.nodes.iter().zip(&dirs).skip(1) {
         nodes.push(NsNode::start(ns, dir.path(), Some(&bootstrap)));
     }
-    wait_for(30, "mesh over the bridge", || {
+    common::wait_for(30, "mesh over the bridge", || {
         (nodes[0].peers() >= NODES - 1).then_some(())
     });
 
@@ -412,7 +365,7 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
         "{\"order\":7}",
     );
     nodes[0].submit(&p_bytes);
-    wait_for(20, "policy and proposal on every host", || {
+    common::wait_for(20, "policy and proposal on every host", || {
         nodes.iter().all(|n| n.has(&p) && n.has(&pol)).then_some(())
     });
 
@@ -435,9 +388,9 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
         nodes[side].submit(&bytes);
         all.push(id);
     }
-    wait_for(20, "r1 within side A", || nodes[0].has(&r1).then_some(()));
+    common::wait_for(20, "r1 within side A", || nodes[0].has(&r1).then_some(()));
     // Both sides finalize on what they hold; the partition holds.
-    wait_for(20, "each side finalizes", || {
+    common::wait_for(20, "each side finalizes", || {
         [&nodes[0], &nodes[2]]
             .iter()
             .all(|n| n.resolution(&p)["final"] == true)
@@ -455,13 +408,13 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     let redial = nodes[2].call(&json!({"op": "dial", "addr": nodes[0].tcp}));
     eprintln!("redial after heal: {redial}");
     let want: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
-    let set = wait_for(40, "identical sets on every host after heal", || {
+    let set = common::wait_for(40, "identical sets on every host after heal", || {
         let sets: Vec<Vec<String>> = nodes.iter().map(NsNode::ids).collect();
         let held: BTreeSet<String> = sets[0].iter().cloned().collect();
         (sets.windows(2).all(|w| w[0] == w[1]) && want.is_subset(&held)).then(|| sets[0].clone())
     });
     let sets_secs = healed.elapsed().as_secs_f64();
-    let r = wait_for(40, "identical latest receipts on every host", || {
+    let r = common::wait_for(40, "identical latest receipts on every host", || {
         latest_receipts_agree(&nodes, &p)
     });
     let receipts_secs = healed.elapsed().as_secs_f64();

@@ -5,10 +5,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use acp_node::launch::{self, Launch, Started};
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
     Response, Stance, Timestamp,
@@ -24,17 +25,7 @@ pub fn now() -> Timestamp {
 
 /// The lines a child prints on stdout, read by a thread as they come.
 pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    launch::read_lines(child.stdout.take().expect("stdout is piped"))
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `secs`.
@@ -61,32 +52,9 @@ pub struct DataDir {
 impl DataDir {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "init",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--listen",
-                "/ip4/127.0.0.1/udp/0/quic-v1",
-                "--api-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--no-mdns",
-                "--domain",
-                DOMAIN,
-                "--sync-interval-secs",
-                "1",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        Launch::new(BIN, dir.path())
+            .init_loopback(DOMAIN, 1, &["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])
+            .unwrap_or_else(|e| panic!("{e}"));
         let seed = acp_node::keys::read_seed_file(&dir.path().join("agent.key")).unwrap();
         Self {
             dir,
@@ -125,67 +93,27 @@ pub struct TestNode {
 impl TestNode {
     pub fn start(dir: &Path, bootstrap: &[&str]) -> Self {
         let log = dir.join(format!("node-{}.log", std::process::id()));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir").arg(dir).arg("node");
-        for b in bootstrap {
-            cmd.args(["--bootstrap", b]);
-        }
-        let mut child = cmd
+        let Started {
+            child, announced, ..
+        } = Launch::new(BIN, dir)
+            .bootstrap(bootstrap.iter().copied())
             .env("RUST_LOG", "info,libp2p=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .unwrap();
-        let rx = stdout_lines(&mut child);
-        let (mut api, mut peer_id, mut tcp, mut quic) = (None, None, None, None);
-        let (mut http, mut page) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while api.is_none()
-            || peer_id.is_none()
-            || tcp.is_none()
-            || quic.is_none()
-            || http.is_none()
-            || page.is_none()
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(_) => panic!(
-                    "node did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ),
-            };
-            let mut parts = line.splitn(2, ' ');
-            match (parts.next(), parts.next()) {
-                (Some("ACP-API"), Some(a)) => api = Some(a.parse().unwrap()),
-                (Some("ACP-PEER"), Some(p)) => peer_id = Some(p.to_owned()),
-                (Some("ACP-HTTP"), Some(a)) => http = Some(format!("http://{a}")),
-                (Some("ACP-PAGE"), Some(a)) => page = Some(a.to_owned()),
-                (Some("ACP-LISTEN"), Some(a)) if a.contains("/tcp/") => tcp = Some(a.to_owned()),
-                (Some("ACP-LISTEN"), Some(a)) if a.contains("/quic-v1/") => {
-                    quic = Some(a.to_owned())
-                }
-                _ => {}
-            }
-        }
+            .log(&log, true)
+            .wait_quic()
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
         let token = std::fs::read_to_string(dir.join("api.token"))
             .unwrap()
             .trim()
             .to_owned();
         Self {
             child,
-            api: api.unwrap(),
-            peer_id: peer_id.unwrap(),
-            tcp: tcp.unwrap(),
-            quic: quic.unwrap(),
-            http: http.unwrap(),
-            page: page.unwrap(),
+            api: announced.api,
+            peer_id: announced.peer,
+            tcp: announced.tcp,
+            quic: announced.quic.expect("waited for"),
+            http: format!("http://{}", announced.http),
+            page: announced.page,
             token,
             log,
         }

@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use acp_node::launch::{Launch, Started};
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
     Response, SignedMessage, Stance,
@@ -74,75 +75,23 @@ pub fn start_node(
     bootstrap: &[String],
     sync_secs: u64,
 ) -> anyhow::Result<Node> {
-    let init = Command::new(exe)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "init",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--domain",
-            DOMAIN,
-            "--sync-interval-secs",
-            &sync_secs.to_string(),
-            "--log-json",
-        ])
-        .output()?;
-    if !init.status.success() {
-        bail!("init: {}", String::from_utf8_lossy(&init.stderr).trim());
-    }
-    let log = dir.join("node.log");
-    let mut cmd = Command::new(exe);
-    cmd.arg("--data-dir").arg(dir).arg("node");
-    for b in bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&log)?))
-        .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut api, mut http, mut tcp) = (None, None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while api.is_none() || http.is_none() || tcp.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .map_err(|_| anyhow!("node in {} did not start", dir.display()))?;
-        if let Some(a) = line.strip_prefix("ACP-API ") {
-            api = Some(a.parse()?);
-        } else if let Some(a) = line.strip_prefix("ACP-HTTP ") {
-            http = Some(a.parse()?);
-        } else if let Some(a) = line.strip_prefix("ACP-LISTEN ")
-            && a.contains("/tcp/")
-        {
-            tcp = Some(a.to_owned());
-        }
-    }
+    let launch = Launch::new(exe, dir)
+        .bootstrap(bootstrap.iter().cloned())
+        .timeout(Duration::from_secs(60));
+    launch.init_loopback(DOMAIN, sync_secs, &["--log-json"])?;
+    let Started {
+        child, announced, ..
+    } = launch.start()?;
     let token = std::fs::read_to_string(dir.join(acp_node::keys::TOKEN_FILE))?
         .trim()
         .to_owned();
     Ok(Node {
         child,
-        api: api.context("api")?,
-        http: http.context("http")?,
+        api: announced.api,
+        http: announced.http,
         token,
-        tcp: tcp.context("tcp")?,
-        log,
+        tcp: announced.tcp,
+        log: launch.log_path().to_owned(),
     })
 }
 

@@ -313,6 +313,7 @@ async fn start_node(
         mdns: false,
         max_message_bytes: acp_protocol::codec::MAX_MESSAGE_BYTES,
         queue_capacity: 1024,
+        mesh_degree: p2p::DEFAULT_MESH_DEGREE,
     };
     let (client, events, event_loop) = p2p::new(peer_key, &net_cfg)?;
     let peer_id = client.local_peer_id();

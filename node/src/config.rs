@@ -77,6 +77,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Capacity of each internal queue; overflow is dropped and counted.
     pub queue_capacity: usize,
+    /// Gossipsub mesh degree D: peers each message is pushed to per topic.
+    pub gossip_mesh_degree: usize,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
     /// HTTP API requests per second (one bucket for the whole node); 0: no limit.
@@ -105,6 +107,7 @@ impl Default for Config {
             sync_batch: 256,
             max_message_bytes: acp_protocol::codec::MAX_MESSAGE_BYTES,
             queue_capacity: 1024,
+            gossip_mesh_degree: crate::p2p::DEFAULT_MESH_DEGREE,
             log_json: false,
             api_rate_per_sec: crate::api::DEFAULT_RATE_PER_SEC,
             api_rate_burst: crate::api::DEFAULT_RATE_BURST,
@@ -149,6 +152,11 @@ impl Config {
         if self.queue_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "queue_capacity must be at least 1".into(),
+            ));
+        }
+        if !(2..=12).contains(&self.gossip_mesh_degree) {
+            return Err(ConfigError::Invalid(
+                "gossip_mesh_degree must be in 2..=12".into(),
             ));
         }
         if self.max_message_bytes < 1024 || self.max_message_bytes > 16 * 1024 * 1024 {
@@ -220,6 +228,13 @@ max_message_bytes = {max}
 # Capacity of each internal queue; overflow is dropped and counted.
 queue_capacity = {queue}
 
+# Gossipsub mesh degree D: each node pushes a message to about D peers per
+# topic. Wire bytes per delivered message grow about linearly with D (2.5x the
+# payload at D = 3, 3.6-4x at D = 4, see docs/BENCHMARKS.md); a larger D
+# delivers in fewer hops and tolerates more lost peers. Sync repairs what the
+# mesh misses either way.
+gossip_mesh_degree = {mesh}
+
 # Log as JSON lines (RUST_LOG sets the filter, default "info").
 log_json = {json}
 
@@ -245,6 +260,7 @@ api_rate_burst = {burst}
             batch = self.sync_batch,
             max = self.max_message_bytes,
             queue = self.queue_capacity,
+            mesh = self.gossip_mesh_degree,
             json = self.log_json,
             rate = self.api_rate_per_sec,
             burst = self.api_rate_burst,
@@ -302,6 +318,7 @@ mod tests {
         let c = Config {
             bootstrap: vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()],
             domains: vec!["fraud.detection".into(), "loans".into()],
+            gossip_mesh_degree: 5,
             ..Config::default()
         };
         let text = c.to_documented_toml();
@@ -319,5 +336,10 @@ mod tests {
         assert!(!e.to_string().contains('\n'));
         let e = Config::from_toml("sync_interval_secs = 0", Path::new("c")).unwrap_err();
         assert!(e.to_string().contains("sync_interval_secs"));
+        for d in ["1", "13"] {
+            let e = Config::from_toml(&format!("gossip_mesh_degree = {d}"), Path::new("c"))
+                .unwrap_err();
+            assert!(e.to_string().contains("gossip_mesh_degree"), "{e}");
+        }
     }
 }

@@ -977,6 +977,7 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
         mdns: cfg.mdns && !(cfg.listen.is_empty() && cfg.redis_url.is_some()),
         max_message_bytes: cfg.max_message_bytes,
         queue_capacity: cfg.queue_capacity,
+        mesh_degree: cfg.gossip_mesh_degree,
     };
     let store = SledStore::open(&dir.join(config::STORE_DIR))
         .with_context(|| format!("opening the store in {}", dir.display()))?;

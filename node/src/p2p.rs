@@ -101,6 +101,8 @@ pub struct NetConfig {
     /// Capacity of the command and event queues and of gossipsub's per-peer
     /// send queue.
     pub queue_capacity: usize,
+    /// Gossipsub mesh degree D (at least 2).
+    pub mesh_degree: usize,
 }
 
 /// Transport counters.
@@ -366,10 +368,10 @@ fn topic_score_params() -> gossipsub::TopicScoreParams {
     }
 }
 
-/// Gossipsub mesh degree D. Each node pushes a message on to about D − 1
-/// mesh peers, so D sets the copies sent per receiver (`docs/BENCHMARKS.md`,
-/// item 4).
-const MESH_N: usize = 3;
+/// Default gossipsub mesh degree D. Each node pushes a message on to about
+/// D − 1 mesh peers, so D sets the copies sent per receiver; 3 is the largest
+/// that keeps wire bytes under 3× the payload (`docs/BENCHMARKS.md`, item 4).
+pub const DEFAULT_MESH_DEGREE: usize = 3;
 
 /// Builds the swarm: TCP + Noise + yamux and QUIC, with [`Behaviour`].
 /// Public so tests can build a (hostile) peer that speaks the same protocols.
@@ -386,6 +388,8 @@ pub fn build_swarm_counted(
     let b = |e: &dyn std::fmt::Display| P2pError::Build(e.to_string());
     let max = cfg.max_message_bytes;
     let queue = cfg.queue_capacity;
+    // gossipsub needs D_lo >= 1 (D - 1) and at least one outbound mesh peer.
+    let d = cfg.mesh_degree.max(2);
     let domains = cfg.domains.clone();
     let use_mdns = cfg.mdns;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -424,9 +428,9 @@ pub fn build_swarm_counted(
                 // about D holders within a heartbeat, and `/acp/sync/1`
                 // (on connect and every `sync_interval_secs`) repairs the
                 // rest, including publications made before any mesh formed.
-                .mesh_n(MESH_N)
-                .mesh_n_low(MESH_N - 1)
-                .mesh_n_high(MESH_N + 1)
+                .mesh_n(d)
+                .mesh_n_low(d - 1)
+                .mesh_n_high(d + 1)
                 .mesh_outbound_min(1)
                 // The publisher's copy goes to its mesh (topped up with
                 // random subscribed peers while the mesh forms), not to
@@ -435,7 +439,7 @@ pub fn build_swarm_counted(
                 // Each holder advertises an id once, to D peers whatever its
                 // peer count (the default grows with it): a node that missed
                 // the id already hears of it about D times.
-                .gossip_lazy(MESH_N)
+                .gossip_lazy(d)
                 .gossip_factor(0.0)
                 .history_gossip(1)
                 .build()

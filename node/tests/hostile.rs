@@ -44,6 +44,7 @@ async fn forged_and_malformed_gossip_is_neither_stored_nor_forwarded() {
         mdns: false,
         max_message_bytes: 1 << 20,
         queue_capacity: 64,
+        mesh_degree: p2p::DEFAULT_MESH_DEGREE,
     };
     let mut swarm = p2p::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &cfg).unwrap();
     let topic = p2p::topic(DOMAIN);

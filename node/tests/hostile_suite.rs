@@ -45,6 +45,7 @@ impl Hostile {
             mdns: false,
             max_message_bytes: 1 << 20,
             queue_capacity: 4096,
+            mesh_degree: p2p::DEFAULT_MESH_DEGREE,
         };
         let key = libp2p::identity::Keypair::generate_ed25519();
         let peer_id = key.public().to_peer_id().to_string();

@@ -180,6 +180,7 @@ fn publisher(
         mdns: false,
         max_message_bytes: 1 << 20,
         queue_capacity: 4096,
+        mesh_degree: p2p::DEFAULT_MESH_DEGREE,
     };
     let mut swarm = p2p::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &cfg)?;
     let topic = p2p::topic(DOMAIN);

@@ -129,10 +129,7 @@ mod tests {
     }
 
     impl Store for Counting {
-        fn put(&self, id: &ContentId, bytes: &[u8]) -> Result<bool, StoreError> {
-            self.inner.put(id, bytes)
-        }
-        fn put_all(&self, m: &[(ContentId, &[u8])]) -> Result<(), StoreError> {
+        fn put_all(&self, m: &[(ContentId, &[u8])]) -> Result<usize, StoreError> {
             self.inner.put_all(m)
         }
         fn get(&self, id: &ContentId) -> Result<Option<Vec<u8>>, StoreError> {

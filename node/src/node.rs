@@ -247,11 +247,10 @@ pub fn write_effects(store: &dyn Store, effects: &[Effect]) -> Result<(), StoreE
             _ => None,
         })
         .collect();
-    match writes.as_slice() {
-        [] => Ok(()),
-        [(id, bytes)] => store.put(id, bytes).map(drop),
-        burst => store.put_all(burst),
+    if !writes.is_empty() {
+        store.put_all(&writes)?;
     }
+    Ok(())
 }
 
 /// The node core. Build with [`Core::new`], run with [`Core::run`].

@@ -55,12 +55,14 @@ pub type MessageIter<'a> = Box<dyn Iterator<Item = Result<(ContentId, Vec<u8>), 
 
 /// Storage of the message set and node metadata.
 pub trait Store: Send + Sync {
-    /// Stores a message; returns `true` when it was not already present.
-    /// Not durable until [`Store::flush`].
-    fn put(&self, id: &ContentId, bytes: &[u8]) -> Result<bool, StoreError>;
-    /// Stores a burst of messages in one write. Content addressing makes a
-    /// repeated id a no-op. Not durable until [`Store::flush`].
-    fn put_all(&self, messages: &[(ContentId, &[u8])]) -> Result<(), StoreError>;
+    /// Stores a burst of messages in one write and returns how many were
+    /// new. Content addressing makes a repeated id a no-op. Not durable until
+    /// [`Store::flush`].
+    fn put_all(&self, messages: &[(ContentId, &[u8])]) -> Result<usize, StoreError>;
+    /// Stores one message; returns `true` when it was not already present.
+    fn put(&self, id: &ContentId, bytes: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.put_all(&[(*id, bytes)])? == 1)
+    }
     /// The bytes of a message.
     fn get(&self, id: &ContentId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Whether a message is stored.
@@ -199,19 +201,7 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn put(&self, id: &ContentId, bytes: &[u8]) -> Result<bool, StoreError> {
-        let mut index = self.index();
-        if index.seq.contains_key(id) {
-            return Ok(false);
-        }
-        let seq = index.next;
-        self.log.insert(seq.to_be_bytes(), log_value(id, bytes))?;
-        index.seq.insert(*id, seq);
-        index.next = seq + 1;
-        Ok(true)
-    }
-
-    fn put_all(&self, messages: &[(ContentId, &[u8])]) -> Result<(), StoreError> {
+    fn put_all(&self, messages: &[(ContentId, &[u8])]) -> Result<usize, StoreError> {
         let mut index = self.index();
         let mut batch = sled::Batch::default();
         let mut added: HashMap<ContentId, u64> = HashMap::new();
@@ -225,9 +215,10 @@ impl Store for SledStore {
             seq += 1;
         }
         self.log.apply_batch(batch)?;
+        let new = added.len();
         index.seq.extend(added);
         index.next = seq;
-        Ok(())
+        Ok(new)
     }
 
     fn get(&self, id: &ContentId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -300,9 +291,9 @@ mod tests {
         let bodies: [&[u8]; 4] = [b"c", b"a", b"b", b"a"];
         let burst: Vec<(ContentId, &[u8])> =
             bodies.iter().map(|b| (ContentId::of(b), *b)).collect();
-        s.put_all(&burst[..2]).unwrap();
+        assert_eq!(s.put_all(&burst[..2]).unwrap(), 2);
         // Overlapping, with a repeat inside the burst: nothing is stored twice.
-        s.put_all(&burst[1..]).unwrap();
+        assert_eq!(s.put_all(&burst[1..]).unwrap(), 1);
         assert_eq!(s.len(), 3);
         let replay: Vec<Vec<u8>> = s.iter().map(|r| r.unwrap().1).collect();
         assert_eq!(replay, vec![b"c".to_vec(), b"a".to_vec(), b"b".to_vec()]);

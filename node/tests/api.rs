@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{DecisionRules, Keypair, Stance};
+use acp_protocol::{Keypair, Stance};
 use common::*;
 use serde_json::{Value, json};
 
@@ -57,14 +57,7 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
         .member(&k2.public(), 0, 5_000)
         .human(&human.public())
         .reporter(&reporter.public())
-        .rules(DecisionRules {
-            quorum_margin_bps: 1_000,
-            min_participation_bps: 5_000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        })
+        .rules(common::test_rules())
         .issued(1, now())
         .sign(&[&org])
         .unwrap();

@@ -139,6 +139,23 @@ fn observer(n: u64) -> Keypair {
     Keypair::from_seed(seed)
 }
 
+/// The next message of the submission stream: an abstention on `proposal`
+/// by a fresh observer, numbered from the shared counter.
+fn stream_response(next: &Mutex<u64>, proposal: ContentId) -> (ContentId, Vec<u8>) {
+    let n = {
+        let mut g = next.lock().unwrap();
+        *g += 1;
+        *g
+    };
+    common::response_in(
+        DOMAIN,
+        &observer(n),
+        proposal,
+        Stance::Abstain,
+        &format!("soak message {n}"),
+    )
+}
+
 /// Waits until both nodes hold `p` final with exactly one latest receipt per
 /// node, all with the same resolution digest and counted root; returns it.
 fn receipts_match(nodes: &[&Node], p: &ContentId, secs: u64) -> Value {
@@ -255,18 +272,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                 if stop_a.load(Ordering::Relaxed) {
                     break;
                 }
-                let n = {
-                    let mut g = next_a.lock().unwrap();
-                    *g += 1;
-                    *g
-                };
-                let (id, bytes) = common::response_in(
-                    DOMAIN,
-                    &observer(n),
-                    stream_p,
-                    Stance::Abstain,
-                    &format!("soak message {}", n),
-                );
+                let (id, bytes) = stream_response(&next_a, stream_p);
                 match call(api, &json!({"op": "submit", "hex": hex::encode(&bytes)})) {
                     Ok(v) if v["ok"] == true => {
                         assert_eq!(v["id"].as_str().unwrap(), id.to_string());
@@ -289,18 +295,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                 if stop_b.load(Ordering::Relaxed) {
                     break;
                 }
-                let n = {
-                    let mut g = next_b.lock().unwrap();
-                    *g += 1;
-                    *g
-                };
-                let (id, bytes) = common::response_in(
-                    DOMAIN,
-                    &observer(n),
-                    stream_p,
-                    Stance::Abstain,
-                    &format!("soak message {}", n),
-                );
+                let (id, bytes) = stream_response(&next_b, stream_p);
                 let v = call(
                     peer_api,
                     &json!({"op": "submit", "hex": hex::encode(&bytes)}),

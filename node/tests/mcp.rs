@@ -8,7 +8,7 @@
 mod common;
 
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{DecisionRules, Keypair, Stance};
+use acp_protocol::{Keypair, Stance};
 use common::*;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -62,14 +62,7 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         .member(&dir.agent.public(), 0, 5_000)
         .member(&k1.public(), 0, 5_000)
         .reporter(&reporter.public())
-        .rules(DecisionRules {
-            quorum_margin_bps: 1_000,
-            min_participation_bps: 5_000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        })
+        .rules(common::test_rules())
         .issued(1, now())
         .sign(&[&org])
         .unwrap();

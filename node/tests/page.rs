@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{DecisionRules, Keypair, Stance};
+use acp_protocol::{Keypair, Stance};
 use common::*;
 use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
@@ -171,14 +171,7 @@ fn escalation_page_in_headless_chromium() {
         .member(&k1.public(), 0, 5_000)
         .member(&k2.public(), 0, 5_000)
         .human(&human.public())
-        .rules(DecisionRules {
-            quorum_margin_bps: 1_000,
-            min_participation_bps: 5_000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        })
+        .rules(common::test_rules())
         .issued(1, now())
         .sign(&[&org])
         .unwrap();

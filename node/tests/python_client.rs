@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{DecisionRules, Keypair, Stance};
+use acp_protocol::{Keypair, Stance};
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_acp");
@@ -69,14 +69,7 @@ fn python_client_suite_against_a_real_node() {
         .member(&k2.public(), 0, 5_000)
         .human(&key(dir.path(), "human.key").public())
         .reporter(&key(dir.path(), "reporter.key").public())
-        .rules(DecisionRules {
-            quorum_margin_bps: 1_000,
-            min_participation_bps: 5_000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        })
+        .rules(common::test_rules())
         .issued(1, now())
         .sign(&[&org])
         .unwrap();

@@ -238,6 +238,19 @@ pub fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
     policy_in(DOMAIN, agents)
 }
 
+/// The decision rules of the test policies: 10% margin, half the potential
+/// weight must respond, windows from 0.5 s to an hour.
+pub fn test_rules() -> DecisionRules {
+    DecisionRules {
+        quorum_margin_bps: 1_000,
+        min_participation_bps: 5_000,
+        low_confidence_bps: 0,
+        high_stakes: None,
+        min_window_ms: 500,
+        max_window_ms: 3_600_000,
+    }
+}
+
 /// A policy for `domain` naming `agents` (authority 5000 each) under one org.
 pub fn policy_in(domain: &str, agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
     let org = Keypair::from_seed([42; 32]);
@@ -262,14 +275,7 @@ pub fn policy_in(domain: &str, agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
         members,
         humans: Vec::new(),
         reporters: Vec::new(),
-        rules: DecisionRules {
-            quorum_margin_bps: 1000,
-            min_participation_bps: 5000,
-            low_confidence_bps: 0,
-            high_stakes: None,
-            min_window_ms: 500,
-            max_window_ms: 3_600_000,
-        },
+        rules: test_rules(),
     })
     .sign(&[&org])
     .unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use acp_protocol::sync::{SyncRequest, SyncResponse};
 use acp_protocol::{
     Body, ContentId, Effect, Engine, EngineConfig, Event, IngestError, Keypair, Origin, Status,
-    Timestamp,
+    Timestamp, Unverified,
 };
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
@@ -577,10 +577,14 @@ impl Core {
         }
         let mut verdicts = vec![MessageAcceptance::Reject; burst.len()];
         let mut checked = Vec::with_capacity(burst.len());
+        let mut decoded = Vec::with_capacity(burst.len());
         for (i, g) in burst.iter().enumerate() {
             // A message must travel on its own domain's topic.
-            match acp_protocol::decode_unverified(&g.data) {
-                Ok((env, _)) if env.body.domain() == g.domain => checked.push(i),
+            match Unverified::decode(&g.data, Origin::Peer) {
+                Ok(u) if u.envelope().body.domain() == g.domain => {
+                    checked.push(i);
+                    decoded.push(Ok(u));
+                }
                 Ok(_) => self.metrics.refused(Origin::Peer, "wrong_topic".into()),
                 Err(e) => {
                     tracing::info!(error = %e, "gossip rejected");
@@ -588,13 +592,10 @@ impl Core {
                 }
             }
         }
-        let items: Vec<(&[u8], Origin)> = checked
-            .iter()
-            .map(|&i| (burst[i].data.as_slice(), Origin::Peer))
-            .collect();
         let mut effects = Vec::new();
         let mut accepted = Vec::new();
-        for (&i, r) in checked.iter().zip(self.engine.ingest_batch(&items, now())) {
+        let results = self.engine.ingest_batch_decoded(decoded, now());
+        for (&i, r) in checked.iter().zip(results) {
             self.metrics.ingested(Origin::Peer, &r);
             verdicts[i] = match r {
                 Ok(ing) => {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use crate::crypto::{KeyCache, Keypair, PublicKey, VerifyItem};
 use crate::id::ContentId;
 use crate::message::{
-    Body, Kind, Receipt, Rejection, SignedMessage, Stance, Status, Timestamp, decode_unverified,
-    signature_items, verify_signatures_with,
+    Body, Envelope, Kind, Receipt, Rejection, SignedMessage, Stance, Status, Timestamp,
+    decode_unverified, signature_items, verify_signatures_with,
 };
 use crate::resolve::{
     DecisionPackage, Resolution, ResolveError, decision_package, resolve_with_trust,
@@ -44,6 +44,35 @@ impl Default for EngineConfig {
             finalize_grace_ms: 2_000,
             max_future_skew_ms: 60_000,
         }
+    }
+}
+
+/// A message that passed every check of [`crate::decode_message`] but its
+/// signatures; only [`Unverified::decode`] makes one, so its id and
+/// envelope always belong to its bytes.
+#[derive(Debug)]
+pub struct Unverified<'a> {
+    envelope: Envelope,
+    id: ContentId,
+    bytes: &'a [u8],
+    origin: Origin,
+}
+
+impl<'a> Unverified<'a> {
+    /// [`decode_unverified`] of `bytes`, kept with them and their origin.
+    pub fn decode(bytes: &'a [u8], origin: Origin) -> Result<Self, Rejection> {
+        let (envelope, id) = decode_unverified(bytes)?;
+        Ok(Self {
+            envelope,
+            id,
+            bytes,
+            origin,
+        })
+    }
+
+    /// The decoded envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
     }
 }
 
@@ -294,16 +323,27 @@ impl Engine {
         items: &[(&[u8], Origin)],
         now: Timestamp,
     ) -> Vec<Result<Ingested, IngestError>> {
-        let decoded: Vec<_> = items
+        let decoded = items
             .iter()
-            .map(|(b, _)| decode_unverified(b).map_err(IngestError::from))
+            .map(|(b, origin)| Unverified::decode(b, *origin).map_err(IngestError::from))
             .collect();
+        self.ingest_batch_decoded(decoded, now)
+    }
+
+    /// [`Engine::ingest_batch`] for messages the caller has already decoded
+    /// with [`Unverified::decode`] (e.g. to check the topic they came on), so
+    /// nothing is decoded twice. Errors pass through in their place.
+    pub fn ingest_batch_decoded(
+        &mut self,
+        decoded: Vec<Result<Unverified<'_>, IngestError>>,
+        now: Timestamp,
+    ) -> Vec<Result<Ingested, IngestError>> {
         // Every signature of every decodable message, with its owner's index.
         let mut owners = Vec::new();
         let mut checks = Vec::new();
         for (i, d) in decoded.iter().enumerate() {
-            if let Ok((env, id)) = d {
-                for c in signature_items(env, id) {
+            if let Ok(u) = d {
+                for c in signature_items(&u.envelope, &u.id) {
                     owners.push(i);
                     checks.push(c);
                 }
@@ -329,19 +369,18 @@ impl Engine {
         }
         decoded
             .into_iter()
-            .zip(items)
             .enumerate()
-            .map(|(i, (d, (bytes, origin)))| {
-                let (envelope, id) = d?;
+            .map(|(i, d)| {
+                let u = d?;
                 if let Some(r) = bad.remove(&i) {
                     return Err(r.into());
                 }
                 let msg = SignedMessage {
-                    id,
-                    envelope,
-                    bytes: bytes.to_vec(),
+                    id: u.id,
+                    envelope: u.envelope,
+                    bytes: u.bytes.to_vec(),
                 };
-                self.admit(msg, *origin, now)
+                self.admit(msg, u.origin, now)
             })
             .collect()
     }

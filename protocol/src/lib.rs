@@ -30,7 +30,7 @@ pub mod sync;
 pub mod trust;
 
 pub use crypto::{AgentId, Keypair, PublicKey, Signature};
-pub use engine::{Effect, Engine, EngineConfig, Event, IngestError, Ingested, Origin};
+pub use engine::{Effect, Engine, EngineConfig, Event, IngestError, Ingested, Origin, Unverified};
 pub use id::ContentId;
 pub use message::*;
 pub use resolve::{Reason, Resolution, resolve};

@@ -48,6 +48,18 @@ pub struct PolicyBuilder {
     humans: Vec<PublicKey>,
     reporters: Vec<PublicKey>,
     rules: DecisionRules,
+    proposers: Vec<PublicKey>,
+    supersedes: Option<ContentId>,
+    approvers: Vec<PublicKey>,
+    amendment_quorum: Option<u16>,
+    finality_quorum: Option<u16>,
+}
+
+/// The default quorum of `n` organizations: more than two thirds, so that
+/// with `n >= 3f + 1` two conflicting certificates need more than `f`
+/// misbehaving organizations.
+pub fn default_quorum(n: usize) -> u16 {
+    (2 * n / 3 + 1).min(n) as u16
 }
 
 impl PolicyBuilder {
@@ -62,17 +74,69 @@ impl PolicyBuilder {
             humans: Vec::new(),
             reporters: Vec::new(),
             rules: default_rules(),
+            proposers: Vec::new(),
+            supersedes: None,
+            approvers: Vec::new(),
+            amendment_quorum: None,
+            finality_quorum: None,
         }
     }
 
-    /// Add an organization; members refer to it by the order of these calls.
-    pub fn organization(mut self, root: &Keypair, name: &str, weight_cap_bps: Bps) -> Self {
+    /// Add an organization whose receipts its `attestor` key signs.
+    pub fn organization_attested(
+        mut self,
+        root: &Keypair,
+        name: &str,
+        weight_cap_bps: Bps,
+        attestor: &PublicKey,
+    ) -> Self {
         self.organizations.push(Organization {
             root: root.public(),
             name: name.to_owned(),
             weight_cap_bps,
+            attestor: *attestor,
         });
         self
+    }
+
+    /// Allow a key to propose without being a member.
+    pub fn proposer(mut self, key: &PublicKey) -> Self {
+        self.proposers.push(*key);
+        self
+    }
+
+    /// Make this policy an amendment of `policy`.
+    pub fn supersedes(mut self, policy: ContentId) -> Self {
+        self.supersedes = Some(policy);
+        self
+    }
+
+    /// A root of the amended policy that approves without being an
+    /// organization of this one.
+    pub fn approver(mut self, root: &PublicKey) -> Self {
+        self.approvers.push(*root);
+        self
+    }
+
+    /// Organizations whose roots must sign this policy's successor
+    /// (default [`default_quorum`]).
+    pub fn amendment_quorum(mut self, q: u16) -> Self {
+        self.amendment_quorum = Some(q);
+        self
+    }
+
+    /// Organizations whose attestors certify a result (default
+    /// [`default_quorum`]).
+    pub fn finality_quorum(mut self, q: u16) -> Self {
+        self.finality_quorum = Some(q);
+        self
+    }
+
+    /// Add an organization; members refer to it by the order of these calls.
+    /// Its root key is also its attestor (see [`Self::organization_attested`]).
+    pub fn organization(self, root: &Keypair, name: &str, weight_cap_bps: Bps) -> Self {
+        let attestor = root.public();
+        self.organization_attested(root, name, weight_cap_bps, &attestor)
     }
 
     /// Add a member of the `organization`-th organization added.
@@ -137,6 +201,11 @@ impl PolicyBuilder {
         humans.sort();
         let mut reporters = self.reporters;
         reporters.sort();
+        let mut proposers = self.proposers;
+        proposers.sort();
+        let mut approvers = self.approvers;
+        approvers.sort();
+        let n = order.len();
         DomainPolicy {
             domain: self.domain,
             revision: self.revision,
@@ -146,10 +215,15 @@ impl PolicyBuilder {
             humans,
             reporters,
             rules: self.rules,
+            proposers,
+            supersedes: self.supersedes,
+            approvers,
+            amendment_quorum: self.amendment_quorum.unwrap_or_else(|| default_quorum(n)),
+            finality_quorum: self.finality_quorum.unwrap_or_else(|| default_quorum(n)),
         }
     }
 
-    /// Build and sign with the organizations' root keys.
+    /// Build and sign with the organizations' root keys (and the approvers').
     pub fn sign(self, roots: &[&Keypair]) -> Result<SignedMessage, CodecError> {
         Body::Policy(self.body()).sign(roots)
     }
@@ -240,4 +314,28 @@ pub fn outcome_report(
         reported_at,
     })
     .sign(&[reporter])
+}
+
+/// A receipt by `node` for `resolution` of `proposal` (a proposal message):
+/// the acknowledgment an attestor signs once per round.
+pub fn receipt(
+    node: &Keypair,
+    proposal: &SignedMessage,
+    resolution: &crate::resolve::Resolution,
+) -> Result<SignedMessage, CodecError> {
+    let closes_at = match proposal.body() {
+        Body::Proposal(p) => p.closes_at,
+        _ => Timestamp(0),
+    };
+    Body::Receipt(Receipt {
+        node: node.public(),
+        domain: proposal.body().domain().to_owned(),
+        proposal: proposal.id,
+        closes_at,
+        status: resolution.status,
+        resolution: resolution.digest(),
+        counted_root: resolution.counted_root,
+        human_decision: resolution.human_decision,
+    })
+    .sign(&[node])
 }

@@ -5,23 +5,27 @@
 //! (responses, human decisions, outcome reports, receipts) and the trust
 //! inputs its weights read: the earlier proposals of the domain that have
 //! outcome reports or equivocations, with their policies, responses and
-//! reports. Verification decodes and checks every message like a node would,
-//! rebuilds the set, resolves the proposal, and compares the result with
-//! every receipt in the bundle.
+//! reports, and the domain's lineage policies from the genesis. Verification
+//! decodes and checks every message like a node would, rebuilds the set with
+//! the bundle's genesis as its trust anchor, resolves the proposal, and
+//! reports its certificate: which organizations' attestors signed which
+//! result, and whether the bundle's own messages recompute the certified
+//! digest. Receipts by keys that attest for no organization count for
+//! nothing.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError, MAX_CONTAINER_BYTES};
-use crate::crypto::PublicKey;
 use crate::id::ContentId;
-use crate::message::{Body, Receipt, Rejection, Timestamp, decode_message};
-use crate::resolve::{Resolution, resolve};
+use crate::lineage::{Membership, membership};
+use crate::message::{Body, Rejection, Timestamp, decode_message};
+use crate::resolve::{Reason, Resolution, resolve};
 use crate::set::MessageSet;
 
 /// Version byte of the bundle format.
-pub const BUNDLE_VERSION: u8 = 1;
+pub const BUNDLE_VERSION: u8 = 2;
 
 /// The file format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +34,9 @@ pub struct AuditBundle {
     pub version: u8,
     /// The proposal audited.
     pub proposal: ContentId,
+    /// The genesis policy of the proposal's domain: the trust anchor the
+    /// bundle is verified under (an auditor compares it with their own).
+    pub genesis: ContentId,
     /// Canonical message bytes, sorted by content id.
     pub messages: Vec<Vec<u8>>,
 }
@@ -58,18 +65,10 @@ pub enum BundleError {
     /// The audited proposal is not in the bundle.
     #[error("the audited proposal {0} is not in the bundle")]
     MissingProposal(ContentId),
-    /// A receipt disagrees with the resolution recomputed from the bundle.
-    #[error(
-        "no receipt by {node} matches the resolution recomputed from the bundle ({ours}); e.g. {receipt}"
-    )]
-    ReceiptMismatch {
-        /// One of the node's receipts.
-        receipt: ContentId,
-        /// Its signer.
-        node: PublicKey,
-        /// The resolution digest recomputed from the bundle.
-        ours: ContentId,
-    },
+    /// The audited proposal's policy is not the lineage policy in force
+    /// from the bundle's genesis (or the lineage is incomplete).
+    #[error("the proposal's policy is not in force under genesis {0}")]
+    NotInLineage(ContentId),
 }
 
 /// What a verified bundle shows.
@@ -79,19 +78,35 @@ pub struct BundleReport {
     pub proposal: ContentId,
     /// Number of messages checked.
     pub messages: usize,
-    /// The resolution recomputed from the bundle (final).
+    /// The resolution recomputed from the bundle (final), with its
+    /// finality: the certificate and every attestation.
     pub resolution: Resolution,
-    /// The nodes whose newest receipts matched it.
-    pub receipts_matched: Vec<PublicKey>,
-    /// Earlier receipts that a later one of the same node superseded.
-    pub receipts_superseded: usize,
+    /// Certified, and the bundle's messages recompute exactly the certified
+    /// digest. False for a certified proposal means messages the certificate
+    /// did not count (late, backdated, equivocating) are in the bundle; the
+    /// certified result stands.
+    pub recomputed_matches_certificate: bool,
+    /// Receipts in the bundle that count for no organization (signed by a
+    /// member that is not an attestor).
+    pub receipts_ignored: usize,
 }
 
 impl AuditBundle {
-    /// Collect the bundle of `proposal` from a set.
+    /// Collect the bundle of `proposal` from a set (which must hold a trust
+    /// anchor for its domain).
     pub fn collect(set: &MessageSet, proposal: &ContentId) -> Option<Self> {
         let p = set.proposal(proposal)?;
+        let genesis = set.anchor(&p.domain)?;
         let mut ids: BTreeSet<ContentId> = BTreeSet::new();
+        // The lineage from the genesis to the proposal's policy.
+        let mut policy = Some(p.policy);
+        while let Some(id) = policy {
+            if !ids.insert(id) {
+                break;
+            }
+            policy = set.policy(&id).and_then(|p| p.supersedes);
+        }
+        ids.extend(crate::lineage::lineage(set, &p.domain).chain);
         let add_proposal = |q: &ContentId, ids: &mut BTreeSet<ContentId>| {
             ids.insert(*q);
             if let Some(qp) = set.proposal(q) {
@@ -122,6 +137,7 @@ impl AuditBundle {
         Some(Self {
             version: BUNDLE_VERSION,
             proposal: *proposal,
+            genesis,
             messages: ids
                 .iter()
                 .filter_map(|id| set.get(id).map(|m| m.bytes.clone()))
@@ -135,8 +151,8 @@ impl AuditBundle {
     }
 }
 
-/// Verify a bundle file: every message, the order, the resolution, and
-/// every receipt for the audited proposal.
+/// Verify a bundle file: every message, the order, the lineage from the
+/// bundle's genesis, the resolution and its certificate.
 pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
     let bundle: AuditBundle = codec::decode_large(bytes, MAX_CONTAINER_BYTES)?;
     if bundle.version != BUNDLE_VERSION {
@@ -153,45 +169,49 @@ pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
         last = Some(msg.id);
         set.insert(msg);
     }
+    let p = set
+        .proposal(&bundle.proposal)
+        .ok_or(BundleError::MissingProposal(bundle.proposal))?;
+    set.set_anchor(&p.domain.clone(), bundle.genesis);
+    let p = set
+        .proposal(&bundle.proposal)
+        .ok_or(BundleError::MissingProposal(bundle.proposal))?;
+    if membership(&set, &p.policy) != Membership::In {
+        return Err(BundleError::NotInLineage(bundle.genesis));
+    }
     let resolution = resolve(&set, &bundle.proposal, Timestamp(u64::MAX))
         .map_err(|_| BundleError::MissingProposal(bundle.proposal))?;
-    let ours = resolution.digest();
-    // A node re-signs when a later message changed its resolution; only the
-    // newest receipt of each node (superseded by none) must match.
-    let receipts: Vec<(ContentId, Receipt)> = set
-        .refs(&bundle.proposal)
-        .map(|r| r.receipts.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|rid| match set.get(&rid).map(|m| m.body()) {
-            Some(Body::Receipt(r)) => Some((rid, r.clone())),
-            _ => None,
-        })
-        .collect();
-    let superseded: BTreeSet<(PublicKey, ContentId)> = receipts
-        .iter()
-        .filter_map(|(_, r)| r.supersedes.map(|s| (r.node, s)))
-        .collect();
-    let mut receipts_matched = Vec::new();
-    for (rid, r) in &receipts {
-        if superseded.contains(&(r.node, *rid)) {
-            continue;
-        }
-        if r.resolution != ours {
-            return Err(BundleError::ReceiptMismatch {
-                receipt: *rid,
-                node: r.node,
-                ours,
-            });
-        }
-        receipts_matched.push(r.node);
+    if resolution.reasons.iter().any(|r| {
+        matches!(
+            r,
+            Reason::PolicyNotInForce | Reason::PolicyMissing | Reason::NoTrustAnchor
+        )
+    }) {
+        return Err(BundleError::NotInLineage(bundle.genesis));
     }
-    let receipts_superseded = receipts.len() - receipts_matched.len();
+    let digest = resolution.digest();
+    let recomputed_matches_certificate = resolution
+        .finality
+        .certificate
+        .as_ref()
+        .is_some_and(|c| resolution.finality.is_certified() && c.result.resolution == digest);
+    let counted: usize = resolution
+        .finality
+        .attestations
+        .iter()
+        .map(|a| a.receipts.len())
+        .sum();
+    let receipts = set.refs(&bundle.proposal).map_or(0, |r| {
+        r.receipts
+            .iter()
+            .filter(|id| matches!(set.get(id).map(|m| m.body()), Some(Body::Receipt(_))))
+            .count()
+    });
     Ok(BundleReport {
         proposal: bundle.proposal,
         messages: bundle.messages.len(),
         resolution,
-        receipts_matched,
-        receipts_superseded,
+        recomputed_matches_certificate,
+        receipts_ignored: receipts.saturating_sub(counted),
     })
 }

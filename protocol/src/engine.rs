@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::admission::{Admission, Refusal, admit};
 use crate::crypto::{KeyCache, Keypair, PublicKey, VerifyItem};
+use crate::finality::{Attested, State};
 use crate::id::ContentId;
 use crate::message::{
     Body, Envelope, Kind, Receipt, Rejection, SignedMessage, Stance, Status, Timestamp,
@@ -35,6 +37,13 @@ pub struct EngineConfig {
     /// Messages signed further than this ahead of `now` are ignored for now
     /// (sync fetches them again later), so a skewed clock cannot plant them.
     pub max_future_skew_ms: u64,
+    /// How long a message that arrived before its policy or proposal waits
+    /// for it before it is dropped.
+    pub pending_ttl_ms: u64,
+    /// Messages waiting for a dependency, at most (all dependencies).
+    pub max_pending: usize,
+    /// Bytes of messages waiting for a dependency, at most.
+    pub max_pending_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +52,9 @@ impl Default for EngineConfig {
             receipt_key: None,
             finalize_grace_ms: 2_000,
             max_future_skew_ms: 60_000,
+            pending_ttl_ms: 30_000,
+            max_pending: 4_096,
+            max_pending_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -107,6 +119,20 @@ pub enum Effect {
         id: ContentId,
         /// Canonical bytes.
         bytes: Vec<u8>,
+    },
+    /// Fetch these messages from peers (sync `Fetch`): messages are waiting
+    /// for them.
+    Fetch {
+        /// Domain of the waiting messages.
+        domain: String,
+        /// The missing ids.
+        ids: Vec<ContentId>,
+    },
+    /// Run one anti-entropy round for the domain now: this node signs
+    /// receipts soon and should hold what its peers hold first.
+    Sync {
+        /// Domain.
+        domain: String,
     },
     /// Tell the agents and the logs.
     Event(Event),
@@ -180,6 +206,43 @@ pub enum Event {
         /// The resolution now.
         current: Arc<Resolution>,
     },
+    /// Attestors of at least the finality quorum of organizations signed one
+    /// result: the proposal's status and digest are final.
+    Certified {
+        /// The resolution, whose `finality` holds the certificate.
+        resolution: Arc<Resolution>,
+    },
+    /// No result of the votes can be certified: a human must decide.
+    Contested {
+        /// The resolution, with the attestations.
+        resolution: Arc<Resolution>,
+    },
+    /// An organization's attestor signed two different results in one round.
+    AttestorEquivocation {
+        /// Proposal.
+        proposal: ContentId,
+        /// The organization (index into the pinned policy).
+        organization: u16,
+        /// Its receipts for different results (the evidence).
+        receipts: Vec<ContentId>,
+    },
+    /// Two valid amendments of one lineage policy.
+    PolicyFork {
+        /// Domain.
+        domain: String,
+        /// The fork.
+        fork: crate::lineage::Fork,
+    },
+    /// A response or human decision on a proposal this node already saw
+    /// certified: stored as evidence; it cannot change the result.
+    AfterCertification {
+        /// Proposal.
+        proposal: ContentId,
+        /// The message.
+        id: ContentId,
+        /// Its kind.
+        kind: Kind,
+    },
     /// Another node's receipt disagrees with this node's resolution.
     ReceiptMismatch {
         /// Proposal.
@@ -224,6 +287,17 @@ pub enum IngestError {
         /// Local logical time.
         now: Timestamp,
     },
+    /// Valid, but the domain's lineage does not authorize it: not stored,
+    /// not forwarded.
+    #[error("not admitted: {0}")]
+    NotAdmitted(Refusal),
+    /// Valid, but it refers to a policy or proposal this node does not hold
+    /// yet; it waits (unless submitted locally) and the dependency is fetched.
+    #[error("waiting for {needs}")]
+    Pending {
+        /// The missing policy or proposal.
+        needs: ContentId,
+    },
 }
 
 impl IngestError {
@@ -240,9 +314,46 @@ struct Track {
     announced: Option<(ContentId, Status)>,
     /// Digest and status as last finalized.
     finalized: Option<(ContentId, Status)>,
-    /// This node's newest receipt and the ones it replaced.
-    receipt: Option<ContentId>,
-    superseded: BTreeSet<ContentId>,
+    /// This node's receipt for the votes (round 0), signed once.
+    round0: Option<ContentId>,
+    /// This node's receipt for the human decision (round 1), signed once.
+    round1: Option<ContentId>,
+    /// The certified result already announced.
+    certified: Option<Attested>,
+    /// Contest already announced.
+    contested: bool,
+    /// Attestor equivocations already announced (organization, round).
+    equivocations: BTreeSet<(u16, bool)>,
+    /// Responses and human decisions that arrived after certification.
+    after_certification: Vec<ContentId>,
+}
+
+/// Most messages remembered per proposal as "after certification".
+const MAX_AFTER_CERTIFICATION: usize = 256;
+
+/// A valid message waiting for the policy or proposal it refers to.
+#[derive(Debug)]
+struct Parked {
+    msg: SignedMessage,
+    origin: Origin,
+    since: Timestamp,
+}
+
+/// Admission counters, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdmissionStats {
+    /// Valid messages refused, by reason.
+    pub refused: BTreeMap<Refusal, u64>,
+    /// Messages parked to wait for a dependency.
+    pub parked: u64,
+    /// Parked messages admitted once their dependency arrived.
+    pub released: u64,
+    /// Parked messages dropped because the dependency did not come in time.
+    pub expired: u64,
+    /// Messages not parked because the buffer was full.
+    pub overflow: u64,
+    /// Messages waiting now.
+    pub waiting: usize,
 }
 
 /// The engine: the message set plus what this node has announced.
@@ -258,6 +369,15 @@ pub struct Engine {
     trust_generation: HashMap<String, u64>,
     /// Agents sign again and again; their keys are decompressed once.
     keys: KeyCache,
+    /// Messages waiting for a dependency, by the id they wait for.
+    pending: BTreeMap<ContentId, Vec<Parked>>,
+    pending_bytes: usize,
+    pending_len: usize,
+    /// Dependencies to fetch at the next tick, with the domain to ask in.
+    to_fetch: BTreeMap<ContentId, String>,
+    /// When to run the pre-receipt anti-entropy round, per proposal.
+    sync_deadlines: BTreeSet<(Timestamp, ContentId)>,
+    stats: AdmissionStats,
 }
 
 impl Engine {
@@ -273,17 +393,33 @@ impl Engine {
             trust_cache: HashMap::new(),
             trust_generation: HashMap::new(),
             keys: KeyCache::new(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            pending_len: 0,
+            to_fetch: BTreeMap::new(),
+            sync_deadlines: BTreeSet::new(),
+            stats: AdmissionStats::default(),
+        }
+    }
+
+    /// Trust `genesis` as the genesis policy of `domain`. Messages of the
+    /// domain are admitted only under the lineage that starts there.
+    pub fn add_anchor(&mut self, domain: &str, genesis: ContentId) {
+        self.set.set_anchor(domain, genesis);
+        self.touch_domain(domain, Timestamp(0));
+    }
+
+    /// Admission counters.
+    pub fn admission_stats(&self) -> AdmissionStats {
+        AdmissionStats {
+            waiting: self.pending_len,
+            ..self.stats.clone()
         }
     }
 
     /// The message set.
     pub fn set(&self) -> &MessageSet {
         &self.set
-    }
-
-    /// This node's key, if it signs receipts.
-    pub fn node_key(&self) -> Option<PublicKey> {
-        self.node
     }
 
     /// Validate and take in one message.
@@ -398,6 +534,20 @@ impl Engine {
         if origin != Origin::Store && time > now.plus_ms(self.config.max_future_skew_ms) {
             return Err(IngestError::FromTheFuture { time, now });
         }
+        match admit(&self.set, &msg.id, msg.body()) {
+            Admission::Admit => {}
+            Admission::Refuse(r) => {
+                *self.stats.refused.entry(r).or_default() += 1;
+                return Err(IngestError::NotAdmitted(r));
+            }
+            Admission::Wait(needs) => {
+                // A local submission is answered at once instead.
+                if origin != Origin::Local {
+                    self.park(needs, msg, origin, now);
+                }
+                return Err(IngestError::Pending { needs });
+            }
+        }
         let id = msg.id;
         let kind = msg.body().kind();
         let domain = msg.body().domain().to_owned();
@@ -418,6 +568,7 @@ impl Engine {
         let body = msg.body().clone();
         self.set.insert(msg);
         self.after_insert(id, &body, &mut effects);
+        self.release(id, now, &mut effects);
         Ok(Ingested {
             id,
             kind,
@@ -426,12 +577,86 @@ impl Engine {
         })
     }
 
+    /// Keep a message until `needs` arrives, within the buffer's bounds.
+    fn park(&mut self, needs: ContentId, msg: SignedMessage, origin: Origin, now: Timestamp) {
+        let waiting = self.pending.entry(needs).or_default();
+        if waiting.iter().any(|p| p.msg.id == msg.id) {
+            return;
+        }
+        if self.pending_len >= self.config.max_pending
+            || self.pending_bytes + msg.bytes.len() > self.config.max_pending_bytes
+        {
+            self.stats.overflow += 1;
+            if waiting.is_empty() {
+                self.pending.remove(&needs);
+            }
+            return;
+        }
+        self.pending_bytes += msg.bytes.len();
+        self.pending_len += 1;
+        self.stats.parked += 1;
+        self.to_fetch
+            .entry(needs)
+            .or_insert_with(|| msg.body().domain().to_owned());
+        waiting.push(Parked {
+            msg,
+            origin,
+            since: now,
+        });
+    }
+
+    /// Admit the messages that waited for `id`, and those waiting for them.
+    fn release(&mut self, id: ContentId, now: Timestamp, effects: &mut Vec<Effect>) {
+        let Some(waiting) = self.pending.remove(&id) else {
+            return;
+        };
+        self.to_fetch.remove(&id);
+        for p in waiting {
+            self.pending_bytes -= p.msg.bytes.len();
+            self.pending_len -= 1;
+            self.stats.released += 1;
+            // Admission may refuse it now, or park it again on a further
+            // dependency; either way the result is the same as if it had
+            // arrived after its dependency.
+            if let Ok(ingested) = self.admit(p.msg, p.origin, now) {
+                effects.extend(ingested.effects);
+            }
+        }
+    }
+
+    /// Drop parked messages whose dependency did not come in time.
+    fn expire_pending(&mut self, now: Timestamp) {
+        let ttl = self.config.pending_ttl_ms;
+        let mut freed = 0;
+        let mut expired = 0;
+        self.pending.retain(|_, waiting| {
+            waiting.retain(|p| {
+                let keep = p.since.plus_ms(ttl) > now;
+                if !keep {
+                    freed += p.msg.bytes.len();
+                    expired += 1;
+                }
+                keep
+            });
+            !waiting.is_empty()
+        });
+        self.pending_bytes -= freed;
+        self.pending_len -= expired as usize;
+        self.stats.expired += expired;
+        let pending = &self.pending;
+        self.to_fetch.retain(|id, _| pending.contains_key(id));
+    }
+
     fn after_insert(&mut self, id: ContentId, body: &Body, effects: &mut Vec<Effect>) {
         let domain = body.domain().to_owned();
         match body {
             Body::Proposal(p) => {
-                self.deadlines
-                    .insert((p.closes_at.plus_ms(self.config.finalize_grace_ms), id));
+                let grace = self.config.finalize_grace_ms;
+                self.deadlines.insert((p.closes_at.plus_ms(grace), id));
+                if self.node.is_some() {
+                    self.sync_deadlines
+                        .insert((p.closes_at.plus_ms(grace / 2), id));
+                }
                 self.dirty.insert(id);
                 // Reports or equivocations that arrived before the proposal
                 // start to count toward trust only now.
@@ -446,6 +671,7 @@ impl Engine {
             }
             Body::Response(r) => {
                 self.dirty.insert(r.proposal);
+                self.note_after_certification(r.proposal, id, Kind::Response, effects);
                 effects.push(Effect::Event(Event::ResponseSeen {
                     id,
                     proposal: r.proposal,
@@ -478,6 +704,15 @@ impl Engine {
                 }
             }
             Body::Policy(_) | Body::OutcomeReport(_) => {
+                if matches!(body, Body::Policy(_)) {
+                    let forks = crate::lineage::lineage(&self.set, &domain).forks;
+                    for fork in forks.into_iter().filter(|f| f.successors.contains(&id)) {
+                        effects.push(Effect::Event(Event::PolicyFork {
+                            domain: domain.clone(),
+                            fork,
+                        }));
+                    }
+                }
                 let since = match body {
                     Body::OutcomeReport(r) => r.reported_at,
                     _ => Timestamp(0),
@@ -491,6 +726,7 @@ impl Engine {
             }
             Body::HumanDecision(d) => {
                 self.dirty.insert(d.proposal);
+                self.note_after_certification(d.proposal, id, Kind::HumanDecision, effects);
                 effects.push(Effect::Event(Event::MessageSeen {
                     id,
                     kind: body.kind(),
@@ -498,18 +734,25 @@ impl Engine {
                 }));
             }
             Body::Receipt(r) => {
+                // Receipts move the proposal toward certification.
+                self.dirty.insert(r.proposal);
                 if Some(r.node) == self.node {
-                    // Our own receipts read back after a restart, in any
-                    // order: the newest is the one no other supersedes.
+                    // Our own receipts read back after a restart: we signed
+                    // these, and never sign another for the same round.
                     let t = self.tracks.entry(r.proposal).or_default();
-                    t.superseded.extend(r.supersedes);
-                    if t.receipt.is_none_or(|cur| t.superseded.contains(&cur)) {
-                        t.receipt = Some(id);
-                        t.announced = Some((r.resolution, r.status));
+                    if r.human_decision.is_some() {
+                        t.round1 = Some(id);
                         t.finalized = Some((r.resolution, r.status));
+                    } else {
+                        t.round0 = Some(id);
+                        t.announced = Some((r.resolution, r.status));
+                        if t.round1.is_none() {
+                            t.finalized = Some((r.resolution, r.status));
+                        }
                     }
-                } else if let Some(Some((ours, _))) =
-                    self.tracks.get(&r.proposal).map(|t| t.finalized)
+                } else if r.human_decision.is_none()
+                    && let Some(Some((ours, _))) =
+                        self.tracks.get(&r.proposal).map(|t| t.finalized)
                     && ours != r.resolution
                 {
                     effects.push(Effect::Event(Event::ReceiptMismatch {
@@ -526,6 +769,26 @@ impl Engine {
                 }));
             }
         }
+    }
+
+    /// Remember a message on a proposal this node already saw certified.
+    fn note_after_certification(
+        &mut self,
+        proposal: ContentId,
+        id: ContentId,
+        kind: Kind,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(t) = self.tracks.get_mut(&proposal) else {
+            return;
+        };
+        if t.certified.is_none() {
+            return;
+        }
+        if t.after_certification.len() < MAX_AFTER_CERTIFICATION {
+            t.after_certification.push(id);
+        }
+        effects.push(Effect::Event(Event::AfterCertification { proposal, id, kind }));
     }
 
     /// Whether messages about proposal `q` are trust inputs: it has outcome
@@ -596,12 +859,30 @@ impl Engine {
         now: Timestamp,
     ) -> Result<DecisionPackage, ResolveError> {
         let r = self.resolve(id, now)?;
-        decision_package(&self.set, r).ok_or(ResolveError::UnknownProposal(*id))
+        let mut package =
+            decision_package(&self.set, r).ok_or(ResolveError::UnknownProposal(*id))?;
+        if let Some(t) = self.tracks.get(id) {
+            package.after_certification = t.after_certification.clone();
+        }
+        Ok(package)
     }
 
     /// When [`Engine::tick`] next has work that time alone triggers.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let expiry = self
+            .pending
+            .values()
+            .flatten()
+            .map(|p| p.since.plus_ms(self.config.pending_ttl_ms))
+            .min();
+        [
+            self.deadlines.first().map(|(t, _)| *t),
+            self.sync_deadlines.first().map(|(t, _)| *t),
+            expiry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Resolve what changed or came due; announce, finalize and sign receipts.
@@ -614,6 +895,31 @@ impl Engine {
             self.dirty.insert(id);
         }
         let mut effects = Vec::new();
+        let mut sync_domains = BTreeSet::new();
+        while let Some(&(due, id)) = self.sync_deadlines.first() {
+            if due > now {
+                break;
+            }
+            self.sync_deadlines.pop_first();
+            if let Some(p) = self.set.proposal(&id) {
+                sync_domains.insert(p.domain.clone());
+            }
+        }
+        effects.extend(
+            sync_domains
+                .into_iter()
+                .map(|domain| Effect::Sync { domain }),
+        );
+        self.expire_pending(now);
+        let mut fetch: BTreeMap<String, Vec<ContentId>> = BTreeMap::new();
+        for (id, domain) in std::mem::take(&mut self.to_fetch) {
+            fetch.entry(domain).or_default().push(id);
+        }
+        effects.extend(
+            fetch
+                .into_iter()
+                .map(|(domain, ids)| Effect::Fetch { domain, ids }),
+        );
         for id in std::mem::take(&mut self.dirty) {
             let Some(p) = self.set.proposal(&id) else {
                 continue; // a response whose proposal has not arrived yet
@@ -628,6 +934,8 @@ impl Engine {
     }
 
     fn step(&mut self, id: ContentId, r: Resolution, finalize: bool, effects: &mut Vec<Effect>) {
+        let r = Arc::new(r);
+        self.finality_events(id, &r, effects);
         let track = self.tracks.entry(id).or_default();
         // Hashing a resolution costs as much as resolving it; while votes
         // come in and nothing is decided, no digest is needed.
@@ -637,7 +945,6 @@ impl Engine {
             return;
         }
         let digest = r.digest();
-        let r = Arc::new(r);
         match track.finalized {
             None if finalize && r.is_final => {
                 let announce = match track.announced {
@@ -681,13 +988,15 @@ impl Engine {
             }
             Some((prev, status)) if prev != digest => {
                 track.finalized = Some((digest, r.status));
-                // A human settling an escalation is the protocol working, not
-                // a divergence.
                 if status == Status::Escalated && r.human_decision.is_some() {
+                    // A human settling an escalation is the protocol working.
                     effects.push(Effect::Event(Event::Decided {
                         resolution: r.clone(),
                     }));
-                } else {
+                } else if !r.finality.is_certified() {
+                    // Before certification a late message can still change
+                    // the result; after it, it is evidence and was reported
+                    // as it arrived.
                     effects.push(Effect::Event(Event::Divergence {
                         proposal: id,
                         previous: (prev, status),
@@ -704,6 +1013,40 @@ impl Engine {
         }
     }
 
+    /// Announce what the receipts in the set say: a new certificate, a
+    /// contest, attestor equivocations.
+    fn finality_events(&mut self, id: ContentId, r: &Arc<Resolution>, effects: &mut Vec<Effect>) {
+        let f = &r.finality;
+        let track = self.tracks.entry(id).or_default();
+        for e in &f.equivocations {
+            if track.equivocations.insert((e.organization, e.human_round)) {
+                effects.push(Effect::Event(Event::AttestorEquivocation {
+                    proposal: id,
+                    organization: e.organization,
+                    receipts: e.receipts.clone(),
+                }));
+            }
+        }
+        match (f.state, &f.certificate) {
+            (State::Certified, Some(cert)) if track.certified != Some(cert.result) => {
+                track.certified = Some(cert.result);
+                effects.push(Effect::Event(Event::Certified {
+                    resolution: r.clone(),
+                }));
+            }
+            (State::Contested, _) if !track.contested => {
+                track.contested = true;
+                effects.push(Effect::Event(Event::Contested {
+                    resolution: r.clone(),
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    /// Sign this node's receipt for the round `r` belongs to, unless it
+    /// already did: an honest attestor signs one result per proposal and
+    /// round, whatever it computes later. Returns this node's newest receipt.
     fn sign_receipt(
         &mut self,
         r: &Resolution,
@@ -712,7 +1055,22 @@ impl Engine {
     ) -> Option<ContentId> {
         let key = self.config.receipt_key.clone()?;
         let p = self.set.proposal(&r.proposal)?;
-        let supersedes = self.tracks.get(&r.proposal).and_then(|t| t.receipt);
+        let track = self.tracks.get(&r.proposal)?;
+        let newest = track.round1.or(track.round0);
+        let human_round = r.human_decision.is_some();
+        let signed = if human_round {
+            track.round1.is_some() || !r.finality.human_round_open
+        } else {
+            // Once round 1 is open the votes are settled without us.
+            track.round0.is_some() || r.finality.human_round_open
+        };
+        // Receipts by keys the policy gives no role are not admitted anywhere.
+        let policy = self.set.policy(&p.policy)?;
+        let has_role = policy.attestor_of(&key.public()).is_some()
+            || policy.member(&key.public()).is_some();
+        if signed || !has_role || !r.is_final || r.status == Status::Pending {
+            return newest;
+        }
         let body = Body::Receipt(Receipt {
             node: key.public(),
             domain: p.domain.clone(),
@@ -721,19 +1079,25 @@ impl Engine {
             status: r.status,
             resolution: digest,
             counted_root: r.counted_root,
-            supersedes,
+            human_decision: r.human_decision,
         });
         let msg = body.sign(&[&key]).ok()?;
         let (id, bytes, domain) = (msg.id, msg.bytes.clone(), p.domain.clone());
         let track = self.tracks.entry(r.proposal).or_default();
-        track.superseded.extend(supersedes);
-        track.receipt = Some(id);
+        if human_round {
+            track.round1 = Some(id);
+        } else {
+            track.round0 = Some(id);
+        }
+        let proposal = r.proposal;
         if self.set.insert(msg) {
             effects.push(Effect::Store {
                 id,
                 bytes: bytes.clone(),
             });
             effects.push(Effect::Publish { domain, id, bytes });
+            // Our receipt may complete a certificate.
+            self.dirty.insert(proposal);
         }
         Some(id)
     }
@@ -742,7 +1106,11 @@ impl Engine {
     pub fn proposals(&mut self, domain: &str, now: Timestamp) -> Vec<(ContentId, Status)> {
         let ids: Vec<ContentId> = self.set.proposals_in(domain).map(|(_, id)| id).collect();
         ids.into_iter()
-            .filter_map(|id| self.resolve(&id, now).ok().map(|r| (id, r.status)))
+            .filter_map(|id| {
+                self.resolve(&id, now)
+                    .ok()
+                    .map(|r| (id, r.final_status()))
+            })
             .collect()
     }
 

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod build;
 pub mod bundle;
 mod bytes;
@@ -21,8 +22,10 @@ pub mod codec;
 pub mod crypto;
 pub mod engine;
 pub mod evidence;
+pub mod finality;
 pub mod id;
 pub mod limits;
+pub mod lineage;
 pub mod message;
 pub mod resolve;
 pub mod set;

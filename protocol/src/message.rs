@@ -13,7 +13,7 @@ use crate::id::ContentId;
 use crate::limits::*;
 
 /// The only protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Milliseconds since the Unix epoch, as signed by the message's author.
 #[derive(
@@ -94,12 +94,12 @@ impl Kind {
     /// The domain-separation tag signatures of this kind are made under.
     pub fn tag(self) -> &'static [u8] {
         match self {
-            Kind::Policy => b"acp/v1/policy",
-            Kind::Proposal => b"acp/v1/proposal",
-            Kind::Response => b"acp/v1/response",
-            Kind::HumanDecision => b"acp/v1/human-decision",
-            Kind::OutcomeReport => b"acp/v1/outcome-report",
-            Kind::Receipt => b"acp/v1/receipt",
+            Kind::Policy => b"acp/v2/policy",
+            Kind::Proposal => b"acp/v2/proposal",
+            Kind::Response => b"acp/v2/response",
+            Kind::HumanDecision => b"acp/v2/human-decision",
+            Kind::OutcomeReport => b"acp/v2/outcome-report",
+            Kind::Receipt => b"acp/v2/receipt",
         }
     }
 
@@ -131,6 +131,18 @@ pub struct DomainPolicy {
     pub reporters: Vec<PublicKey>,
     /// Decision rules.
     pub rules: DecisionRules,
+    /// Keys that may propose without being members, sorted, unique.
+    pub proposers: Vec<PublicKey>,
+    /// The lineage policy this one amends; `None` for a genesis policy.
+    pub supersedes: Option<ContentId>,
+    /// Roots of the amended policy's organizations that approve this
+    /// amendment without being organizations of it (an organization that
+    /// leaves, or rotates its root), sorted, unique, disjoint from the roots.
+    pub approvers: Vec<PublicKey>,
+    /// Organizations of this policy whose roots must sign its successor.
+    pub amendment_quorum: u16,
+    /// Organizations whose attestors must sign one result to certify it.
+    pub finality_quorum: u16,
 }
 
 /// An organization taking part in a domain.
@@ -143,6 +155,9 @@ pub struct Organization {
     /// Largest share of the domain's total potential weight this
     /// organization's endorsements (and, separately, challenges) may carry.
     pub weight_cap_bps: Bps,
+    /// The one key whose receipts count for this organization in
+    /// certificates, however many nodes it runs.
+    pub attestor: PublicKey,
 }
 
 /// A voting member of a domain.
@@ -295,7 +310,7 @@ pub struct OutcomeReport {
 }
 
 /// The status a resolution reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Not decided yet.
@@ -327,9 +342,9 @@ pub struct Receipt {
     pub resolution: ContentId,
     /// Id over the sorted ids of every message the resolution counted.
     pub counted_root: ContentId,
-    /// This node's previous receipt for the proposal, when a later message
-    /// changed the resolution (a human decision, or a divergence).
-    pub supersedes: Option<ContentId>,
+    /// The round: `None` for the result of the votes (round 0), the human
+    /// decision that settled an escalated or contested proposal (round 1).
+    pub human_decision: Option<ContentId>,
 }
 
 impl Body {
@@ -383,7 +398,7 @@ impl Body {
     /// The keys that must sign, in signature order.
     pub fn required_signers(&self) -> Vec<PublicKey> {
         match self {
-            Body::Policy(p) => p.organizations.iter().map(|o| o.root).collect(),
+            Body::Policy(p) => p.signers(),
             Body::Proposal(b) => vec![b.proposer],
             Body::Response(b) => vec![b.responder],
             Body::HumanDecision(b) => vec![b.human],
@@ -531,6 +546,19 @@ fn bps(f: &'static str, v: Bps) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// A quorum of organizations: at least one, at most all, and a strict
+/// majority, so that two quorums always share an organization.
+fn quorum(f: &'static str, q: u16, organizations: usize) -> Result<(), Rejection> {
+    let q = usize::from(q);
+    if q == 0 || q > organizations || 2 * q <= organizations {
+        return Err(field(
+            f,
+            "must be a strict majority of the organizations, at most all",
+        ));
+    }
+    Ok(())
+}
+
 fn text(f: &'static str, s: &str, max: usize) -> Result<(), Rejection> {
     if s.len() > max {
         return Err(field(f, "text too long"));
@@ -590,10 +618,40 @@ impl DomainPolicy {
         }
         strictly_sorted("humans", &self.humans)?;
         strictly_sorted("reporters", &self.reporters)?;
+        if self.proposers.len() > MAX_KEY_LIST {
+            return Err(field("proposers", "too many keys"));
+        }
+        strictly_sorted("proposers", &self.proposers)?;
+        if self.approvers.len() > MAX_KEY_LIST {
+            return Err(field("approvers", "too many keys"));
+        }
+        strictly_sorted("approvers", &self.approvers)?;
+        if self
+            .approvers
+            .iter()
+            .any(|a| roots.binary_search(&a).is_ok())
+        {
+            return Err(field("approvers", "an approver is also an organization root"));
+        }
+        let mut attestors: Vec<&PublicKey> =
+            self.organizations.iter().map(|o| &o.attestor).collect();
+        attestors.sort();
+        if attestors.windows(2).any(|w| w[0] == w[1]) {
+            return Err(field(
+                "organizations.attestor",
+                "two organizations share an attestor",
+            ));
+        }
         no_weak_keys("organizations.root", roots)?;
+        no_weak_keys("organizations.attestor", attestors)?;
         no_weak_keys("members.agent", agents)?;
         no_weak_keys("humans", &self.humans)?;
         no_weak_keys("reporters", &self.reporters)?;
+        no_weak_keys("proposers", &self.proposers)?;
+        no_weak_keys("approvers", &self.approvers)?;
+        let n = self.organizations.len();
+        quorum("amendment_quorum", self.amendment_quorum, n)?;
+        quorum("finality_quorum", self.finality_quorum, n)?;
         let r = &self.rules;
         bps("rules.quorum_margin_bps", r.quorum_margin_bps)?;
         bps("rules.min_participation_bps", r.min_participation_bps)?;
@@ -602,6 +660,33 @@ impl DomainPolicy {
             return Err(field("rules", "min_window_ms exceeds max_window_ms"));
         }
         Ok(())
+    }
+
+    /// The keys that must sign this policy, ascending: every organization
+    /// root and every approver.
+    pub fn signers(&self) -> Vec<PublicKey> {
+        let mut keys: Vec<PublicKey> = self
+            .organizations
+            .iter()
+            .map(|o| o.root)
+            .chain(self.approvers.iter().copied())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Whether `agent` may propose under this policy: a member or a listed
+    /// proposer.
+    pub fn may_propose(&self, agent: &AgentId) -> bool {
+        self.member(agent).is_some() || self.proposers.binary_search(agent).is_ok()
+    }
+
+    /// The organization whose attestor is `key`.
+    pub fn attestor_of(&self, key: &PublicKey) -> Option<u16> {
+        self.organizations
+            .iter()
+            .position(|o| o.attestor == *key)
+            .map(|i| i as u16)
     }
 
     /// The member entry for `agent`, by binary search.
@@ -659,10 +744,22 @@ pub fn decode_message(bytes: &[u8]) -> Result<SignedMessage, Rejection> {
 /// Every check of [`decode_message`] except the signatures, which the caller
 /// must verify (e.g. in a batch with [`signature_items`]) before trusting it.
 pub fn decode_unverified(bytes: &[u8]) -> Result<(Envelope, ContentId), Rejection> {
-    let envelope: Envelope = codec::decode(bytes, MAX_POLICY_BYTES)?;
-    if envelope.version != PROTOCOL_VERSION {
-        return Err(Rejection::UnsupportedVersion(envelope.version));
+    if bytes.len() > MAX_POLICY_BYTES {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max: MAX_POLICY_BYTES,
+        }
+        .into());
     }
+    // The version byte leads the envelope and decides how the rest reads,
+    // so it is checked before the body: a message of another version is
+    // `UnsupportedVersion`, never a misleading `Malformed`.
+    match bytes.first() {
+        Some(&PROTOCOL_VERSION) => {}
+        Some(&v) => return Err(Rejection::UnsupportedVersion(v)),
+        None => {}
+    }
+    let envelope: Envelope = codec::decode(bytes, MAX_POLICY_BYTES)?;
     let kind = envelope.body.kind();
     if bytes.len() > kind.max_bytes() {
         return Err(Rejection::TooLargeForKind {

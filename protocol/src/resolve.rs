@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::crypto::AgentId;
+use crate::finality::{Finality, finality};
 use crate::id::ContentId;
+use crate::lineage::{InForce, in_force};
 use crate::message::{
     BPS_ONE, Body, Bps, DomainPolicy, Proposal, Stance, Status, Timestamp, Verdict,
 };
@@ -56,6 +58,13 @@ pub enum Reason {
     PolicyDomainMismatch,
     /// `closes_at - created_at` is outside the policy's window bounds.
     WindowOutOfBounds,
+    /// The pinned policy is not the domain's lineage policy in force at the
+    /// proposal's `created_at`.
+    PolicyNotInForce,
+    /// The node has no trust anchor (genesis policy) for the domain.
+    NoTrustAnchor,
+    /// No result of the votes can be certified: a human decides.
+    Contested,
 }
 
 /// A counted response.
@@ -280,13 +289,55 @@ pub struct Resolution {
     /// SHA-256 over the digests of the proposal, the policy, the counted
     /// responses (by responder) and the counted human decision, in that order.
     pub counted_root: ContentId,
+    /// Where the proposal stands on the way to finality, from the receipts
+    /// in the set. Not part of [`Resolution::to_bytes`]: receipts sign the
+    /// digest, so it cannot cover them.
+    pub finality: Finality,
+}
+
+/// The part of a [`Resolution`] its digest covers: everything computed from
+/// the votes and the human decision, nothing derived from receipts.
+#[derive(Serialize)]
+struct Computed<'a> {
+    proposal: &'a ContentId,
+    policy: &'a ContentId,
+    status: &'a Status,
+    is_final: &'a bool,
+    early: &'a bool,
+    reasons: &'a [Reason],
+    human_decision: &'a Option<ContentId>,
+    tally: &'a Tally,
+    votes: &'a [Vote],
+    equivocators: &'a [AgentId],
+    confidence_histogram: &'a [HistogramBin],
+    counted_root: &'a ContentId,
 }
 
 impl Resolution {
-    /// Canonical bytes.
+    /// Canonical bytes of the computed result (fields 1 to 12).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let computed = Computed {
+            proposal: &self.proposal,
+            policy: &self.policy,
+            status: &self.status,
+            is_final: &self.is_final,
+            early: &self.early,
+            reasons: &self.reasons,
+            human_decision: &self.human_decision,
+            tally: &self.tally,
+            votes: &self.votes,
+            equivocators: &self.equivocators,
+            confidence_histogram: &self.confidence_histogram,
+            counted_root: &self.counted_root,
+        };
         // Encoding a resolution cannot fail: it is bounded by the set it came from.
-        codec::encode(self).unwrap_or_default()
+        codec::encode(&computed).unwrap_or_default()
+    }
+
+    /// The status to act on: certified, escalated to a human, or (while
+    /// provisional) the computed one.
+    pub fn final_status(&self) -> Status {
+        self.finality.status
     }
 
     /// Id of the canonical bytes (the receipt's `resolution` field).
@@ -331,6 +382,42 @@ pub fn resolve_with_trust(
     trust: &TrustTable,
 ) -> Result<Resolution, ResolveError> {
     let p = set.proposal(id).ok_or(ResolveError::UnknownProposal(*id))?;
+    let mut r = compute(set, id, p, now, trust, None);
+    let f = finality(set, id, p, r.status);
+    if f.human_round_open
+        && r.is_final
+        && !r.early
+        && let Some(policy) = set.policy(&p.policy)
+    {
+        let counting = Counting {
+            id: *id,
+            proposal: p,
+            policy,
+        };
+        if let Some((hid, verdict)) = human_decision(set, &counting) {
+            r = compute(set, id, p, now, trust, Some((hid, verdict, f.contested)));
+        }
+    }
+    // While provisional, the status to act on is the computed one, which a
+    // human decision may just have settled.
+    r.finality = if f.state == crate::finality::State::Provisional {
+        Finality { status: r.status, ..f }
+    } else {
+        f
+    };
+    Ok(r)
+}
+
+/// The computed result: the votes (round 0), or with `human` the result a
+/// human decision settles (round 1), which keeps round 0's reasons.
+fn compute(
+    set: &MessageSet,
+    id: &ContentId,
+    p: &Proposal,
+    now: Timestamp,
+    trust: &TrustTable,
+    human: Option<(ContentId, Verdict, bool)>,
+) -> Resolution {
     let closed = now >= p.closes_at;
     let mut r = Resolution {
         proposal: *id,
@@ -345,24 +432,38 @@ pub fn resolve_with_trust(
         equivocators: Vec::new(),
         confidence_histogram: Vec::new(),
         counted_root: ContentId::of(b""),
+        finality: Finality::none(Status::Pending),
     };
+    if set.anchor(&p.domain).is_none() {
+        r.reasons.push(Reason::NoTrustAnchor);
+        return r;
+    }
     let Some(policy) = set.policy(&p.policy) else {
         r.reasons.push(Reason::PolicyMissing);
-        return Ok(r);
+        return r;
     };
     let invalid = if policy.domain != p.domain {
         Some(Reason::PolicyDomainMismatch)
     } else {
-        let window = p.closes_at.0 - p.created_at.0;
-        (window < policy.rules.min_window_ms || window > policy.rules.max_window_ms)
-            .then_some(Reason::WindowOutOfBounds)
+        match in_force(set, &p.domain, p.created_at) {
+            InForce::Policy(pid) if pid == p.policy => {
+                let window = p.closes_at.0 - p.created_at.0;
+                (window < policy.rules.min_window_ms || window > policy.rules.max_window_ms)
+                    .then_some(Reason::WindowOutOfBounds)
+            }
+            InForce::GenesisMissing(_) => {
+                r.reasons.push(Reason::PolicyMissing);
+                return r;
+            }
+            _ => Some(Reason::PolicyNotInForce),
+        }
     };
     if let Some(reason) = invalid {
         r.status = Status::Invalid;
         r.is_final = true;
         r.reasons.push(reason);
         r.counted_root = root(&[*id, p.policy]);
-        return Ok(r);
+        return r;
     }
     let counting = Counting {
         id: *id,
@@ -380,12 +481,16 @@ pub fn resolve_with_trust(
     if closed {
         r.is_final = true;
         decide_final(p, policy, &mut r);
-        if let Some((hid, verdict)) = human_decision(set, &counting) {
+        if let Some((hid, verdict, contested)) = human {
             r.human_decision = Some(hid);
             r.status = match verdict {
                 Verdict::Approve => Status::Approved,
                 Verdict::Reject => Status::Rejected,
             };
+            if contested {
+                r.reasons.push(Reason::Contested);
+                r.reasons.sort();
+            }
             counted_ids.push(hid);
         }
     } else if let Some(status) = decide_early(p, policy, &r.tally) {
@@ -394,7 +499,7 @@ pub fn resolve_with_trust(
         r.early = true;
     }
     r.counted_root = root(&counted_ids);
-    Ok(r)
+    r
 }
 
 /// SHA-256 over the digests of the counted messages in resolution order:
@@ -624,6 +729,10 @@ pub struct DecisionPackage {
     pub excluded: Vec<PackagedExclusion>,
     /// Every human decision on the proposal, counted or not.
     pub human_decisions: Vec<(ContentId, crate::message::HumanDecision)>,
+    /// Responses and human decisions that reached the node after it saw the
+    /// proposal certified: evidence that cannot change the result (filled
+    /// by the engine, which knows arrival order; empty from the pure function).
+    pub after_certification: Vec<ContentId>,
 }
 
 /// A counted response with its vote.
@@ -696,5 +805,6 @@ pub fn decision_package(set: &MessageSet, resolution: Resolution) -> Option<Deci
         counted,
         excluded,
         human_decisions,
+        after_certification: Vec::new(),
     })
 }

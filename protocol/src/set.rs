@@ -82,6 +82,10 @@ pub struct MessageSet {
     equivocated: BTreeSet<ContentId>,
     /// Domain names, interned for the response index.
     interned: BTreeMap<String, Arc<str>>,
+    /// Policies by the policy they amend.
+    amendments: HashMap<ContentId, BTreeSet<ContentId>>,
+    /// Trust anchors: the genesis policy id of each governed domain.
+    anchors: BTreeMap<String, ContentId>,
 }
 
 impl MessageSet {
@@ -106,8 +110,11 @@ impl MessageSet {
             Body::OutcomeReport(r) => {
                 idx.reports.insert((r.reported_at, id));
             }
-            Body::Policy(_) => {
+            Body::Policy(p) => {
                 idx.policies.insert(id);
+                if let Some(parent) = p.supersedes {
+                    self.amendments.entry(parent).or_default().insert(id);
+                }
             }
             _ => {}
         }
@@ -209,15 +216,31 @@ impl MessageSet {
             .flat_map(|d| d.proposals.iter().copied())
     }
 
-    /// The newest policy of a domain by `(issued_at, revision, id)`.
+    /// The current lineage policy of a domain: the newest policy of the
+    /// chain from its trust anchor.
     pub fn latest_policy(&self, domain: &str) -> Option<ContentId> {
-        self.domains
-            .get(domain)?
-            .policies
-            .iter()
-            .filter_map(|id| Some((self.policy(id)?, *id)))
-            .max_by_key(|(p, id)| (p.issued_at, p.revision, *id))
-            .map(|(_, id)| id)
+        crate::lineage::lineage(self, domain).current()
+    }
+
+    /// Trust `genesis` as the genesis policy of `domain` (replacing any
+    /// earlier anchor of that domain).
+    pub fn set_anchor(&mut self, domain: &str, genesis: ContentId) {
+        self.anchors.insert(domain.to_owned(), genesis);
+    }
+
+    /// The trust anchor (genesis policy id) of a domain.
+    pub fn anchor(&self, domain: &str) -> Option<ContentId> {
+        self.anchors.get(domain).copied()
+    }
+
+    /// Every trust anchor, by domain.
+    pub fn anchors(&self) -> &BTreeMap<String, ContentId> {
+        &self.anchors
+    }
+
+    /// Policies that name `policy` in `supersedes` (valid amendments or not).
+    pub fn amendments_of(&self, policy: &ContentId) -> impl Iterator<Item = &ContentId> {
+        self.amendments.get(policy).into_iter().flatten()
     }
 
     /// Outcome reports of a domain with `reported_at < before`, in order.

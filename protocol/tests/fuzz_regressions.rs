@@ -76,8 +76,8 @@ fn unknown_enum_tags_are_malformed() {
     let tag = 7u32.to_le_bytes();
     assert!(SyncRequest::from_bytes(&tag).is_err_and(|e| is_malformed(&e)));
     assert!(SyncResponse::from_bytes(&tag).is_err_and(|e| is_malformed(&e)));
-    // Envelope: version 1, body tag 6 (no such kind).
-    let mut env = vec![1u8];
+    // Envelope: version 2, body tag 6 (no such kind).
+    let mut env = vec![2u8];
     env.extend_from_slice(&6u32.to_le_bytes());
     assert!(matches!(
         decode_message(&env),
@@ -139,6 +139,7 @@ fn truncated_containers_are_refused() {
 fn engine_refuses_garbage_from_a_peer_and_keeps_running() {
     let f = Fixture::standard();
     let mut engine = Engine::new(EngineConfig::default());
+    engine.add_anchor(DOMAIN, f.policy.id);
     let now = CREATED;
     for junk in [&[][..], &[1u8][..], &HUGE[..], &f.proposal.bytes[1..]] {
         assert!(matches!(

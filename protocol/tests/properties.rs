@@ -75,7 +75,9 @@ proptest! {
         let mut shuffled: Vec<&SignedMessage> = order.iter().filter_map(|i| msgs.get(*i)).collect();
         shuffled.extend(dups.iter().filter_map(|i| msgs.get(*i)));
         let mut set = MessageSet::new();
+        set.set_anchor(DOMAIN, f.policy.id);
         let mut engine = Engine::new(EngineConfig { max_future_skew_ms: u64::MAX, ..EngineConfig::default() });
+        engine.add_anchor(DOMAIN, f.policy.id);
         for m in &shuffled {
             set.insert((*m).clone());
             let _ = engine.ingest(&m.bytes, Origin::Peer, Timestamp(0));
@@ -190,7 +192,9 @@ proptest! {
         }
         let now = CLOSES.plus_ms(200_000);
         let mut engine = Engine::new(EngineConfig { max_future_skew_ms: u64::MAX, ..EngineConfig::default() });
+        engine.add_anchor(DOMAIN, f.policy.id);
         let mut set = MessageSet::new();
+        set.set_anchor(DOMAIN, f.policy.id);
         for i in order.iter().filter(|i| **i < msgs.len()) {
             let _ = engine.ingest(&msgs[*i].bytes, Origin::Peer, now);
             set.insert(msgs[*i].clone());

@@ -226,18 +226,28 @@ fn high_stakes_always_go_to_a_human_who_then_decides() {
     .expect("sign");
     let mut all = votes.to_vec();
     all.push(too_soon);
-    assert_eq!(f.resolve_final(&all).status, Status::Escalated);
-    all.push(approve);
+    all.push(approve.clone());
     all.push(reject.clone());
+    // Until the escalation is certified, human decisions settle nothing.
+    assert_eq!(f.resolve_final(&all).status, Status::Escalated);
+    all.extend(f.attest(&votes));
     let decided = f.resolve_final(&all);
     assert_eq!(decided.status, Status::Rejected);
     assert_eq!(decided.human_decision, Some(reject.id));
+    assert_eq!(decided.finality.state, acp_protocol::finality::State::Escalated);
+    // Both attestors certify the human's result: final.
+    all.extend(f.attest(&all));
+    let certified = f.resolve_final(&all);
+    assert_eq!(certified.finality.state, acp_protocol::finality::State::Certified);
+    assert_eq!(certified.final_status(), Status::Rejected);
     // A human not named by the policy has no say.
     let stranger =
         human_decision(&key(77), &f.proposal, Verdict::Approve, "", CLOSES).expect("sign");
     let mut with_stranger = votes.to_vec();
+    with_stranger.extend(f.attest(&votes));
     with_stranger.push(stranger);
     assert_eq!(f.resolve_final(&with_stranger).status, Status::Escalated);
+    let _ = approve;
 }
 
 #[test]
@@ -254,6 +264,10 @@ fn invalid_window_and_missing_policy() {
     assert_eq!(r.reasons, vec![Reason::WindowOutOfBounds]);
     let mut only = acp_protocol::MessageSet::new();
     only.insert(f.proposal.clone());
+    let r = acp_protocol::resolve(&only, &f.proposal.id, CLOSES).expect("resolve");
+    assert_eq!(r.status, Status::Pending);
+    assert_eq!(r.reasons, vec![Reason::NoTrustAnchor]);
+    only.set_anchor(DOMAIN, f.policy.id);
     let r = acp_protocol::resolve(&only, &f.proposal.id, CLOSES).expect("resolve");
     assert_eq!(r.status, Status::Pending);
     assert_eq!(r.reasons, vec![Reason::PolicyMissing]);

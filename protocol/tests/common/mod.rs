@@ -2,7 +2,7 @@
 //! deterministic keys, and a `World` of engines on a virtual clock.
 #![allow(dead_code)]
 
-use acp_protocol::build::{PolicyBuilder, default_rules, proposal, response};
+use acp_protocol::build::{PolicyBuilder, default_rules, proposal, receipt, response};
 use acp_protocol::engine::{Effect, Engine, EngineConfig, Event, Origin};
 use acp_protocol::{
     ContentId, DecisionRules, Keypair, MessageSet, Resolution, SignedMessage, Stance, Timestamp,
@@ -13,6 +13,11 @@ pub const DOMAIN: &str = "loans.retail";
 pub const CREATED: Timestamp = Timestamp(1_000_000);
 pub const CLOSES: Timestamp = Timestamp(1_060_000);
 
+/// The receipt key of engine `i` of a [`World`].
+pub fn attestor(i: usize) -> Keypair {
+    key(50 + i as u8)
+}
+
 pub fn key(n: u8) -> Keypair {
     let mut seed = [0u8; 32];
     seed[0] = n;
@@ -21,7 +26,9 @@ pub fn key(n: u8) -> Keypair {
 }
 
 /// A domain with two organizations; agents `1..=n` belong to org `(i-1) % 2`
-/// with the given authorities; key 100 proposes (not a member unless listed).
+/// with the given authorities; key 100 proposes (a listed proposer, not a
+/// member). The organizations' attestors are keys 50 and 51, the receipt
+/// keys of a [`World`]'s first two engines.
 pub struct Fixture {
     pub orgs: [Keypair; 2],
     pub agents: Vec<Keypair>,
@@ -44,8 +51,9 @@ impl Fixture {
         let human = key(150);
         let reporter = key(151);
         let mut b = PolicyBuilder::new(DOMAIN)
-            .organization(&orgs[0], "Credit", caps[0])
-            .organization(&orgs[1], "Compliance", caps[1])
+            .organization_attested(&orgs[0], "Credit", caps[0], &attestor(0).public())
+            .organization_attested(&orgs[1], "Compliance", caps[1], &attestor(1).public())
+            .proposer(&proposer.public())
             .human(&human.public())
             .reporter(&reporter.public())
             .rules(rules);
@@ -100,9 +108,10 @@ impl Fixture {
         .expect("response")
     }
 
-    /// The set of policy, proposal and `extra`.
+    /// The set of policy, proposal and `extra`, anchored at the policy.
     pub fn set(&self, extra: &[SignedMessage]) -> MessageSet {
         let mut s = MessageSet::new();
+        s.set_anchor(DOMAIN, self.policy.id);
         s.insert(self.policy.clone());
         s.insert(self.proposal.clone());
         for m in extra {
@@ -113,6 +122,15 @@ impl Fixture {
 
     pub fn resolve_final(&self, extra: &[SignedMessage]) -> Resolution {
         resolve(&self.set(extra), &self.proposal.id, CLOSES).expect("resolve")
+    }
+
+    /// Both attestors' receipts for the closed resolution of the set with
+    /// `extra`.
+    pub fn attest(&self, extra: &[SignedMessage]) -> Vec<SignedMessage> {
+        let r = self.resolve_final(extra);
+        (0..2)
+            .map(|i| receipt(&attestor(i), &self.proposal, &r).expect("receipt"))
+            .collect()
     }
 
     pub fn resolve_at(&self, extra: &[SignedMessage], now: Timestamp) -> Resolution {
@@ -138,7 +156,7 @@ impl World {
         let engines = (0..nodes)
             .map(|i| {
                 Engine::new(EngineConfig {
-                    receipt_key: Some(key(50 + i as u8)),
+                    receipt_key: Some(attestor(i)),
                     ..EngineConfig::default()
                 })
             })
@@ -171,6 +189,13 @@ impl World {
             .push((at.plus_ms(jitter), order ^ self.seq, to, bytes));
     }
 
+    /// Every engine trusts `genesis` as the domain's genesis policy.
+    pub fn anchor(&mut self, domain: &str, genesis: ContentId) {
+        for e in &mut self.engines {
+            e.add_anchor(domain, genesis);
+        }
+    }
+
     /// A local submission at node `at_node` now.
     pub fn submit(&mut self, at_node: usize, msg: &SignedMessage) {
         let now = self.now;
@@ -192,7 +217,18 @@ impl World {
                     }
                 }
                 Effect::Event(ev) => self.events[node].push(ev),
-                Effect::Store { .. } => {}
+                // Anti-entropy stands in for a peer answering a fetch: any
+                // engine that holds the message delivers it.
+                Effect::Fetch { ids, .. } => {
+                    for id in ids {
+                        let holder = self.engines.iter().find_map(|e| e.get_bytes(&id));
+                        if let Some(bytes) = holder.map(<[u8]>::to_vec) {
+                            let at = self.now.plus_ms(1);
+                            self.deliver_at(node, at, bytes);
+                        }
+                    }
+                }
+                Effect::Store { .. } | Effect::Sync { .. } => {}
             }
         }
     }

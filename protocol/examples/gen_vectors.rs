@@ -1,4 +1,4 @@
-//! Generates the ACP v0.1 test vectors in `docs/test-vectors/*.json`.
+//! Generates the ACP v0.2 test vectors in `docs/test-vectors/*.json`.
 //!
 //! Run from the workspace root:
 //!
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use acp_protocol::bundle::{AuditBundle, BundleError, verify_bundle};
 use acp_protocol::codec;
 use acp_protocol::crypto::{self, VerifyItem, signing_input};
+use acp_protocol::finality::State;
 use acp_protocol::resolve::resolve;
 use acp_protocol::sync::{Summary, SyncRequest, SyncResponse};
 use acp_protocol::{
@@ -48,8 +49,16 @@ struct Keys {
     human1: Keypair,
     human2: Keypair,
     reporter: Keypair,
+    /// The attestors of org A and org B (their nodes' receipt keys).
     node: Keypair,
+    node_b: Keypair,
     outsider: Keypair,
+    /// Two more organizations (roots and attestors) for four-organization
+    /// certification cases.
+    org_c: Keypair,
+    org_d: Keypair,
+    node_c: Keypair,
+    node_d: Keypair,
 }
 
 fn kp(seed: u8) -> Keypair {
@@ -67,7 +76,12 @@ impl Keys {
             human2: kp(31),
             reporter: kp(40),
             node: kp(50),
+            node_b: kp(51),
             outsider: kp(60),
+            org_c: kp(3),
+            org_d: kp(4),
+            node_c: kp(52),
+            node_d: kp(53),
         }
     }
 
@@ -84,7 +98,12 @@ impl Keys {
             ("human2", &self.human2),
             ("reporter", &self.reporter),
             ("node", &self.node),
+            ("node_b", &self.node_b),
             ("outsider", &self.outsider),
+            ("org_c", &self.org_c),
+            ("org_d", &self.org_d),
+            ("node_c", &self.node_c),
+            ("node_d", &self.node_d),
         ]
     }
 
@@ -116,6 +135,15 @@ struct PolicyOpts {
     max_window: u64,
     /// Authority of a1..a4 and the proposer.
     authority: [u16; 5],
+    /// Milliseconds before T0 the organizations signed it.
+    issued_before: u64,
+    /// The lineage policy this one amends.
+    supersedes: Option<ContentId>,
+    /// Org C and org D (no members) join, for four organizations.
+    four_orgs: bool,
+    /// Only org A signs (and is the only organization): an amendment below
+    /// the amended policy's quorum.
+    only_org_a: bool,
 }
 
 impl Default for PolicyOpts {
@@ -132,23 +160,29 @@ impl Default for PolicyOpts {
             min_window: 1_000,
             max_window: 86_400_000,
             authority: [10_000; 5],
+            issued_before: 86_400_000,
+            supersedes: None,
+            four_orgs: false,
+            only_org_a: false,
         }
     }
 }
 
 fn policy_body(k: &Keys, o: &PolicyOpts) -> DomainPolicy {
-    let mut orgs = vec![
-        Organization {
-            root: k.org_a.public(),
-            name: "Acme Bank".into(),
-            weight_cap_bps: o.cap_a,
-        },
-        Organization {
-            root: k.org_b.public(),
-            name: "Globex Payments".into(),
-            weight_cap_bps: o.cap_b,
-        },
-    ];
+    let org = |root: &Keypair, name: &str, cap: u16, attestor: &Keypair| Organization {
+        root: root.public(),
+        name: name.into(),
+        weight_cap_bps: cap,
+        attestor: attestor.public(),
+    };
+    let mut orgs = vec![org(&k.org_a, "Acme Bank", o.cap_a, &k.node)];
+    if !o.only_org_a {
+        orgs.push(org(&k.org_b, "Globex Payments", o.cap_b, &k.node_b));
+    }
+    if o.four_orgs {
+        orgs.push(org(&k.org_c, "Initech Card Services", 10_000, &k.node_c));
+        orgs.push(org(&k.org_d, "Umbrella Risk", 10_000, &k.node_d));
+    }
     orgs.sort_by_key(|x| x.root);
     let idx = |root: PublicKey| orgs.iter().position(|x| x.root == root).unwrap_or(0) as u16;
     let (ia, ib) = (idx(k.org_a.public()), idx(k.org_b.public()));
@@ -169,10 +203,11 @@ fn policy_body(k: &Keys, o: &PolicyOpts) -> DomainPolicy {
     members.sort_by_key(|m| m.agent);
     let mut humans = vec![k.human1.public(), k.human2.public()];
     humans.sort();
+    let n = orgs.len();
     DomainPolicy {
         domain: o.domain.clone(),
         revision: o.revision,
-        issued_at: Timestamp(T0 - 86_400_000),
+        issued_at: Timestamp(T0 - o.issued_before),
         organizations: orgs,
         members,
         humans,
@@ -185,6 +220,11 @@ fn policy_body(k: &Keys, o: &PolicyOpts) -> DomainPolicy {
             min_window_ms: o.min_window,
             max_window_ms: o.max_window,
         },
+        proposers: Vec::new(),
+        supersedes: o.supersedes,
+        approvers: Vec::new(),
+        amendment_quorum: acp_protocol::build::default_quorum(n),
+        finality_quorum: acp_protocol::build::default_quorum(n),
     }
 }
 
@@ -193,7 +233,14 @@ fn sign(body: Body, keys: &[&Keypair]) -> SignedMessage {
 }
 
 fn policy(k: &Keys, o: &PolicyOpts) -> SignedMessage {
-    sign(Body::Policy(policy_body(k, o)), &[&k.org_a, &k.org_b])
+    let mut roots = vec![&k.org_a];
+    if !o.only_org_a {
+        roots.push(&k.org_b);
+    }
+    if o.four_orgs {
+        roots.extend([&k.org_c, &k.org_d]);
+    }
+    sign(Body::Policy(policy_body(k, o)), &roots)
 }
 
 #[derive(Clone)]
@@ -510,11 +557,22 @@ fn rejections(k: &Keys, pol: &SignedMessage, prop: &SignedMessage) -> Vec<Reject
 
     // --- version
     let body = resp.body().clone();
-    let v2id = ContentId::of(&codec::encode(&(2u8, &body)).expect("enc"));
+    let v1id = ContentId::of(&codec::encode(&(1u8, &body)).expect("enc"));
     out.push(Rejected {
         name: "unsupported_version",
-        note: "version byte 2 with a version-1 body, signed over its own prefix",
-        bytes: envelope_bytes(2, &body, vec![entry(k.a(1), b"acp/v1/response", &v2id)]),
+        note: "a version-1 message: version byte 1, the response signed under acp/v1/response over its own prefix; refused by its first byte",
+        bytes: envelope_bytes(1, &body, vec![entry(k.a(1), b"acp/v1/response", &v1id)]),
+        fill: false,
+    });
+    let v1_policy = {
+        let mut b = pol.bytes.clone();
+        b[0] = 1;
+        b
+    };
+    out.push(Rejected {
+        name: "unsupported_version_policy",
+        note: "a policy with version byte 1: its body would not even decode under the v0.1 layout; the version is checked first",
+        bytes: v1_policy,
         fill: false,
     });
     out.push(Rejected {
@@ -634,7 +692,7 @@ fn rejections(k: &Keys, pol: &SignedMessage, prop: &SignedMessage) -> Vec<Reject
     out.push(Rejected {
         name: "policy_without_organizations",
         note: "a policy must name 1..=256 organizations (it then has no required signer)",
-        bytes: envelope_bytes(1, &Body::Policy(q), vec![]),
+        bytes: envelope_bytes(2, &Body::Policy(q), vec![]),
         fill: false,
     });
     // Weak keys.
@@ -660,6 +718,65 @@ fn rejections(k: &Keys, pol: &SignedMessage, prop: &SignedMessage) -> Vec<Reject
         bytes: bad(Body::Policy(q), &both),
         fill: false,
     });
+    let mut q = base.clone();
+    q.proposers = vec![k.a(2).public(), k.a(1).public()];
+    q.proposers.sort();
+    q.proposers.reverse();
+    out.push(Rejected {
+        name: "policy_proposers_unsorted",
+        note: "proposers must be sorted, unique",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
+    let mut q = base.clone();
+    q.approvers = vec![k.org_a.public()];
+    out.push(Rejected {
+        name: "policy_approver_is_a_root",
+        note: "an approver must not also be an organization root",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
+    let mut q = base.clone();
+    let shared = q.organizations[0].attestor;
+    q.organizations[1].attestor = shared;
+    out.push(Rejected {
+        name: "policy_shared_attestor",
+        note: "two organizations name one attestor key: it would count twice",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
+    let mut q = base.clone();
+    q.organizations[0].attestor = PublicKey(IDENTITY);
+    out.push(Rejected {
+        name: "policy_weak_attestor",
+        note: "an attestor key of small order",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
+    let mut q = base.clone();
+    q.finality_quorum = 1;
+    out.push(Rejected {
+        name: "policy_finality_quorum_not_a_majority",
+        note: "finality quorum 1 of 2 organizations: two certificates could share no organization",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
+    let mut q = base.clone();
+    q.amendment_quorum = 3;
+    out.push(Rejected {
+        name: "policy_amendment_quorum_above_organizations",
+        note: "amendment quorum 3 with two organizations",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
+    let mut q = base.clone();
+    q.approvers = vec![k.org_c.public()];
+    out.push(Rejected {
+        name: "policy_approver_did_not_sign",
+        note: "an approver is a required signer: the policy is signed by the two roots only",
+        bytes: bad(Body::Policy(q), &both),
+        fill: false,
+    });
 
     // --- signers
     let body = Body::Response(response_body(
@@ -673,24 +790,24 @@ fn rejections(k: &Keys, pol: &SignedMessage, prop: &SignedMessage) -> Vec<Reject
     out.push(Rejected {
         name: "signed_by_another_key",
         note: "a1's response signed by a2",
-        bytes: envelope_bytes(1, &body, vec![entry(k.a(2), b"acp/v1/response", &id)]),
+        bytes: envelope_bytes(2, &body, vec![entry(k.a(2), b"acp/v2/response", &id)]),
         fill: false,
     });
     out.push(Rejected {
         name: "no_signature",
         note: "a response with an empty signature list",
-        bytes: envelope_bytes(1, &body, vec![]),
+        bytes: envelope_bytes(2, &body, vec![]),
         fill: false,
     });
     out.push(Rejected {
         name: "extra_signature",
         note: "a response signed by its author and a second key",
         bytes: envelope_bytes(
-            1,
+            2,
             &body,
             vec![
-                entry(k.a(1), b"acp/v1/response", &id),
-                entry(k.a(2), b"acp/v1/response", &id),
+                entry(k.a(1), b"acp/v2/response", &id),
+                entry(k.a(2), b"acp/v2/response", &id),
             ],
         ),
         fill: false,
@@ -700,14 +817,14 @@ fn rejections(k: &Keys, pol: &SignedMessage, prop: &SignedMessage) -> Vec<Reject
     out.push(Rejected {
         name: "policy_missing_org_signature",
         note: "a two-organization policy signed by one root",
-        bytes: envelope_bytes(1, &pbody, vec![sigs[0].clone()]),
+        bytes: envelope_bytes(2, &pbody, vec![sigs[0].clone()]),
         fill: false,
     });
     sigs.reverse();
     out.push(Rejected {
         name: "policy_signatures_unsorted",
         note: "both roots sign, but not in ascending key order",
-        bytes: envelope_bytes(1, &pbody, sigs),
+        bytes: envelope_bytes(2, &pbody, sigs),
         fill: false,
     });
 
@@ -730,24 +847,24 @@ fn rejections(k: &Keys, pol: &SignedMessage, prop: &SignedMessage) -> Vec<Reject
     });
     out.push(Rejected {
         name: "wrong_kind_tag",
-        note: "a response signed under the proposal tag acp/v1/proposal",
-        bytes: envelope_bytes(1, &body, vec![entry(k.a(1), b"acp/v1/proposal", &id)]),
+        note: "a response signed under the proposal tag acp/v2/proposal",
+        bytes: envelope_bytes(2, &body, vec![entry(k.a(1), b"acp/v2/proposal", &id)]),
         fill: false,
     });
-    let mut e = entry(k.a(1), b"acp/v1/response", &id);
+    let mut e = entry(k.a(1), b"acp/v2/response", &id);
     add_group_order(&mut e.signature);
     out.push(Rejected {
         name: "non_canonical_s",
         note: "a valid signature with s replaced by s + L",
-        bytes: envelope_bytes(1, &body, vec![e]),
+        bytes: envelope_bytes(2, &body, vec![e]),
         fill: false,
     });
-    let mut e = entry(k.a(1), b"acp/v1/response", &id);
+    let mut e = entry(k.a(1), b"acp/v2/response", &id);
     e.signature.0[..32].copy_from_slice(&not_a_point());
     out.push(Rejected {
         name: "r_not_a_point",
         note: "signature R replaced by an encoding that is not a curve point",
-        bytes: envelope_bytes(1, &body, vec![e]),
+        bytes: envelope_bytes(2, &body, vec![e]),
         fill: false,
     });
     out
@@ -763,14 +880,118 @@ struct Case {
     now: u64,
     want: Status,
     want_reasons: Vec<Reason>,
+    /// The trust anchor of the proposal's domain.
+    anchor: Anchor,
+    /// The finality state and the status to act on, when the case is about them.
+    want_final: Option<(State, Status)>,
+}
+
+/// Which genesis the case's set trusts for the proposal's domain.
+#[derive(Clone, Copy)]
+enum Anchor {
+    /// The first policy among the messages.
+    FirstPolicy,
+    /// This id (which may be absent from the set).
+    Id(ContentId),
+    /// None: the domain is not governed.
+    None,
+}
+
+impl Case {
+    fn set(&self) -> MessageSet {
+        let mut set = MessageSet::new();
+        if let Some(g) = self.genesis() {
+            set.set_anchor(DOMAIN, g);
+        }
+        for m in &self.messages {
+            set.insert(m.clone());
+        }
+        set
+    }
+
+    fn genesis(&self) -> Option<ContentId> {
+        match self.anchor {
+            Anchor::FirstPolicy => self
+                .messages
+                .iter()
+                .find(|m| matches!(m.body(), Body::Policy(_)))
+                .map(|m| m.id),
+            Anchor::Id(id) => Some(id),
+            Anchor::None => None,
+        }
+    }
+}
+
+/// Receipts by `attestors` for the closed resolution of `msgs` (anchored
+/// at their first policy): what honest attestors sign at finalization.
+fn certify(
+    msgs: &[SignedMessage],
+    proposal: ContentId,
+    attestors: &[&Keypair],
+) -> Vec<SignedMessage> {
+    let c = Case {
+        name: "certify",
+        note: "",
+        messages: msgs.to_vec(),
+        proposal,
+        now: u64::MAX,
+        want: Status::Pending,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
+    };
+    let r = resolve(&c.set(), &proposal, Timestamp(u64::MAX)).expect("resolve");
+    attestors
+        .iter()
+        .map(|a| receipt_for(a, proposal, &r))
+        .collect()
+}
+
+fn receipt_for(node: &Keypair, proposal: ContentId, r: &Resolution) -> SignedMessage {
+    attest(
+        node,
+        proposal,
+        r.status,
+        r.digest(),
+        r.counted_root,
+        r.human_decision,
+    )
+}
+
+fn attest(
+    node: &Keypair,
+    proposal: ContentId,
+    status: Status,
+    resolution: ContentId,
+    counted_root: ContentId,
+    human_decision: Option<ContentId>,
+) -> SignedMessage {
+    sign(
+        Body::Receipt(Receipt {
+            node: node.public(),
+            domain: DOMAIN.into(),
+            proposal,
+            closes_at: Timestamp(CLOSES),
+            status,
+            resolution,
+            counted_root,
+            human_decision,
+        }),
+        &[node],
+    )
 }
 
 fn resolution_json(c: &Case) -> (Value, Resolution) {
-    let mut set = MessageSet::new();
-    for m in &c.messages {
-        set.insert(m.clone());
-    }
+    let set = c.set();
     let r = resolve(&set, &c.proposal, Timestamp(c.now)).expect("proposal in set");
+    if let Some((state, status)) = c.want_final {
+        assert_eq!(
+            (r.finality.state, r.final_status()),
+            (state, status),
+            "case {} did not reach its finality",
+            c.name
+        );
+    }
     assert_eq!(
         (r.status, &r.reasons),
         (c.want, &c.want_reasons),
@@ -783,8 +1004,11 @@ fn resolution_json(c: &Case) -> (Value, Resolution) {
         "messages": c.messages.iter().map(|m| hexs(&m.bytes)).collect::<Vec<_>>(),
         "proposal": c.proposal.to_string(),
         "now": c.now,
+        "anchor": c.genesis().map(|g| g.to_string()),
         "expected": {
             "status": r.status,
+            "final_status": r.final_status(),
+            "finality": serde_json::to_value(&r.finality).expect("json"),
             "reasons": r.reasons,
             "is_final": r.is_final,
             "early": r.early,
@@ -834,6 +1058,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "margin_plus_one_bp",
@@ -843,6 +1069,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "margin_minus_one_bp",
@@ -852,6 +1080,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "reject_margin_plus_one_bp",
@@ -861,6 +1091,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Rejected,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "reject_margin_exact",
@@ -870,6 +1102,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "exact_tie",
@@ -879,6 +1113,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let zero = policy(
         k,
@@ -903,6 +1139,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "zero_margin_one_bp",
@@ -917,6 +1155,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Participation: 50% of the potential weight must respond (a1..a4 equal).
@@ -928,6 +1168,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::LowParticipation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "participation_at_minimum",
@@ -940,6 +1182,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Low confidence: floor 2000 on the weighted mean confidence of decisive votes.
@@ -954,6 +1198,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "low_confidence",
@@ -966,6 +1212,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::LowConfidence],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // High stakes.
@@ -994,6 +1242,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::HighStakes],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "high_stakes_never_early",
@@ -1003,17 +1253,22 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0 + 30_000,
         want: Status::Pending,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
-    let mut decided = msgs;
+    let mut decided = msgs.clone();
+    decided.extend(certify(&msgs, hid, &[&k.node, &k.node_b]));
     decided.push(decision(&k.human1, hid, Verdict::Approve, CLOSES));
     out.push(Case {
         name: "high_stakes_human_approves",
-        note: "a listed human decides at closes_at: approved, reasons kept",
+        note: "both attestors certify the escalation; a listed human decides at closes_at: round 1 computes approved, reasons kept",
         messages: decided,
         proposal: hid,
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![Reason::HighStakes],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Organization caps: org A capped at 30% of the total potential.
@@ -1044,6 +1299,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "cap_not_set",
@@ -1053,6 +1310,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Equivocation.
@@ -1069,6 +1328,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin, Reason::Equivocation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "equivocation_still_decides",
@@ -1084,6 +1345,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let early_votes = vec![
         response(a(1), pid, Endorse, 10_000, t(1_000)),
@@ -1102,6 +1365,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin, Reason::Equivocation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Deadlines.
@@ -1116,6 +1381,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "late_response",
@@ -1128,6 +1395,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES + 10_000,
         want: Status::Escalated,
         want_reasons: vec![Reason::LowParticipation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "response_before_proposal",
@@ -1140,6 +1409,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::LowParticipation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Early decision.
@@ -1151,6 +1422,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0 + 10_000,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "not_early",
@@ -1160,6 +1433,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0 + 10_000,
         want: Status::Pending,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "early_decision_reject",
@@ -1173,6 +1448,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0 + 10_000,
         want: Status::Rejected,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "pending_no_votes",
@@ -1182,6 +1459,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0,
         want: Status::Pending,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out.push(Case {
         name: "closed_no_votes",
@@ -1191,6 +1470,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin, Reason::LowParticipation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
     // Who counts.
@@ -1207,6 +1488,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let mut other_domain = response_body(a(1), pid, Endorse, 10_000, t(1_000));
     other_domain.domain = "fraud.other".into();
@@ -1221,10 +1504,15 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::LowParticipation],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
 
-    // Human decisions.
-    let tie = margin(7_000, 7_000);
+    // Human decisions: eligible only once round 0 certified the escalation
+    // (or is contested). `tie` escalates; both attestors certify it.
+    let both = [&k.node, &k.node_b];
+    let mut tie = margin(7_000, 7_000);
+    tie.extend(certify(&tie, pid, &both));
     let mut h = tie.clone();
     h.push(decision(&k.human1, pid, Verdict::Reject, CLOSES + 10));
     h.push(decision(&k.human2, pid, Verdict::Approve, CLOSES + 5));
@@ -1232,12 +1520,14 @@ fn cases(k: &Keys) -> Vec<Case> {
     h.push(decision(&k.outsider, pid, Verdict::Reject, CLOSES));
     out.push(Case {
         name: "human_decision_earliest_wins",
-        note: "human2 approves at close+5, human1 rejects at close+10: earliest wins; a decision before closes_at and one by an unlisted key are ignored",
+        note: "the escalation is certified; human2 approves at close+5, human1 rejects at close+10: earliest wins; a decision before closes_at and one by an unlisted key are ignored",
         messages: h,
         proposal: pid,
         now: CLOSES + 20,
         want: Status::Approved,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let mut h = tie.clone();
     h.push(decision(&k.human1, pid, Verdict::Reject, CLOSES + 5));
@@ -1250,45 +1540,277 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES + 20,
         want: Status::Escalated, // replaced below by the actual winner
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
-    let mut h = margin(3_001, 2_000);
+    let mut approved = margin(3_001, 2_000);
+    approved.extend(certify(&approved, pid, &both));
+    let mut h = approved.clone();
     h.push(decision(&k.human1, pid, Verdict::Reject, CLOSES + 1));
     out.push(Case {
-        name: "human_decision_overrides_votes",
-        note: "votes approve, a listed human rejects after the close: the human decision is applied (see SPEC hard cases)",
+        name: "human_decision_ignored_without_escalation",
+        note: "votes approve and both attestors certify it; a listed human rejects after the close: ignored, human decisions settle only escalated or contested proposals",
         messages: h,
         proposal: pid,
         now: CLOSES + 20,
-        want: Status::Rejected,
+        want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Certified, Status::Approved)),
+    });
+    let mut uncert = margin(7_000, 7_000);
+    uncert.push(decision(&k.human1, pid, Verdict::Reject, CLOSES + 1));
+    out.push(Case {
+        name: "human_decision_waits_for_certified_escalation",
+        note: "a tie escalates but no attestor has signed yet: the human decision is not read",
+        messages: uncert,
+        proposal: pid,
+        now: CLOSES + 20,
+        want: Status::Escalated,
+        want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Provisional, Status::Escalated)),
     });
     // A human decision racing a response signed before the close but
     // delivered after the decision: the human decision settles the status.
-    let race = with(vec![
+    let mut race = with(vec![
         response(a(1), pid, Endorse, 7_000, t(1_000)),
         response(a(3), pid, Challenge, 7_000, t(1_000)),
         response(a(4), pid, Abstain, 5_000, t(1_000)),
-        decision(&k.human2, pid, Verdict::Reject, CLOSES + 5),
     ]);
+    race.extend(certify(&race, pid, &both));
+    let human_reject = decision(&k.human2, pid, Verdict::Reject, CLOSES + 5);
+    race.push(human_reject.clone());
     out.push(Case {
         name: "human_decision_before_late_response",
-        note: "tie escalated, human2 rejects at close+5",
+        note: "tie escalated and certified, human2 rejects at close+5: round 1 computes the rejection; not final until attestors certify it",
         messages: race.clone(),
         proposal: pid,
         now: CLOSES + 20,
         want: Status::Rejected,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Escalated, Status::Escalated)),
     });
-    let mut race = race;
+    let mut settled = race.clone();
+    settled.extend(certify(&race, pid, &both));
+    out.push(Case {
+        name: "human_decision_certified",
+        note: "both attestors certify the human's result (round 1, receipts name the decision): rejected, final",
+        messages: settled.clone(),
+        proposal: pid,
+        now: CLOSES + 20,
+        want: Status::Rejected,
+        want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Certified, Status::Rejected)),
+    });
     race.push(response(a(2), pid, Endorse, 10_000, CLOSES));
     out.push(Case {
         name: "human_decision_with_late_response",
-        note: "the same set plus a2's endorsement signed at closes_at (delivered later): votes alone would approve, the human decision still rejects; the resolution digest differs from the case above",
+        note: "the race set plus a2's endorsement signed at closes_at (delivered later): votes alone would now approve, round 1 still applies the rejection (the escalation is certified); the digest differs from the case above",
         messages: race,
         proposal: pid,
         now: CLOSES + 20,
         want: Status::Rejected,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Escalated, Status::Escalated)),
+    });
+    let mut late_after = settled;
+    late_after.push(response(a(2), pid, Endorse, 10_000, CLOSES));
+    out.push(Case {
+        name: "certified_then_backdated_response",
+        note: "after the human's result is certified, a2's endorsement dated at closes_at arrives: the computation changes, the certified result does not",
+        messages: late_after,
+        proposal: pid,
+        now: CLOSES + 20,
+        want: Status::Rejected,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Certified, Status::Rejected)),
+    });
+
+    // Certificates of the votes (round 0).
+    let mut cert = margin(3_001, 2_000);
+    cert.extend(certify(&cert, pid, &both));
+    out.push(Case {
+        name: "certified_approval",
+        note: "votes approve; the attestors of both organizations (quorum 2 of 2) sign the same receipt",
+        messages: cert.clone(),
+        proposal: pid,
+        now: CLOSES,
+        want: Status::Approved,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Certified, Status::Approved)),
+    });
+    let mut half = margin(3_001, 2_000);
+    half.extend(certify(&half, pid, &[&k.node]));
+    half.push(attest(
+        &k.outsider,
+        pid,
+        Status::Approved,
+        ContentId::of(b"x"),
+        ContentId::of(b"y"),
+        None,
+    ));
+    out.push(Case {
+        name: "one_attestor_is_not_a_certificate",
+        note: "only org A's attestor signed, and an outsider's receipt counts for nothing: provisional",
+        messages: half,
+        proposal: pid,
+        now: CLOSES,
+        want: Status::Approved,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Provisional, Status::Approved)),
+    });
+    let mut equiv = cert.clone();
+    let cr = resolve(
+        &Case {
+            name: "",
+            note: "",
+            messages: cert.clone(),
+            proposal: pid,
+            now: CLOSES,
+            want: Status::Pending,
+            want_reasons: vec![],
+            anchor: Anchor::FirstPolicy,
+            want_final: None,
+        }
+        .set(),
+        &pid,
+        Timestamp(CLOSES),
+    )
+    .expect("resolve");
+    equiv.push(attest(
+        &k.node_b,
+        pid,
+        Status::Rejected,
+        ContentId::of(b"forged"),
+        cr.counted_root,
+        None,
+    ));
+    equiv.push(response(a(1), pid, Challenge, 10_000, CLOSES));
+    out.push(Case {
+        name: "certified_then_equivocations",
+        note: "after the certificate, org B's attestor signs a rejection and a1 signs a second response dated at the close: both are evidence (attestor equivocation, responder equivocation); the votes now compute a rejection, the certified approval stands",
+        messages: equiv,
+        proposal: pid,
+        now: CLOSES,
+        want: Status::Rejected,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Certified, Status::Approved)),
+    });
+
+    // Four organizations, quorum 3: a contest, settled by a human.
+    let four = policy(
+        k,
+        &PolicyOpts {
+            four_orgs: true,
+            revision: 4,
+            ..PolicyOpts::default()
+        },
+    );
+    let fprop = proposal(
+        k,
+        four.id,
+        &PropOpts {
+            label: "four orgs",
+            ..PropOpts::default()
+        },
+    );
+    let fid = fprop.id;
+    let mut contest = vec![
+        four.clone(),
+        fprop.clone(),
+        response(a(1), fid, Endorse, 9_000, t(1_000)),
+        response(a(3), fid, Endorse, 9_000, t(1_000)),
+    ];
+    for (i, node) in [&k.node, &k.node_b, &k.node_c, &k.node_d]
+        .into_iter()
+        .enumerate()
+    {
+        let status = [
+            Status::Approved,
+            Status::Rejected,
+            Status::Escalated,
+            Status::Approved,
+        ][i];
+        contest.push(attest(
+            node,
+            fid,
+            status,
+            ContentId::of(&[i as u8]),
+            ContentId::of(&[i as u8, 1]),
+            None,
+        ));
+    }
+    out.push(Case {
+        name: "contested",
+        note: "four organizations (quorum 3) sign four different results: for every result at least 3 organizations signed another, so none can be certified without 2 equivocations: escalated, a human decides",
+        messages: contest.clone(),
+        proposal: fid,
+        now: CLOSES,
+        want: Status::Approved,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Contested, Status::Escalated)),
+    });
+    let mut three = contest[..contest.len() - 1].to_vec();
+    three.push(attest(
+        &k.node_d,
+        fid,
+        Status::Approved,
+        ContentId::of(&[0]),
+        ContentId::of(&[0, 1]),
+        None,
+    ));
+    out.push(Case {
+        name: "split_not_contested",
+        note: "org D signs the same result as org A: that result has 2 supporters, only 2 organizations signed another, so it is not contested (and not certified): provisional",
+        messages: three,
+        proposal: fid,
+        now: CLOSES,
+        want: Status::Approved,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Provisional, Status::Approved)),
+    });
+    let mut settle = contest.clone();
+    settle.push(decision(&k.human1, fid, Verdict::Reject, CLOSES + 1));
+    let settled_r = resolve(
+        &Case {
+            name: "",
+            note: "",
+            messages: settle.clone(),
+            proposal: fid,
+            now: CLOSES,
+            want: Status::Pending,
+            want_reasons: vec![],
+            anchor: Anchor::FirstPolicy,
+            want_final: None,
+        }
+        .set(),
+        &fid,
+        Timestamp(CLOSES + 10),
+    )
+    .expect("resolve");
+    for node in [&k.node, &k.node_b, &k.node_c] {
+        settle.push(receipt_for(node, fid, &settled_r));
+    }
+    out.push(Case {
+        name: "contested_then_human_certified",
+        note: "human1 rejects the contested proposal; three attestors certify the human's result (round 1): rejected, final; reasons gain `contested`",
+        messages: settle,
+        proposal: fid,
+        now: CLOSES + 10,
+        want: Status::Rejected,
+        want_reasons: vec![Reason::Contested],
+        anchor: Anchor::FirstPolicy,
+        want_final: Some((State::Certified, Status::Rejected)),
     });
 
     // Invalid and missing policy.
@@ -1300,6 +1822,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Pending,
         want_reasons: vec![Reason::PolicyMissing],
+        anchor: Anchor::Id(std_policy.id),
+        want_final: None,
     });
     let long = proposal(
         k,
@@ -1318,6 +1842,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0,
         want: Status::Invalid,
         want_reasons: vec![Reason::WindowOutOfBounds],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let short = proposal(
         k,
@@ -1336,6 +1862,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0,
         want: Status::Invalid,
         want_reasons: vec![Reason::WindowOutOfBounds],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let other = policy(
         k,
@@ -1353,6 +1881,135 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: T0,
         want: Status::Invalid,
         want_reasons: vec![Reason::PolicyDomainMismatch],
+        anchor: Anchor::Id(std_policy.id),
+        want_final: None,
+    });
+
+    // Domain lineage: the genesis, an amendment signed by both roots, one
+    // signed by org A alone (below the genesis's amendment quorum of 2),
+    // and a fork.
+    let amend = |label: u64, before: u64, only_a: bool| {
+        policy(
+            k,
+            &PolicyOpts {
+                revision: 10 + label,
+                issued_before: before,
+                supersedes: Some(std_policy.id),
+                only_org_a: only_a,
+                margin: 1_000 + label as u16,
+                ..PolicyOpts::default()
+            },
+        )
+    };
+    let amended = amend(0, 3_600_000, false);
+    let on_amended = proposal(
+        k,
+        amended.id,
+        &PropOpts {
+            label: "under the amendment",
+            ..PropOpts::default()
+        },
+    );
+    out.push(Case {
+        name: "lineage_amendment_in_force",
+        note: "the genesis is amended (supersedes it, signed by both roots, issued an hour before created_at): a proposal pinning the amendment is decided under it",
+        messages: vec![std_policy.clone(), amended.clone(), on_amended.clone(), response(a(1), on_amended.id, Endorse, 9_000, t(1_000)), response(a(3), on_amended.id, Endorse, 9_000, t(1_000))],
+        proposal: on_amended.id,
+        now: CLOSES,
+        want: Status::Approved,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
+    });
+    out.push(Case {
+        name: "lineage_superseded_policy_not_in_force",
+        note: "a proposal created after the amendment still pins the genesis: invalid",
+        messages: vec![std_policy.clone(), amended.clone(), std_prop.clone()],
+        proposal: pid,
+        now: CLOSES,
+        want: Status::Invalid,
+        want_reasons: vec![Reason::PolicyNotInForce],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
+    });
+    let weak = amend(1, 3_600_000, true);
+    let on_weak = proposal(
+        k,
+        weak.id,
+        &PropOpts {
+            label: "under a weak amendment",
+            ..PropOpts::default()
+        },
+    );
+    out.push(Case {
+        name: "lineage_amendment_below_quorum",
+        note: "an amendment signed by org A alone (1 of the genesis's 2 required roots) is not in the lineage: a proposal pinning it is invalid",
+        messages: vec![std_policy.clone(), weak.clone(), on_weak.clone()],
+        proposal: on_weak.id,
+        now: CLOSES,
+        want: Status::Invalid,
+        want_reasons: vec![Reason::PolicyNotInForce],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
+    });
+    out.push(Case {
+        name: "lineage_rogue_policy_ignored",
+        note: "the same weak amendment does not displace the genesis: a proposal pinning the genesis stays valid",
+        messages: vec![std_policy.clone(), weak.clone(), std_prop.clone(), response(a(1), pid, Endorse, 9_000, t(1_000)), response(a(3), pid, Endorse, 9_000, t(1_000))],
+        proposal: pid,
+        now: CLOSES,
+        want: Status::Approved,
+        want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
+    });
+    let fork_a = amend(2, 7_200_000, false);
+    let fork_b = amend(3, 7_200_000, false);
+    let (first, second) = if fork_a.id < fork_b.id {
+        (fork_a, fork_b)
+    } else {
+        (fork_b, fork_a)
+    };
+    let on_second = proposal(
+        k,
+        second.id,
+        &PropOpts {
+            label: "under the losing fork",
+            ..PropOpts::default()
+        },
+    );
+    out.push(Case {
+        name: "lineage_fork_smaller_id_followed",
+        note: "two valid amendments of the genesis with the same issued_at: the chain follows the smaller id; a proposal pinning the other is invalid (the fork is evidence against both roots)",
+        messages: vec![std_policy.clone(), first.clone(), second.clone(), on_second.clone()],
+        proposal: on_second.id,
+        now: CLOSES,
+        want: Status::Invalid,
+        want_reasons: vec![Reason::PolicyNotInForce],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
+    });
+    out.push(Case {
+        name: "no_trust_anchor",
+        note: "the node trusts no genesis for the domain: pending, whatever the set holds",
+        messages: with(vec![response(a(1), pid, Endorse, 9_000, t(1_000))]),
+        proposal: pid,
+        now: CLOSES,
+        want: Status::Pending,
+        want_reasons: vec![Reason::NoTrustAnchor],
+        anchor: Anchor::None,
+        want_final: None,
+    });
+    out.push(Case {
+        name: "genesis_missing",
+        note: "the proposal pins the amendment, which is present, but the genesis it amends is not: pending",
+        messages: vec![amended.clone(), on_amended.clone()],
+        proposal: on_amended.id,
+        now: CLOSES,
+        want: Status::Pending,
+        want_reasons: vec![Reason::PolicyMissing],
+        anchor: Anchor::Id(std_policy.id),
+        want_final: None,
     });
 
     // Trust: an earlier proposal Q, reported failed before P was created.
@@ -1392,6 +2049,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Escalated,
         want_reasons: vec![Reason::NoMargin],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let mut late = with(history.clone());
     late.push(report(&k.reporter, qid, Outcome::Failed, T0));
@@ -1404,6 +2063,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let mut conflict = m.clone();
     conflict.push(report(&k.reporter, qid, Outcome::Succeeded, T0 - 2));
@@ -1415,6 +2076,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     let mut unauth = with(history);
     unauth.push(report(&k.outsider, qid, Outcome::Failed, T0 - 1));
@@ -1427,6 +2090,8 @@ fn cases(k: &Keys) -> Vec<Case> {
         now: CLOSES,
         want: Status::Approved,
         want_reasons: vec![],
+        anchor: Anchor::FirstPolicy,
+        want_final: None,
     });
     out
 }
@@ -1436,7 +2101,7 @@ fn cases(k: &Keys) -> Vec<Case> {
 fn signature_vectors(k: &Keys) -> Vec<Value> {
     let mut out = Vec::new();
     let id = ContentId::of(b"acp test vector");
-    let msg = signing_input(b"acp/v1/response", &id);
+    let msg = signing_input(b"acp/v2/response", &id);
     let mut push = |name: &str, note: &str, key: [u8; 32], sig: [u8; 64]| {
         let (pk, s) = (PublicKey(key), Signature(sig));
         let item = VerifyItem {
@@ -1458,7 +2123,7 @@ fn signature_vectors(k: &Keys) -> Vec<Value> {
             "weak_key": pk.is_weak(),
         }));
     };
-    let honest = k.a(1).sign(b"acp/v1/response", &id);
+    let honest = k.a(1).sign(b"acp/v2/response", &id);
     push(
         "honest",
         "an ordinary RFC 8032 signature",
@@ -1550,8 +2215,26 @@ fn ingest_vectors(k: &Keys) -> Value {
         (future.bytes.clone(), "peer", T0),
         (future.bytes.clone(), "peer", T0 + 1),
         (vec![0u8; 3], "peer", T0 + 1),
+        (
+            response(&k.outsider, prop.id, Stance::Challenge, 9_000, T0 + 2_000).bytes,
+            "peer",
+            T0 + 2_000,
+        ),
+        (
+            response(
+                k.a(3),
+                ContentId::of(b"not yet here"),
+                Stance::Endorse,
+                9_000,
+                T0 + 2_000,
+            )
+            .bytes,
+            "peer",
+            T0 + 2_000,
+        ),
     ];
     let mut engine = Engine::new(EngineConfig::default());
+    engine.add_anchor(DOMAIN, pol.id);
     let mut out = Vec::new();
     for (bytes, origin, now) in steps {
         let o = match origin {
@@ -1570,13 +2253,21 @@ fn ingest_vectors(k: &Keys) -> Value {
                 v["result"] = json!("rejected");
                 v
             }
+            Err(IngestError::NotAdmitted(r)) => {
+                json!({"result": "not_admitted", "refusal": r.code()})
+            }
+            Err(IngestError::Pending { needs }) => {
+                json!({"result": "pending", "needs": needs.to_string()})
+            }
             Err(_) => json!({"result": "other"}),
         };
         out.push(json!({"hex": hexs(&bytes), "origin": origin, "now": now, "expected": expected}));
     }
     json!({
-        "description": "One engine with the default configuration (max_future_skew_ms = 60000), fed these messages in order. `orders`: engines fed the same set in different orders, with ticks in between, must all resolve like resolve() on the set.",
+        "description": "One engine with the default configuration (max_future_skew_ms = 60000) and `anchor` as the genesis of `domain`, fed these messages in order (`now` is the engine's clock for each step). `orders`: engines fed the same set in different orders, with ticks in between, must all resolve like resolve() on the set.",
         "max_future_skew_ms": 60_000,
+        "domain": DOMAIN,
+        "anchor": pol.id.to_string(),
         "steps": out,
         "orders": engine_orders(k),
     })
@@ -1636,17 +2327,25 @@ fn engine_orders(k: &Keys) -> Value {
         ],
     ];
     let now = Timestamp(CLOSES + 10_000);
+    let genesis = all[0].id;
     let mut set = MessageSet::new();
+    set.set_anchor(DOMAIN, genesis);
     for m in &all {
         set.insert(m.clone());
     }
     let want = resolve(&set, &p.id, now).expect("resolve");
     for order in &orders {
         let mut e = Engine::new(EngineConfig::default());
+        e.add_anchor(DOMAIN, genesis);
         for step in order {
             match step {
                 Some(i) => {
-                    e.ingest(&all[*i].bytes, Origin::Peer, now).expect("valid");
+                    // A message ahead of its policy or proposal waits
+                    // for it and is admitted when it arrives.
+                    match e.ingest(&all[*i].bytes, Origin::Peer, now) {
+                        Ok(_) | Err(IngestError::Pending { .. }) => {}
+                        Err(err) => panic!("order {order:?}: {err}"),
+                    }
                 }
                 None => {
                     e.tick(now);
@@ -1663,6 +2362,7 @@ fn engine_orders(k: &Keys) -> Value {
         "messages": all.iter().map(|m| hexs(&m.bytes)).collect::<Vec<_>>(),
         "proposal": p.id.to_string(),
         "now": now.0,
+        "anchor": genesis.to_string(),
         "orders": orders,
         "expected": {"status": want.status, "digest": want.digest().to_string()},
     })
@@ -1720,51 +2420,43 @@ fn bundle_vectors(k: &Keys) -> Value {
     let pol = policy(k, &PolicyOpts::default());
     let prop = proposal(k, pol.id, &PropOpts::default());
     let mut msgs = vec![
-        pol,
+        pol.clone(),
         prop.clone(),
         response(k.a(1), prop.id, Stance::Endorse, 9_000, T0 + 1_000),
         response(k.a(2), prop.id, Stance::Endorse, 6_000, T0 + 2_000),
         response(k.a(3), prop.id, Stance::Challenge, 3_000, T0 + 3_000),
     ];
-    let mut set = MessageSet::new();
-    for m in &msgs {
-        set.insert(m.clone());
-    }
-    let res = resolve(&set, &prop.id, Timestamp(CLOSES)).expect("resolve");
-    let receipt = |node: &Keypair, digest: ContentId| {
-        sign(
-            Body::Receipt(Receipt {
-                node: node.public(),
-                domain: DOMAIN.into(),
-                proposal: prop.id,
-                closes_at: Timestamp(CLOSES),
-                status: res.status,
-                resolution: digest,
-                counted_root: res.counted_root,
-                supersedes: None,
-            }),
-            &[node],
-        )
-    };
-    msgs.push(receipt(&k.node, res.digest()));
-    let bundle = |extra: Option<SignedMessage>| {
+    msgs.extend(certify(&msgs, prop.id, &[&k.node, &k.node_b]));
+    // A member's receipt counts for no organization (a1 attests for none).
+    let member_receipt = certify(&msgs, prop.id, &[k.a(1)]);
+    msgs.extend(member_receipt);
+    let bundle = |extra: &[SignedMessage], genesis: Option<ContentId>| {
         let mut set = MessageSet::new();
-        for m in msgs.iter().cloned().chain(extra) {
-            set.insert(m);
+        set.set_anchor(DOMAIN, pol.id);
+        for m in msgs.iter().chain(extra) {
+            set.insert(m.clone());
         }
-        AuditBundle::collect(&set, &prop.id)
-            .expect("bundle")
-            .to_bytes()
-            .expect("encode")
+        let mut b = AuditBundle::collect(&set, &prop.id).expect("bundle");
+        if let Some(g) = genesis {
+            b.genesis = g;
+        }
+        b.to_bytes().expect("encode")
     };
-    let good = bundle(None);
+    let good = bundle(&[], None);
     let report = verify_bundle(&good).expect("bundle verifies");
-    let bad = bundle(Some(receipt(
-        &k.outsider,
-        ContentId::of(b"not the resolution"),
-    )));
-    let err = verify_bundle(&bad).expect_err("mismatching receipt");
-    assert!(matches!(err, BundleError::ReceiptMismatch { .. }));
+    assert!(report.resolution.finality.is_certified() && report.recomputed_matches_certificate);
+    let late = response(k.a(4), prop.id, Stance::Challenge, 10_000, CLOSES);
+    let with_late = bundle(std::slice::from_ref(&late), None);
+    let late_report = verify_bundle(&with_late).expect("bundle verifies");
+    assert!(
+        late_report.resolution.finality.is_certified()
+            && !late_report.recomputed_matches_certificate
+    );
+    let foreign = bundle(&[], Some(ContentId::of(b"another genesis")));
+    assert!(matches!(
+        verify_bundle(&foreign),
+        Err(BundleError::NotInLineage(_))
+    ));
     let mut tampered = good.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
@@ -1772,25 +2464,38 @@ fn bundle_vectors(k: &Keys) -> Value {
         verify_bundle(&tampered),
         Err(BundleError::Message { .. })
     ));
+    let ok = |r: &acp_protocol::bundle::BundleReport| {
+        json!({
+            "result": "ok",
+            "messages": r.messages,
+            "status": r.resolution.status,
+            "final_status": r.resolution.final_status(),
+            "digest": r.resolution.digest().to_string(),
+            "finality": serde_json::to_value(&r.resolution.finality).expect("json"),
+            "recomputed_matches_certificate": r.recomputed_matches_certificate,
+            "receipts_ignored": r.receipts_ignored,
+        })
+    };
     json!({
-        "description": "Audit bundles of one proposal: verify_bundle must accept `valid` and reject the others with the given error.",
+        "description": "Audit bundles (version 2) of one proposal, verified under the genesis they carry: verify_bundle must give `expected`.",
         "bundles": [
             {
-                "name": "valid",
+                "name": "valid_certified",
+                "note": "both attestors certify the approval; a member's receipt is ignored",
                 "hex": hexs(&good),
-                "expected": {
-                    "result": "ok",
-                    "messages": report.messages,
-                    "status": report.resolution.status,
-                    "digest": report.resolution.digest().to_string(),
-                    "receipts_matched": report.receipts_matched.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                },
+                "expected": ok(&report),
             },
             {
-                "name": "receipt_mismatch",
-                "note": "a second node's receipt names another resolution digest",
-                "hex": hexs(&bad),
-                "expected": {"result": "receipt_mismatch", "node": k.outsider.public().to_string()},
+                "name": "certified_with_late_response",
+                "note": "a4's challenge dated at closes_at is in the bundle: the certificate stands, the bundle no longer recomputes its digest",
+                "hex": hexs(&with_late),
+                "expected": ok(&late_report),
+            },
+            {
+                "name": "foreign_genesis",
+                "note": "the bundle names a genesis that is not the root of the proposal's policy",
+                "hex": hexs(&foreign),
+                "expected": {"result": "not_in_lineage"},
             },
             {
                 "name": "tampered_message",
@@ -1799,6 +2504,158 @@ fn bundle_vectors(k: &Keys) -> Value {
                 "expected": {"result": "message"},
             },
         ],
+    })
+}
+
+// ---------------------------------------------------------------- admission
+
+/// The admission decision for candidates against one set: the genesis and
+/// its amendment, a proposal, and a policy nobody authorized.
+fn admission_vectors(k: &Keys) -> Value {
+    let pol = policy(k, &PolicyOpts::default());
+    let amended = policy(
+        k,
+        &PolicyOpts {
+            revision: 2,
+            issued_before: 3_600_000,
+            supersedes: Some(pol.id),
+            ..PolicyOpts::default()
+        },
+    );
+    let weak = policy(
+        k,
+        &PolicyOpts {
+            revision: 3,
+            issued_before: 3_600_000,
+            supersedes: Some(pol.id),
+            only_org_a: true,
+            ..PolicyOpts::default()
+        },
+    );
+    let rogue_genesis = policy(
+        k,
+        &PolicyOpts {
+            revision: 7,
+            ..PolicyOpts::default()
+        },
+    );
+    let prop = proposal(k, amended.id, &PropOpts::default());
+    let state = vec![
+        pol.clone(),
+        amended.clone(),
+        prop.clone(),
+        rogue_genesis.clone(),
+    ];
+    let mut set = MessageSet::new();
+    set.set_anchor(DOMAIN, pol.id);
+    for m in &state {
+        set.insert(m.clone());
+    }
+    let unknown_parent = policy(
+        k,
+        &PolicyOpts {
+            revision: 4,
+            issued_before: 60_000,
+            supersedes: Some(ContentId::of(b"unknown policy")),
+            ..PolicyOpts::default()
+        },
+    );
+    let mut outsider_prop = proposal_body(k, amended.id, &PropOpts::default());
+    outsider_prop.proposer = k.outsider.public();
+    let outsider_prop = sign(Body::Proposal(outsider_prop), &[&k.outsider]);
+    let on_rogue = proposal(k, rogue_genesis.id, &PropOpts::default());
+    let unknown_pol = proposal(k, ContentId::of(b"unknown policy"), &PropOpts::default());
+    let mut wrong_domain = response_body(k.a(1), prop.id, Stance::Endorse, 9_000, T0 + 1_000);
+    wrong_domain.domain = "fraud.other".into();
+    let wrong_domain = sign(Body::Response(wrong_domain), &[k.a(1)]);
+    let other_domain_pol = policy(
+        k,
+        &PolicyOpts {
+            domain: "fraud.other".into(),
+            ..PolicyOpts::default()
+        },
+    );
+    let r = resolve(&set, &prop.id, Timestamp(CLOSES)).expect("resolve");
+    let candidates: Vec<(&str, SignedMessage)> = vec![
+        ("amendment_with_quorum", amended.clone()),
+        ("amendment_below_quorum", weak),
+        ("rogue_genesis", rogue_genesis.clone()),
+        ("amendment_of_unknown_policy", unknown_parent),
+        ("policy_of_ungoverned_domain", other_domain_pol),
+        (
+            "proposal_by_member",
+            proposal(
+                k,
+                amended.id,
+                &PropOpts {
+                    label: "by member",
+                    ..PropOpts::default()
+                },
+            ),
+        ),
+        ("proposal_by_outsider", outsider_prop),
+        ("proposal_pinning_rogue_policy", on_rogue),
+        ("proposal_pinning_unknown_policy", unknown_pol),
+        (
+            "response_by_member",
+            response(k.a(1), prop.id, Stance::Endorse, 9_000, T0 + 1_000),
+        ),
+        (
+            "response_by_outsider",
+            response(&k.outsider, prop.id, Stance::Endorse, 9_000, T0 + 1_000),
+        ),
+        (
+            "response_to_unknown_proposal",
+            response(
+                k.a(1),
+                ContentId::of(b"unknown proposal"),
+                Stance::Endorse,
+                9_000,
+                T0 + 1_000,
+            ),
+        ),
+        ("response_in_another_domain", wrong_domain),
+        (
+            "decision_by_listed_human",
+            decision(&k.human1, prop.id, Verdict::Approve, CLOSES + 1),
+        ),
+        (
+            "decision_by_outsider",
+            decision(&k.outsider, prop.id, Verdict::Approve, CLOSES + 1),
+        ),
+        (
+            "report_by_reporter",
+            report(&k.reporter, prop.id, Outcome::Succeeded, CLOSES + 1),
+        ),
+        (
+            "report_by_outsider",
+            report(&k.outsider, prop.id, Outcome::Succeeded, CLOSES + 1),
+        ),
+        ("receipt_by_attestor", receipt_for(&k.node_b, prop.id, &r)),
+        ("receipt_by_member", receipt_for(k.a(2), prop.id, &r)),
+        ("receipt_by_outsider", receipt_for(&k.outsider, prop.id, &r)),
+    ];
+    let cases: Vec<Value> = candidates
+        .into_iter()
+        .map(|(name, m)| {
+            let expected = match acp_protocol::admission::admit(&set, &m.id, m.body()) {
+                acp_protocol::admission::Admission::Admit => json!({"result": "admit"}),
+                acp_protocol::admission::Admission::Wait(id) => {
+                    json!({"result": "wait", "needs": id.to_string()})
+                }
+                acp_protocol::admission::Admission::Refuse(r) => {
+                    json!({"result": "refuse", "refusal": r.code()})
+                }
+            };
+            json!({"name": name, "hex": hexs(&m.bytes), "expected": expected})
+        })
+        .collect();
+    json!({
+        "description": "admit(set, message): the set holds `messages` and trusts `anchor` as the genesis of `domain` (no other domain has an anchor). `admit` = store and forward; `wait` = keep until `needs` arrives; `refuse` = never store or forward.",
+        "domain": DOMAIN,
+        "anchor": pol.id.to_string(),
+        "messages": state.iter().map(|m| hexs(&m.bytes)).collect::<Vec<_>>(),
+        "cases": cases,
     })
 }
 
@@ -1851,15 +2708,55 @@ fn main() {
             status: res.status,
             resolution: res.digest(),
             counted_root: res.counted_root,
-            supersedes: None,
+            human_decision: None,
         }),
         &[&k.node],
     );
+    // An amendment: org B hands its seat to org C and approves the change
+    // without being an organization of the new policy.
+    let mut amendment = policy_body(
+        &k,
+        &PolicyOpts {
+            revision: 2,
+            issued_before: 3_600_000,
+            supersedes: Some(pol.id),
+            ..PolicyOpts::default()
+        },
+    );
+    let b_root = k.org_b.public();
+    amendment
+        .organizations
+        .iter_mut()
+        .filter(|o| o.root == b_root)
+        .for_each(|o| {
+            o.root = k.org_c.public();
+            o.name = "Initech Card Services".into();
+            o.attestor = k.node_c.public();
+        });
+    let mut sorted = amendment.organizations.clone();
+    sorted.sort_by_key(|o| o.root);
+    // Member organization indexes follow the new order.
+    let remap: Vec<u16> = amendment
+        .organizations
+        .iter()
+        .map(|o| sorted.iter().position(|x| x.root == o.root).unwrap_or(0) as u16)
+        .collect();
+    for m in &mut amendment.members {
+        m.organization = remap[usize::from(m.organization)];
+    }
+    amendment.organizations = sorted;
+    amendment.approvers = vec![b_root];
+    let amendment = sign(Body::Policy(amendment), &[&k.org_a, &k.org_b, &k.org_c]);
     let messages = vec![
         message_json(
             "policy",
-            "two organizations, five members, two humans, one reporter; signed by both roots in key order",
+            "the genesis: two organizations (each naming its attestor), five members, two humans, one reporter, quorums 2 of 2; signed by both roots in key order",
             &pol,
+        ),
+        message_json(
+            "policy_amendment",
+            "supersedes the genesis: org B leaves, org C joins; org B's root approves as an approver; signed by the roots of A, B and C in key order",
+            &amendment,
         ),
         message_json("proposal", "pins the policy above", &prop),
         message_json(
@@ -1921,11 +2818,7 @@ fn main() {
     for mut c in cases(&k) {
         if c.name == "human_decision_tie_by_id" {
             // The winner depends on the ids; record whichever the rule picks.
-            let mut set = MessageSet::new();
-            c.messages.iter().for_each(|m| {
-                set.insert(m.clone());
-            });
-            let r = resolve(&set, &c.proposal, Timestamp(c.now)).expect("resolve");
+            let r = resolve(&c.set(), &c.proposal, Timestamp(c.now)).expect("resolve");
             assert!(r.human_decision.is_some());
             c.want = r.status;
         }
@@ -1961,4 +2854,5 @@ fn main() {
     write(&dir, "ingest.json", &ingest_vectors(&k));
     write(&dir, "sync.json", &sync_vectors(&k));
     write(&dir, "bundles.json", &bundle_vectors(&k));
+    write(&dir, "admission.json", &admission_vectors(&k));
 }

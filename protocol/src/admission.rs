@@ -126,7 +126,9 @@ fn authorized(policy: &DomainPolicy, body: &Body) -> bool {
         Body::Response(r) => policy.member(&r.responder).is_some(),
         Body::HumanDecision(d) => policy.humans.binary_search(&d.human).is_ok(),
         Body::OutcomeReport(o) => policy.reporters.binary_search(&o.reporter).is_ok(),
-        Body::Receipt(r) => policy.attestor_of(&r.node).is_some() || policy.member(&r.node).is_some(),
+        Body::Receipt(r) => {
+            policy.attestor_of(&r.node).is_some() || policy.member(&r.node).is_some()
+        }
         Body::Policy(_) | Body::Proposal(_) => false,
     }
 }

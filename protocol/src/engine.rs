@@ -751,8 +751,7 @@ impl Engine {
                         }
                     }
                 } else if r.human_decision.is_none()
-                    && let Some(Some((ours, _))) =
-                        self.tracks.get(&r.proposal).map(|t| t.finalized)
+                    && let Some(Some((ours, _))) = self.tracks.get(&r.proposal).map(|t| t.finalized)
                     && ours != r.resolution
                 {
                     effects.push(Effect::Event(Event::ReceiptMismatch {
@@ -788,7 +787,11 @@ impl Engine {
         if t.after_certification.len() < MAX_AFTER_CERTIFICATION {
             t.after_certification.push(id);
         }
-        effects.push(Effect::Event(Event::AfterCertification { proposal, id, kind }));
+        effects.push(Effect::Event(Event::AfterCertification {
+            proposal,
+            id,
+            kind,
+        }));
     }
 
     /// Whether messages about proposal `q` are trust inputs: it has outcome
@@ -1066,8 +1069,8 @@ impl Engine {
         };
         // Receipts by keys the policy gives no role are not admitted anywhere.
         let policy = self.set.policy(&p.policy)?;
-        let has_role = policy.attestor_of(&key.public()).is_some()
-            || policy.member(&key.public()).is_some();
+        let has_role =
+            policy.attestor_of(&key.public()).is_some() || policy.member(&key.public()).is_some();
         if signed || !has_role || !r.is_final || r.status == Status::Pending {
             return newest;
         }
@@ -1106,11 +1109,7 @@ impl Engine {
     pub fn proposals(&mut self, domain: &str, now: Timestamp) -> Vec<(ContentId, Status)> {
         let ids: Vec<ContentId> = self.set.proposals_in(domain).map(|(_, id)| id).collect();
         ids.into_iter()
-            .filter_map(|id| {
-                self.resolve(&id, now)
-                    .ok()
-                    .map(|r| (id, r.final_status()))
-            })
+            .filter_map(|id| self.resolve(&id, now).ok().map(|r| (id, r.final_status())))
             .collect()
     }
 

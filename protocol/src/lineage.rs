@@ -123,9 +123,10 @@ pub fn lineage(set: &MessageSet, domain: &str) -> Lineage {
     let Some(genesis) = out.genesis else {
         return out;
     };
-    let Some(mut policy) = set.policy(&genesis).filter(|p| {
-        p.domain == domain && p.supersedes.is_none()
-    }) else {
+    let Some(mut policy) = set
+        .policy(&genesis)
+        .filter(|p| p.domain == domain && p.supersedes.is_none())
+    else {
         return out;
     };
     let mut id = genesis;

@@ -631,7 +631,10 @@ impl DomainPolicy {
             .iter()
             .any(|a| roots.binary_search(&a).is_ok())
         {
-            return Err(field("approvers", "an approver is also an organization root"));
+            return Err(field(
+                "approvers",
+                "an approver is also an organization root",
+            ));
         }
         let mut attestors: Vec<&PublicKey> =
             self.organizations.iter().map(|o| &o.attestor).collect();

@@ -401,7 +401,10 @@ pub fn resolve_with_trust(
     // While provisional, the status to act on is the computed one, which a
     // human decision may just have settled.
     r.finality = if f.state == crate::finality::State::Provisional {
-        Finality { status: r.status, ..f }
+        Finality {
+            status: r.status,
+            ..f
+        }
     } else {
         f
     };

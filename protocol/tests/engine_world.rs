@@ -78,7 +78,8 @@ fn engines_agree_and_certify_whatever_the_delivery_order() {
         for (i, ev) in w.events.iter().enumerate() {
             assert!(ev.iter().any(|e| matches!(e, Event::Decided { resolution } if resolution.status == Status::Approved)));
             assert!(
-                ev.iter().any(|e| matches!(e, Event::Certified { resolution }
+                ev.iter()
+                    .any(|e| matches!(e, Event::Certified { resolution }
                     if resolution.final_status() == Status::Approved)),
                 "node {i} saw the certificate"
             );
@@ -143,15 +144,25 @@ fn equivocation_escalates_and_the_human_decision_is_certified() {
     w.run_until(CLOSES.plus_ms(5_000));
     let now = w.now;
     for (i, ev) in w.events.iter().enumerate() {
-        assert!(ev.iter().any(|e| matches!(e, Event::Equivocation { .. })), "node {i}");
-        assert!(ev.iter().any(|e| matches!(e, Event::Escalated { .. })), "node {i}");
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Equivocation { .. })),
+            "node {i}"
+        );
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Escalated { .. })),
+            "node {i}"
+        );
     }
     let r = w.engines[0].resolve(&f.proposal.id, now).expect("r");
-    assert_eq!(r.finality.state, State::Escalated, "round 0 certified the escalation");
+    assert_eq!(
+        r.finality.state,
+        State::Escalated,
+        "round 0 certified the escalation"
+    );
     assert!(r.finality.human_round_open);
 
-    let decision = human_decision(&f.human, &f.proposal, Verdict::Approve, "checked", now)
-        .expect("sign");
+    let decision =
+        human_decision(&f.human, &f.proposal, Verdict::Approve, "checked", now).expect("sign");
     w.submit(2, &decision);
     w.run_until(w.now.plus_ms(5_000));
     let d = w.digests(&f.proposal.id);
@@ -189,7 +200,12 @@ fn an_attestor_signing_two_results_is_evidence_and_certifies_nothing_alone() {
     let f = Fixture::standard();
     let mut e = engine_with_anchor(&f);
     let t = CLOSES.plus_ms(10);
-    for m in [&f.policy, &f.proposal, &f.vote(0, Stance::Endorse, 9_000), &f.vote(1, Stance::Endorse, 9_000)] {
+    for m in [
+        &f.policy,
+        &f.proposal,
+        &f.vote(0, Stance::Endorse, 9_000),
+        &f.vote(1, Stance::Endorse, 9_000),
+    ] {
         e.ingest(&m.bytes, Origin::Peer, t).expect("admitted");
     }
     let r = e.resolve(&f.proposal.id, t).expect("r");
@@ -199,13 +215,18 @@ fn an_attestor_signing_two_results_is_evidence_and_certifies_nothing_alone() {
     other.status = Status::Rejected;
     let forged = receipt(&attestor(0), &f.proposal, &other).expect("sign");
     for m in [&honest, &forged] {
-        e.ingest(&m.bytes, Origin::Peer, t).expect("an attestor's receipt");
+        e.ingest(&m.bytes, Origin::Peer, t)
+            .expect("an attestor's receipt");
     }
     let effects = e.tick(t);
     assert!(effects.iter().any(|x| matches!(x,
         Effect::Event(Event::AttestorEquivocation { receipts, .. }) if receipts.len() == 2)));
     let r = e.resolve(&f.proposal.id, t).expect("r");
-    assert_eq!(r.finality.state, State::Provisional, "one organization of two");
+    assert_eq!(
+        r.finality.state,
+        State::Provisional,
+        "one organization of two"
+    );
     // The second organization's attestor completes the honest certificate;
     // the equivocator counts for it (what a key signed is never undone).
     let second = receipt(&attestor(1), &f.proposal, &r).expect("sign");
@@ -224,32 +245,53 @@ fn admission_refuses_outsiders_and_parks_what_comes_early() {
     let early = f.vote(0, Stance::Endorse, 9_000);
     e.ingest(&f.policy.bytes, Origin::Peer, t).expect("genesis");
     assert_eq!(
-        e.ingest(&early.bytes, Origin::Peer, t).unwrap_err(),
-        IngestError::Pending { needs: f.proposal.id }
+        e.ingest(&early.bytes, Origin::Peer, t)
+            .expect_err("refused"),
+        IngestError::Pending {
+            needs: f.proposal.id
+        }
     );
     let effects = e.tick(t);
-    assert!(effects.iter().any(|x| matches!(x, Effect::Fetch { ids, .. } if ids == &vec![f.proposal.id])));
-    let ing = e.ingest(&f.proposal.bytes, Origin::Peer, t).expect("proposal");
-    assert!(ing.effects.iter().any(|x| matches!(x, Effect::Store { id, .. } if *id == early.id)),
-        "the parked response is admitted and stored with its dependency");
+    assert!(
+        effects
+            .iter()
+            .any(|x| matches!(x, Effect::Fetch { ids, .. } if ids == &vec![f.proposal.id]))
+    );
+    let ing = e
+        .ingest(&f.proposal.bytes, Origin::Peer, t)
+        .expect("proposal");
+    assert!(
+        ing.effects
+            .iter()
+            .any(|x| matches!(x, Effect::Store { id, .. } if *id == early.id)),
+        "the parked response is admitted and stored with its dependency"
+    );
     assert!(e.set().contains(&early.id));
     // An outsider's response, receipt and proposal are refused.
     let outsider = key(99);
     let resp = response(&outsider, &f.proposal, Stance::Challenge, 9_000, "x", t).expect("sign");
     assert_eq!(
-        e.ingest(&resp.bytes, Origin::Peer, t).unwrap_err(),
+        e.ingest(&resp.bytes, Origin::Peer, t).expect_err("refused"),
         IngestError::NotAdmitted(Refusal::NotAuthorized)
     );
     let r = e.resolve(&f.proposal.id, t).expect("r");
     let rc = receipt(&outsider, &f.proposal, &r).expect("sign");
     assert_eq!(
-        e.ingest(&rc.bytes, Origin::Peer, t).unwrap_err(),
+        e.ingest(&rc.bytes, Origin::Peer, t).expect_err("refused"),
         IngestError::NotAdmitted(Refusal::NotAuthorized)
     );
-    let p = acp_protocol::build::proposal(&outsider, DOMAIN, f.policy.id, "loan.approve", "{}", t, t.plus_ms(60_000))
-        .expect("sign");
+    let p = acp_protocol::build::proposal(
+        &outsider,
+        DOMAIN,
+        f.policy.id,
+        "loan.approve",
+        "{}",
+        t,
+        t.plus_ms(60_000),
+    )
+    .expect("sign");
     assert_eq!(
-        e.ingest(&p.bytes, Origin::Peer, t).unwrap_err(),
+        e.ingest(&p.bytes, Origin::Peer, t).expect_err("refused"),
         IngestError::NotAdmitted(Refusal::NotAuthorized)
     );
     // A policy signed by strangers for the domain governs nothing.
@@ -259,7 +301,8 @@ fn admission_refuses_outsiders_and_parks_what_comes_early() {
         .sign(&[&outsider])
         .expect("sign");
     assert_eq!(
-        e.ingest(&rogue.bytes, Origin::Peer, t).unwrap_err(),
+        e.ingest(&rogue.bytes, Origin::Peer, t)
+            .expect_err("refused"),
         IngestError::NotAdmitted(Refusal::NotInLineage)
     );
     let stats = e.admission_stats();
@@ -268,14 +311,26 @@ fn admission_refuses_outsiders_and_parks_what_comes_early() {
     // A message whose dependency never comes is dropped after the wait.
     let orphan = response(
         &f.agents[1],
-        &acp_protocol::build::proposal(&f.proposer, DOMAIN, f.policy.id, "other", "{}", t, t.plus_ms(60_000)).expect("sign"),
+        &acp_protocol::build::proposal(
+            &f.proposer,
+            DOMAIN,
+            f.policy.id,
+            "other",
+            "{}",
+            t,
+            t.plus_ms(60_000),
+        )
+        .expect("sign"),
         Stance::Endorse,
         5_000,
         "y",
         t,
     )
     .expect("sign");
-    assert!(matches!(e.ingest(&orphan.bytes, Origin::Peer, t), Err(IngestError::Pending { .. })));
+    assert!(matches!(
+        e.ingest(&orphan.bytes, Origin::Peer, t),
+        Err(IngestError::Pending { .. })
+    ));
     e.tick(t.plus_ms(EngineConfig::default().pending_ttl_ms));
     let stats = e.admission_stats();
     assert_eq!((stats.expired, stats.waiting), (1, 0));
@@ -322,14 +377,23 @@ fn decision_package_carries_reasoning_and_exclusions() {
     let f = Fixture::standard();
     let mut e = engine_with_anchor(&f);
     let late = f.vote_at(3, Stance::Challenge, 9_000, CLOSES.plus_ms(1));
-    for m in [&f.policy, &f.proposal, &f.vote(0, Stance::Endorse, 8_000), &late] {
-        e.ingest(&m.bytes, Origin::Peer, CLOSES.plus_ms(10)).expect("valid");
+    for m in [
+        &f.policy,
+        &f.proposal,
+        &f.vote(0, Stance::Endorse, 8_000),
+        &late,
+    ] {
+        e.ingest(&m.bytes, Origin::Peer, CLOSES.plus_ms(10))
+            .expect("valid");
     }
     let pkg = e.decision_package(&f.proposal.id, CLOSES).expect("package");
     assert_eq!(pkg.counted.len(), 1);
     assert_eq!(pkg.counted[0].response.reasoning, "agent 0 reasoning");
     assert_eq!(pkg.excluded.len(), 1);
-    assert_eq!(pkg.excluded[0].reason, acp_protocol::resolve::Exclusion::Late);
+    assert_eq!(
+        pkg.excluded[0].reason,
+        acp_protocol::resolve::Exclusion::Late
+    );
     assert!(pkg.policy.is_some());
     let json = serde_json::to_string(&pkg).expect("json");
     assert!(json.contains("agent 0 reasoning"));
@@ -343,14 +407,26 @@ fn early_decision_withdrawn_by_equivocation_before_certification_is_a_divergence
     let f = Fixture::new(&[10_000; 3], acp_protocol::build::default_rules());
     let mut e = engine_with_anchor(&f);
     let t = CREATED.plus_ms(5);
-    for m in [&f.policy, &f.proposal, &f.vote(0, Stance::Endorse, 10_000), &f.vote(1, Stance::Endorse, 10_000)] {
+    for m in [
+        &f.policy,
+        &f.proposal,
+        &f.vote(0, Stance::Endorse, 10_000),
+        &f.vote(1, Stance::Endorse, 10_000),
+    ] {
         e.ingest(&m.bytes, Origin::Peer, t).expect("valid");
     }
     let early = e.tick(t);
-    assert!(early.iter().any(|x| matches!(x, Effect::Event(Event::Decided { resolution }) if resolution.early)));
+    assert!(
+        early
+            .iter()
+            .any(|x| matches!(x, Effect::Event(Event::Decided { resolution }) if resolution.early))
+    );
     let twin = f.vote(1, Stance::Challenge, 10_000);
     e.ingest(&twin.bytes, Origin::Peer, t).expect("valid");
     let fin = e.tick(CLOSES.plus_ms(60_000));
     assert!(fin.iter().any(|x| matches!(x, Effect::Event(Event::Divergence { previous, .. }) if previous.1 == Status::Approved)));
-    assert!(fin.iter().any(|x| matches!(x, Effect::Event(Event::Escalated { .. }))));
+    assert!(
+        fin.iter()
+            .any(|x| matches!(x, Effect::Event(Event::Escalated { .. })))
+    );
 }

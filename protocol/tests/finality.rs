@@ -6,7 +6,9 @@
 //! finality quorum q = 3 (n = 4, so 2q - n = 2 organizations must sign two
 //! results for certificates to conflict; one may misbehave freely).
 
-use acp_protocol::build::{PolicyBuilder, default_rules, human_decision, outcome_report, proposal, response};
+use acp_protocol::build::{
+    PolicyBuilder, default_rules, human_decision, outcome_report, proposal, response,
+};
 use acp_protocol::finality::{Attested, State};
 use acp_protocol::{
     Body, ContentId, Keypair, MessageSet, Outcome, Receipt, Resolution, SignedMessage, Stance,
@@ -111,7 +113,12 @@ fn attested(r: &Resolution) -> Attested {
 }
 
 fn status_of(n: u8) -> Status {
-    [Status::Approved, Status::Rejected, Status::Escalated, Status::Invalid][usize::from(n % 4)]
+    [
+        Status::Approved,
+        Status::Rejected,
+        Status::Escalated,
+        Status::Invalid,
+    ][usize::from(n % 4)]
 }
 
 /// A result nobody honest computed: a status and a made-up digest, in
@@ -151,14 +158,19 @@ enum Add {
 }
 
 fn add_strategy() -> impl Strategy<Value = Add> {
-    let stance = prop_oneof![Just(Stance::Endorse), Just(Stance::Challenge), Just(Stance::Abstain)];
+    let stance = prop_oneof![
+        Just(Stance::Endorse),
+        Just(Stance::Challenge),
+        Just(Stance::Abstain)
+    ];
     prop_oneof![
         (0usize..ORGS, stance, 0u16..=10_000, 0u64..=60_000)
             .prop_map(|(a, s, c, t)| Add::Backdated(a, s, c, t)),
         (any::<bool>(), 0u64..200_000).prop_map(|(f, t)| Add::Report(f, t)),
         (any::<bool>(), 0u64..200_000).prop_map(|(v, t)| Add::Human(v, t)),
         any::<bool>().prop_map(Add::RoguePolicy),
-        (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(s, d, h)| Add::OutsiderReceipt(s, d, h)),
+        (any::<u8>(), any::<u8>(), any::<bool>())
+            .prop_map(|(s, d, h)| Add::OutsiderReceipt(s, d, h)),
         (any::<u8>(), any::<u8>(), any::<bool>())
             .prop_map(|(s, d, h)| Add::EquivocatingAttestor(s, d, h)),
         (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(s, d, h)| Add::LateAttestor(s, d, h)),
@@ -172,11 +184,19 @@ fn materialize(w: &World, adds: &[Add]) -> Vec<SignedMessage> {
         let m = match a {
             Add::Backdated(i, s, c, t) => vote(w, *i, *s, *c, CREATED.plus_ms(*t)),
             Add::Report(failed, t) => {
-                let o = if *failed { Outcome::Failed } else { Outcome::Succeeded };
+                let o = if *failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Succeeded
+                };
                 outcome_report(&key(151), &w.proposal, o, CLOSES.plus_ms(*t)).expect("report")
             }
             Add::Human(approve, t) => {
-                let v = if *approve { Verdict::Approve } else { Verdict::Reject };
+                let v = if *approve {
+                    Verdict::Approve
+                } else {
+                    Verdict::Reject
+                };
                 human_decision(&human(), &w.proposal, v, "by hand", CLOSES.plus_ms(*t))
                     .expect("decision")
             }
@@ -187,7 +207,9 @@ fn materialize(w: &World, adds: &[Add]) -> Vec<SignedMessage> {
                     .member(&stranger.public(), 0, 10_000)
                     .issued(2, CREATED);
                 if *amend {
-                    b.supersedes(w.policy.id).sign(&[&stranger]).expect("policy")
+                    b.supersedes(w.policy.id)
+                        .sign(&[&stranger])
+                        .expect("policy")
                 } else {
                     b.sign(&[&stranger]).expect("policy")
                 }
@@ -405,7 +427,13 @@ fn two_certificates_need_two_equivocating_organizations() {
     assert_eq!(f.equivocations.len(), 2);
     // One equivocator alone cannot do it: with only attestor 0 signing
     // both, y has two organizations.
-    let one = [msgs[0].clone(), msgs[1].clone(), msgs[2].clone(), msgs[3].clone(), msgs[5].clone()];
+    let one = [
+        msgs[0].clone(),
+        msgs[1].clone(),
+        msgs[2].clone(),
+        msgs[3].clone(),
+        msgs[5].clone(),
+    ];
     let f = resolve(&set_of(&w, &one), &w.proposal.id, CLOSES)
         .expect("resolve")
         .finality;
@@ -426,9 +454,14 @@ fn a_contest_is_settled_by_a_certified_human_decision() {
     let r = resolve(&set_of(&w, &msgs), &w.proposal.id, CLOSES).expect("resolve");
     assert_eq!(r.finality.state, State::Contested);
     assert_eq!(r.final_status(), Status::Escalated);
-    let decision =
-        human_decision(&human(), &w.proposal, Verdict::Reject, "contested", CLOSES.plus_ms(1))
-            .expect("decision");
+    let decision = human_decision(
+        &human(),
+        &w.proposal,
+        Verdict::Reject,
+        "contested",
+        CLOSES.plus_ms(1),
+    )
+    .expect("decision");
     msgs.push(decision.clone());
     let r = resolve(&set_of(&w, &msgs), &w.proposal.id, CLOSES).expect("resolve");
     assert_eq!(r.status, Status::Rejected);

@@ -61,7 +61,10 @@ fn oversize_for_kind() {
 fn garbage_trailing_and_truncated_bytes() {
     let f = Fixture::standard();
     // The version byte is read first: text is a version nobody speaks.
-    assert_eq!(rejection(b"not a message"), Rejection::UnsupportedVersion(b'n'));
+    assert_eq!(
+        rejection(b"not a message"),
+        Rejection::UnsupportedVersion(b'n')
+    );
     assert!(matches!(
         rejection(b"\x02not a message"),
         Rejection::Codec(CodecError::Malformed(_))

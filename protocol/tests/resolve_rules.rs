@@ -234,11 +234,17 @@ fn high_stakes_always_go_to_a_human_who_then_decides() {
     let decided = f.resolve_final(&all);
     assert_eq!(decided.status, Status::Rejected);
     assert_eq!(decided.human_decision, Some(reject.id));
-    assert_eq!(decided.finality.state, acp_protocol::finality::State::Escalated);
+    assert_eq!(
+        decided.finality.state,
+        acp_protocol::finality::State::Escalated
+    );
     // Both attestors certify the human's result: final.
     all.extend(f.attest(&all));
     let certified = f.resolve_final(&all);
-    assert_eq!(certified.finality.state, acp_protocol::finality::State::Certified);
+    assert_eq!(
+        certified.finality.state,
+        acp_protocol::finality::State::Certified
+    );
     assert_eq!(certified.final_status(), Status::Rejected);
     // A human not named by the policy has no say.
     let stranger =

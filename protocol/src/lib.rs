@@ -1,10 +1,11 @@
 //! `acp-protocol`: the Agent Consensus Protocol as pure logic.
 //!
 //! This crate is the protocol and nothing else: message types, the canonical
-//! codec, content ids, Ed25519 signatures under the ZIP-215 rule, `resolve`,
-//! `trust`, the audit bundle, the pure half of anti-entropy, and the
-//! [`Engine`] — a per-node state machine that takes bytes and a logical time
-//! and returns effects (store, publish, events).
+//! codec, content ids, Ed25519 signatures under the ZIP-215 rule, domain
+//! lineage and admission, `resolve`, certified finality, `trust`, the audit
+//! bundle, the pure half of anti-entropy, and the [`Engine`] — a per-node
+//! state machine that takes bytes and a logical time and returns effects
+//! (store, publish, fetch, sync, events).
 //!
 //! It is **not** a network stack, a database or a runtime: it has no IO, no
 //! clock, no randomness (callers pass key seeds in), no async and no floats in

@@ -19,13 +19,17 @@
 //! | `bad_request` | 400 | malformed JSON, query or id; a missing or invalid field |
 //! | `invalid_confidence` | 400 | confidence not a number in `[0, 1]` |
 //! | `payload_too_large` | 413 | body over [`MAX_BODY_BYTES`] |
+//! | `not_authorized` | 403 | the domain's lineage does not admit the message; `reason` holds the refusal code (`no_anchor`, `not_in_lineage`, `policy_not_in_lineage`, `wrong_domain`, `not_authorized`) |
 //! | `not_found` | 404 | no such proposal (on this node) or route |
 //! | `method_not_allowed` | 405 | the route exists, not with that method |
 //! | `no_policy` | 409 | no policy given and none known for the domain |
 //! | `not_escalated` | 409 | a human decision on a proposal that is not escalated |
 //! | `no_human_key` | 409 | this node has no human key (`human.key`) |
 //! | `no_reporter_key` | 409 | this node has no reporter key (`reporter.key`) |
+//! | `domain_not_joined` | 409 | an anchor for a domain this node does not join |
+//! | `anchor_exists` | 409 | the domain already has another genesis (change it in config.toml and restart) |
 //! | `rejected` | 422 | the engine refused the signed message (reason in the message) |
+//! | `depends_on_unknown` | 422 | the message refers to a policy or proposal this node does not hold; `missing` names it |
 //! | `rate_limited` | 429 | over the API's request rate ([`RateLimit`]); retry after a second |
 //! | `unavailable` | 503 | the node core has stopped |
 //! | `internal` | 500 | anything else |
@@ -36,10 +40,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use acp_protocol::admission::Refusal;
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Action, Body, ContentId, Event, HumanDecision, Keypair, Outcome, OutcomeReport, Proposal,
-    Response, Stance, Status, Verdict,
+    Action, Body, ContentId, Event, HumanDecision, IngestError, Keypair, Outcome, OutcomeReport,
+    Proposal, Response, Stance, Status, Verdict,
 };
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
@@ -54,7 +59,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::OpenApi;
 
-use crate::node::{self, NodeHandle, Query as NodeQuery, SubmitError, status_str};
+use crate::config::ConfigError;
+use crate::node::{self, AnchorError, NodeHandle, Query as NodeQuery, SubmitError};
+use crate::view::{self, status_str};
 
 /// Largest request body: one message of the largest kind, hex or JSON, with room.
 pub const MAX_BODY_BYTES: usize = 2 * acp_protocol::codec::MAX_MESSAGE_BYTES + 64 * 1024;
@@ -101,6 +108,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    reason: Option<String>,
+    missing: Option<String>,
 }
 
 /// The JSON shape of every error.
@@ -117,6 +126,12 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable, one line.
     pub message: String,
+    /// With `not_authorized`: the admission refusal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// With `depends_on_unknown`: the id of the missing policy or proposal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 impl ApiError {
@@ -125,6 +140,15 @@ impl ApiError {
             status,
             code,
             message: message.to_string().replace('\n', " "),
+            reason: None,
+            missing: None,
+        }
+    }
+    /// 403: the lineage does not admit the message.
+    fn not_admitted(refusal: Refusal, message: impl std::fmt::Display) -> Self {
+        Self {
+            reason: Some(refusal.code().to_owned()),
+            ..Self::new(StatusCode::FORBIDDEN, "not_authorized", message)
         }
     }
     fn bad(message: impl std::fmt::Display) -> Self {
@@ -163,8 +187,52 @@ impl From<node::NodeError> for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         match e {
+            SubmitError::Ingest(IngestError::NotAdmitted(r)) => Self::not_admitted(
+                r,
+                format!("not admitted: {r} ({})", refusal_hint(r)),
+            ),
+            SubmitError::Ingest(IngestError::Pending { needs }) => Self {
+                missing: Some(needs.to_string()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "depends_on_unknown",
+                    format!(
+                        "the message depends on {needs}, which this node does not hold; \
+                         submit that first"
+                    ),
+                )
+            },
             SubmitError::Ingest(e) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", e),
             SubmitError::Stopped => Self::stopped(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// What an operator can do about a refusal.
+fn refusal_hint(r: Refusal) -> &'static str {
+    match r {
+        Refusal::NoAnchor => {
+            "this node has no trust anchor for the domain: `acp anchor add --domain D --genesis ID` \
+             or POST /v1/anchors"
+        }
+        Refusal::NotInLineage => {
+            "the policy is neither the domain's genesis nor a valid amendment of a policy in its lineage"
+        }
+        Refusal::PolicyNotInLineage => "the pinned policy is not in the domain's lineage",
+        Refusal::WrongDomain => "the message names another domain than its proposal",
+        Refusal::NotAuthorized => "the signer has no role for this kind of message in the policy",
+        _ => "the domain's lineage does not authorize it",
+    }
+}
+
+impl From<AnchorError> for ApiError {
+    fn from(e: AnchorError) -> Self {
+        match e {
+            AnchorError::NotJoined(_) => Self::conflict("domain_not_joined", e),
+            AnchorError::Conflict { .. } => Self::conflict("anchor_exists", e),
+            AnchorError::Config(ConfigError::Invalid(m)) => Self::bad(m),
+            AnchorError::Stopped => Self::stopped(),
             other => Self::internal(other),
         }
     }
@@ -176,6 +244,8 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                reason: self.reason,
+                missing: self.missing,
             },
         };
         (self.status, Json(body)).into_response()
@@ -345,6 +415,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/proposals/{id}/outcome", post(report_outcome))
         .route("/proposals/{id}/audit", get(audit_bundle))
         .route("/messages", post(submit_message))
+        .route("/anchors", post(add_anchor).get(list_anchors))
         .route("/trust", get(trust))
         .route("/events", get(events))
         .route("/openapi.json", get(openapi))
@@ -541,6 +612,26 @@ pub struct ListQuery {
     pub status: Option<String>,
 }
 
+/// A trust anchor: the genesis policy of a domain.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AnchorBody {
+    /// The domain (one this node joins).
+    pub domain: String,
+    /// The genesis policy id (`1220…`).
+    pub genesis: String,
+}
+
+/// The anchor added (or already there).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AnchorAdded {
+    /// The domain.
+    pub domain: String,
+    /// The genesis policy id.
+    pub genesis: String,
+    /// False when the domain already had exactly this anchor.
+    pub new: bool,
+}
+
 /// Which domain's trust to read.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct TrustQuery {
@@ -605,7 +696,7 @@ fn sign(body: Body, key: &Keypair) -> ApiResult<Vec<u8>> {
 
 #[utoipa::path(post, path = "/v1/proposals", request_body = NewProposal, security(("bearer" = [])),
     responses((status = 201, body = SubmittedBody), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_proposal(
     State(st): State<ApiState>,
     JsonBody(p): JsonBody<NewProposal>,
@@ -615,15 +706,30 @@ async fn create_proposal(
         Some(s) => parse_id(s)?,
         None => {
             let d = p.domain.clone();
-            st.0.handle
-                .with_engine(move |e| e.set().latest_policy(&d))
-                .await?
-                .ok_or_else(|| {
-                    ApiError::conflict(
-                        "no_policy",
-                        format!("no policy known for domain {:?}; pass \"policy\"", p.domain),
-                    )
-                })?
+            let (anchored, latest) =
+                st.0.handle
+                    .with_engine(move |e| (e.set().anchor(&d).is_some(), e.set().latest_policy(&d)))
+                    .await?;
+            if !anchored {
+                return Err(ApiError::not_admitted(
+                    Refusal::NoAnchor,
+                    format!(
+                        "this node has no trust anchor for domain {:?}: {}",
+                        p.domain,
+                        refusal_hint(Refusal::NoAnchor)
+                    ),
+                ));
+            }
+            latest.ok_or_else(|| {
+                ApiError::conflict(
+                    "no_policy",
+                    format!(
+                        "the genesis policy of domain {:?} has not reached this node yet; \
+                         submit it, or pass \"policy\"",
+                        p.domain
+                    ),
+                )
+            })?
         }
     };
     let supersedes = p.supersedes.as_deref().map(parse_id).transpose()?;
@@ -663,7 +769,7 @@ async fn proposal_domain(st: &ApiState, id: ContentId) -> ApiResult<String> {
 #[utoipa::path(post, path = "/v1/proposals/{id}/responses", request_body = NewResponse,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
     responses((status = 201, body = SubmittedBody), (status = 400, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn respond(
     State(st): State<ApiState>,
     Path(id): Path<String>,
@@ -689,7 +795,7 @@ async fn respond(
 #[utoipa::path(post, path = "/v1/proposals/{id}/decision", request_body = NewDecision,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
     responses((status = 201, body = SubmittedBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn decide(
     State(st): State<ApiState>,
     Path(id): Path<String>,
@@ -703,9 +809,12 @@ async fn decide(
         ));
     };
     let domain = proposal_domain(&st, id).await?;
+    // Escalated to act on: certified escalation, contested, or (before the
+    // receipts are in) escalated by the votes. A decision counts once the
+    // receipts open the human round.
     let status =
         st.0.handle
-            .with_engine(move |e| e.resolve(&id, node::now()).map(|r| r.status).ok())
+            .with_engine(move |e| e.resolve(&id, node::now()).map(|r| r.final_status()).ok())
             .await?;
     if status != Some(Status::Escalated) {
         return Err(ApiError::conflict(
@@ -731,7 +840,7 @@ async fn decide(
 #[utoipa::path(post, path = "/v1/proposals/{id}/outcome", request_body = NewOutcome,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
     responses((status = 201, body = SubmittedBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn report_outcome(
     State(st): State<ApiState>,
     Path(id): Path<String>,
@@ -760,7 +869,7 @@ async fn report_outcome(
 #[utoipa::path(post, path = "/v1/messages", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
                  description = "Canonical bytes of a signed message (any kind)"),
-    responses((status = 201, body = SubmittedBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SubmittedBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn submit_message(
     State(st): State<ApiState>,
     req: Request,
@@ -770,7 +879,8 @@ async fn submit_message(
 }
 
 #[utoipa::path(get, path = "/v1/proposals", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{\"proposals\": [...]}, oldest first")))]
+    responses((status = 200, description = "{\"proposals\": [...]}, oldest first; each with `status` (the status to \
+        act on), `finality` (its state) and `certificate` (the one-line summary)")))]
 async fn list_proposals(
     State(st): State<ApiState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -803,7 +913,11 @@ async fn list_proposals(
                 };
                 let mut out = Vec::new();
                 for d in domains {
-                    for (id, s) in e.proposals(&d, t) {
+                    let ids: Vec<ContentId> =
+                        e.set().proposals_in(&d).map(|(_, id)| id).collect();
+                    for id in ids {
+                        let Ok(r) = e.resolve(&id, t) else { continue };
+                        let s = r.final_status();
                         if q.status
                             .as_deref()
                             .is_some_and(|want| want != status_str(s))
@@ -822,6 +936,8 @@ async fn list_proposals(
                             "created_at": p.created_at.0,
                             "closes_at": p.closes_at.0,
                             "status": status_str(s),
+                            "finality": view::state_str(r.finality.state),
+                            "certificate": view::summary(&r.finality),
                             "responses": set.refs(&id).map_or(0, |r| r.response_count()),
                         }));
                     }
@@ -834,36 +950,39 @@ async fn list_proposals(
 
 #[utoipa::path(get, path = "/v1/proposals/{id}", params(("id" = String, Path, description = "Proposal id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "Status, live tally, resolution digest, decision package, receipts"),
+    responses((status = 200, description = "`status`: the status to act on (certified, escalated to a human, or \
+        provisional); `computed_status`; `finality` {state (provisional, escalated, contested, certified), status, \
+        summary, quorum, organizations, certified_by, certificate {round, human_decision, status, resolution, \
+        counted_root, organizations, receipts}, matches_certificate, contested, human_round_open, attestations, \
+        equivocations, conflicting, after_certification}; live tally, resolution digest, decision package, receipts"),
               (status = 404, body = ErrorBody)))]
 async fn get_proposal(
     State(st): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let pkg =
+    let (pkg, receipts) =
         st.0.handle
-            .with_engine(move |e| e.decision_package(&id, node::now()).ok())
+            .with_engine(move |e| {
+                let pkg = e.decision_package(&id, node::now()).ok()?;
+                Some((pkg, view::receipts(e.set(), &id)))
+            })
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?;
-    let receipts =
-        st.0.handle
-            .query(NodeQuery::Resolution {
-                proposal: id.to_string(),
-            })
-            .await?;
     let package = serde_json::to_value(&pkg).map_err(ApiError::internal)?;
     let r = &pkg.resolution;
     Ok(Json(json!({
         "id": id.to_string(),
-        "status": status_str(r.status),
+        "status": status_str(r.final_status()),
+        "computed_status": status_str(r.status),
         "final": r.is_final,
         "early": r.early,
         "reasons": r.reasons,
         "resolution": r.digest().to_string(),
         "tally": r.tally,
+        "finality": view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
         "package": package,
-        "receipts": receipts.get("receipts").cloned().unwrap_or(json!([])),
+        "receipts": receipts,
     })))
 }
 
@@ -892,6 +1011,57 @@ async fn audit_bundle(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok((headers, bytes).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/anchors", request_body = AnchorBody, security(("bearer" = [])),
+    responses((status = 201, body = AnchorAdded, description = "Added: written to config.toml, then taken by the \
+                   engine; a sync round for the domain follows"),
+              (status = 200, body = AnchorAdded, description = "The domain already had this anchor"),
+              (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "domain_not_joined, or anchor_exists (another \
+                   genesis: change it in config.toml and restart)")))]
+async fn add_anchor(
+    State(st): State<ApiState>,
+    JsonBody(a): JsonBody<AnchorBody>,
+) -> ApiResult<(StatusCode, Json<AnchorAdded>)> {
+    let genesis = parse_id(&a.genesis)?;
+    let new = st.0.handle.add_anchor(a.domain.clone(), genesis).await?;
+    let code = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(AnchorAdded {
+            domain: a.domain,
+            genesis: genesis.to_string(),
+            new,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/anchors", security(("bearer" = [])),
+    responses((status = 200, description = "{\"anchors\": [{\"domain\", \"genesis\", \"current\" (the lineage's \
+        newest policy, or null while the genesis has not arrived)}]}")))]
+async fn list_anchors(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
+    let anchors =
+        st.0.handle
+            .with_engine(|e| {
+                e.set()
+                    .anchors()
+                    .iter()
+                    .map(|(d, g)| {
+                        json!({
+                            "domain": d,
+                            "genesis": g.to_string(),
+                            "current": e.set().latest_policy(d).map(|p| p.to_string()),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+    Ok(Json(json!({ "anchors": anchors })))
 }
 
 #[utoipa::path(get, path = "/v1/trust", params(TrustQuery), security(("bearer" = [])),
@@ -998,12 +1168,42 @@ pub fn event_json(ev: &Event) -> (&'static str, Value) {
             json!({"proposal": proposal.to_string(), "node": node.to_string(),
                    "theirs": theirs.to_string(), "ours": ours.to_string()}),
         ),
+        Event::Certified { resolution: r } => (
+            "certified",
+            json!({"proposal": r.proposal.to_string(), "status": status_str(r.final_status()),
+                   "summary": view::summary(&r.finality),
+                   "certificate": view::finality(r, None, &[])["certificate"].clone()}),
+        ),
+        Event::Contested { resolution: r } => (
+            "contested",
+            json!({"proposal": r.proposal.to_string(), "summary": view::summary(&r.finality),
+                   "attestations": view::finality(r, None, &[])["attestations"].clone()}),
+        ),
+        Event::AttestorEquivocation {
+            proposal,
+            organization,
+            receipts,
+        } => (
+            "attestor_equivocation",
+            json!({"proposal": proposal.to_string(), "organization": organization,
+                   "receipts": receipts.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+        ),
+        Event::PolicyFork { domain, fork } => (
+            "policy_fork",
+            json!({"domain": domain, "parent": fork.parent.to_string(),
+                   "successors": fork.successors.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+        ),
+        Event::AfterCertification { proposal, id, kind } => (
+            "after_certification",
+            json!({"proposal": proposal.to_string(), "id": id.to_string(), "kind": kind}),
+        ),
     }
 }
 
 #[utoipa::path(get, path = "/v1/events", security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream",
                description = "Server-sent events: proposal, response, message, decided, escalated, finalized, \
+                              certified, contested, attestor_equivocation, policy_fork, after_certification, \
                               equivocation, divergence, receipt_mismatch; `lagged` when this client fell behind")))]
 async fn events(
     State(st): State<ApiState>,
@@ -1045,9 +1245,9 @@ impl utoipa::Modify for SecurityAddon {
          description = "Agents talk to their own ACP node. Confidence is a number in [0, 1]; \
                         bps = floor(x * 10000 + 0.5). Errors: {\"error\": {\"code\", \"message\"}}."),
     paths(health, status, create_proposal, list_proposals, get_proposal, respond, decide,
-          report_outcome, audit_bundle, submit_message, trust, events),
+          report_outcome, audit_bundle, submit_message, add_anchor, list_anchors, trust, events),
     components(schemas(ErrorBody, ErrorDetail, SubmittedBody, NewProposal, NewResponse,
-                       NewDecision, NewOutcome)),
+                       NewDecision, NewOutcome, AnchorBody, AnchorAdded)),
     modifiers(&SecurityAddon)
 )]
 #[derive(Debug)]
@@ -1135,6 +1335,7 @@ mod tests {
             "/v1/proposals/{id}/decision",
             "/v1/events",
             "/v1/trust",
+            "/v1/anchors",
         ] {
             assert!(doc.contains(p), "{p} missing");
         }

@@ -12,10 +12,16 @@
 //!   api.token     the HTTP API bearer token, mode 0600
 //!   store/        the sled database holding the message set
 //! ```
+//!
+//! `config.toml` also holds the node's trust anchors (`[anchors]`): the
+//! genesis policy of each domain it admits messages of. [`persist_anchor`]
+//! adds one to the file without touching the rest of it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use acp_protocol::ContentId;
 use serde::{Deserialize, Serialize};
 
 /// Name of the configuration file inside the data directory.
@@ -61,7 +67,7 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Peers dialed on start, as multiaddrs ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<String>,
-    /// Domains whose gossip topics (`acp/1/<domain>`) the node joins.
+    /// Domains whose gossip topics (`acp/2/<domain>`) the node joins.
     pub domains: Vec<String>,
     /// Address of the local control API. Keep it on loopback.
     pub api_addr: SocketAddr,
@@ -86,9 +92,12 @@ pub struct Config {
     /// HTTP API requests allowed at once after an idle period.
     pub api_rate_burst: u32,
     /// Redis URL of the second transport (Redis Streams, one stream
-    /// `acp:1:<domain>` per domain). With an empty `listen` the node is
+    /// `acp:2:<domain>` per domain). With an empty `listen` the node is
     /// Redis-only; with both it bridges the two transports.
     pub redis_url: Option<String>,
+    /// Trust anchors: the genesis policy id of each domain, by domain. The
+    /// node admits no message of a domain without one.
+    pub anchors: BTreeMap<String, ContentId>,
 }
 
 impl Default for Config {
@@ -112,6 +121,7 @@ impl Default for Config {
             api_rate_per_sec: crate::api::DEFAULT_RATE_PER_SEC,
             api_rate_burst: crate::api::DEFAULT_RATE_BURST,
             redis_url: None,
+            anchors: BTreeMap::new(),
         }
     }
 }
@@ -178,10 +188,8 @@ impl Config {
                 "redis_url must start with redis://, rediss:// or unix:// (got {u:?})"
             )));
         }
-        for d in &self.domains {
-            if d.is_empty() || d.len() > 128 || d.contains(char::is_whitespace) {
-                return Err(ConfigError::Invalid(format!("bad domain name {d:?}")));
-            }
+        for d in self.domains.iter().chain(self.anchors.keys()) {
+            check_domain(d)?;
         }
         Ok(())
     }
@@ -202,7 +210,7 @@ listen = {listen}
 # Peers dialed on start: multiaddrs ending in /p2p/<peer id>.
 bootstrap = {bootstrap}
 
-# Domains joined: one gossip topic "acp/1/<domain>" each.
+# Domains joined: one gossip topic "acp/2/<domain>" each.
 domains = {domains}
 
 # Local control API (submission, queries). Loopback only: it has no authentication.
@@ -246,9 +254,17 @@ api_rate_per_sec = {rate}
 api_rate_burst = {burst}
 
 # Redis Streams transport: the same signed messages on one stream
-# "acp:1:<domain>" per domain, read from the beginning on start. With an
+# "acp:2:<domain>" per domain, read from the beginning on start. With an
 # empty `listen` list the node is Redis-only; with both it bridges them.
 {redis}
+
+# Trust anchors: the genesis policy id of each domain, `"<domain>" = "1220…"`.
+# The node admits no message of a domain it has no anchor for (refused as
+# `no_anchor`), and only policies that descend from the genesis by valid
+# amendments, and what they authorize. `acp anchor add --domain D --genesis ID`
+# adds one to the running node and to this file.
+[anchors]
+{anchors}
 "#,
             listen = list(&self.listen),
             bootstrap = list(&self.bootstrap),
@@ -268,8 +284,62 @@ api_rate_burst = {burst}
                 Some(u) => format!("redis_url = {u:?}"),
                 None => "# redis_url = \"redis://127.0.0.1:6379/\"".to_owned(),
             },
+            anchors = self
+                .anchors
+                .iter()
+                .map(|(d, g)| format!("{} = \"{g}\"", toml_edit::Key::new(d.as_str())))
+                .collect::<Vec<_>>()
+                .join("\n"),
         )
     }
+}
+
+/// Checks a domain name as `domains` and `[anchors]` take it.
+pub fn check_domain(d: &str) -> Result<(), ConfigError> {
+    if d.is_empty() || d.len() > 128 || d.contains(char::is_whitespace) {
+        return Err(ConfigError::Invalid(format!("bad domain name {d:?}")));
+    }
+    Ok(())
+}
+
+/// Sets the trust anchor of `domain` in the data directory's `config.toml`,
+/// keeping every other line and comment of the file as it is. The result is
+/// checked to load before it replaces the file (write, then rename).
+pub fn persist_anchor(data_dir: &Path, domain: &str, genesis: ContentId) -> Result<(), ConfigError> {
+    check_domain(domain)?;
+    let path = data_dir.join(CONFIG_FILE);
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ConfigError::Io { path, source }
+    };
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        ConfigError::Parse {
+            path: path.clone(),
+            message: e.message().replace('\n', " "),
+        }
+    })?;
+    let anchors = doc
+        .entry("anchors")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| ConfigError::Invalid("`anchors` in config.toml is not a table".into()))?;
+    anchors.insert(domain, toml_edit::value(genesis.to_string()));
+    let updated = doc.to_string();
+    let cfg = Config::from_toml(&updated, &path)?;
+    if cfg.anchors.get(domain) != Some(&genesis) {
+        return Err(ConfigError::Invalid(format!(
+            "the anchor of {domain:?} did not land in {}",
+            path.display()
+        )));
+    }
+    let tmp = data_dir.join(format!("{CONFIG_FILE}.tmp"));
+    std::fs::write(&tmp, updated).map_err(io(&tmp))?;
+    // Keep the file's permissions (the operator may have narrowed them).
+    if let Ok(meta) = std::fs::metadata(&path) {
+        std::fs::set_permissions(&tmp, meta.permissions()).map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io(&path))
 }
 
 /// The data directory: `--data-dir`, else `ACP_DATA_DIR` (both handled by
@@ -319,6 +389,11 @@ mod tests {
             bootstrap: vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()],
             domains: vec!["fraud.detection".into(), "loans".into()],
             gossip_mesh_degree: 5,
+            anchors: [
+                ("fraud.detection".to_owned(), ContentId::of(b"g1")),
+                ("loans".to_owned(), ContentId::of(b"g2")),
+            ]
+            .into(),
             ..Config::default()
         };
         let text = c.to_documented_toml();
@@ -341,5 +416,34 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().contains("gossip_mesh_degree"), "{e}");
         }
+        let e = Config::from_toml("[anchors]\nloans = \"not an id\"\n", Path::new("c"))
+            .unwrap_err();
+        assert!(e.to_string().contains("anchors"), "{e}");
+    }
+
+    #[test]
+    fn persist_anchor_keeps_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let edited = format!(
+            "# kept: the operator's note\n{}",
+            Config::default().to_documented_toml()
+        );
+        std::fs::write(&path, &edited).unwrap();
+        let (a, b) = (ContentId::of(b"a"), ContentId::of(b"b"));
+        persist_anchor(dir.path(), "loans.retail", a).unwrap();
+        persist_anchor(dir.path(), "fraud", b).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# kept: the operator's note\n"), "{text}");
+        assert!(text.contains(&format!("\"loans.retail\" = \"{a}\"")), "{text}");
+        let cfg = Config::load(dir.path()).unwrap();
+        assert_eq!(
+            cfg.anchors,
+            [("fraud".to_owned(), b), ("loans.retail".to_owned(), a)].into()
+        );
+        // Replacing an anchor rewrites its line only.
+        persist_anchor(dir.path(), "fraud", a).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap().anchors["fraud"], a);
+        assert!(persist_anchor(dir.path(), "has space", a).is_err());
     }
 }

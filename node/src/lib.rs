@@ -8,6 +8,7 @@
 //! - [`metrics`]: Prometheus text at `GET /metrics`.
 //! - [`redis`]: a second transport, the same signed messages over Redis Streams.
 //! - [`launch`]: starts `acp node` as a child process and reads the addresses it announces.
+//! - [`view`]: the JSON of a proposal's finality and receipts, the same on every surface.
 
 pub mod api;
 pub mod commit;
@@ -21,3 +22,4 @@ pub mod p2p;
 pub mod redis;
 pub mod store;
 pub mod sync;
+pub mod view;

@@ -4,11 +4,13 @@
 //!
 //! The node core counts what it sees in [`NodeMetrics`] (messages in by
 //! origin, accepted, rejected by [`acp_protocol::Rejection::code`], ignored,
-//! published, sync rounds, resolution latency); the transport counts wire
-//! bytes, queue drops and sync requests in [`p2p::Metrics`] and keeps a
-//! snapshot of gossipsub peers and mesh size per topic; proposals by status
-//! and the size of the message set are read from the engine at scrape time.
-//! [`render`] writes them all.
+//! published, sync rounds, peers penalized for unadmitted gossip, finality
+//! events, resolution latency); the transport counts wire bytes, queue drops
+//! and sync requests in [`p2p::Metrics`] and keeps a snapshot of gossipsub
+//! peers and mesh size per topic; proposals by status and finality state,
+//! admission counters (refused by reason, parked, released, expired,
+//! overflow, waiting) and the size of the message set are read from the
+//! engine at scrape time. [`render`] writes them all.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -16,9 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use acp_protocol::admission::Refusal;
+use acp_protocol::engine::AdmissionStats;
 use acp_protocol::{ContentId, Event, IngestError};
 
-use crate::p2p;
+use crate::{p2p, view};
 
 /// Upper bounds (seconds) of the resolution latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -77,9 +81,21 @@ impl Histogram {
 struct Latency {
     /// Proposal id -> (first seen, decided already observed).
     seen: HashMap<ContentId, (Instant, bool)>,
+    /// Proposal id -> first seen, kept from finalization to certification.
+    finalized_at: HashMap<ContentId, Instant>,
     decided: Histogram,
     finalized: Histogram,
+    certified: Histogram,
 }
+
+/// The finality events counted, as label values.
+const FINALITY_EVENTS: [&str; 5] = [
+    "certified",
+    "contested",
+    "attestor_equivocation",
+    "policy_fork",
+    "after_certification",
+];
 
 /// Counters kept by the node core; shared with the HTTP server.
 #[derive(Debug)]
@@ -89,6 +105,8 @@ pub struct NodeMetrics {
     messages: Mutex<BTreeMap<(&'static str, &'static str, String), u64>>,
     published: AtomicU64,
     sync_rounds: AtomicU64,
+    penalized: AtomicU64,
+    finality_events: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<Latency>,
 }
 
@@ -100,6 +118,8 @@ impl NodeMetrics {
             messages: Mutex::new(BTreeMap::new()),
             published: AtomicU64::new(0),
             sync_rounds: AtomicU64::new(0),
+            penalized: AtomicU64::new(0),
+            finality_events: Mutex::new(FINALITY_EVENTS.iter().map(|e| (*e, 0)).collect()),
             latency: Mutex::new(Latency::default()),
         }
     }
@@ -121,6 +141,8 @@ impl NodeMetrics {
             Err(IngestError::FromTheFuture { .. }) => {
                 self.bump("ignored", o, "from_the_future".into())
             }
+            Err(IngestError::NotAdmitted(_)) => self.bump("ignored", o, "not_admitted".into()),
+            Err(IngestError::Pending { .. }) => self.bump("ignored", o, "pending".into()),
             Err(_) => self.bump("ignored", o, "other".into()),
         }
     }
@@ -143,10 +165,27 @@ impl NodeMetrics {
         self.sync_rounds.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a gossip message reported `Reject` because its forwarding
+    /// peer keeps sending messages no lineage admits.
+    pub fn penalized(&self) {
+        self.penalized.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Feeds the resolution latency: a proposal's clock starts when it is
-    /// seen and is observed at its first decision (or escalation) and at its
-    /// finalization.
+    /// seen and is observed at its first decision (or escalation), at its
+    /// finalization and at its certification. Counts finality events.
     pub fn on_event(&self, ev: &Event) {
+        let name = match ev {
+            Event::Certified { .. } => Some("certified"),
+            Event::Contested { .. } => Some("contested"),
+            Event::AttestorEquivocation { .. } => Some("attestor_equivocation"),
+            Event::PolicyFork { .. } => Some("policy_fork"),
+            Event::AfterCertification { .. } => Some("after_certification"),
+            _ => None,
+        };
+        if let Some(n) = name {
+            *lock(&self.finality_events).entry(n).or_insert(0) += 1;
+        }
         let mut l = lock(&self.latency);
         match ev {
             Event::ProposalSeen { id, .. } if l.seen.len() < MAX_TRACKED => {
@@ -170,6 +209,18 @@ impl NodeMetrics {
                         l.decided.observe(secs);
                     }
                     l.finalized.observe(secs);
+                    if l.finalized_at.len() < MAX_TRACKED {
+                        l.finalized_at.insert(p, t);
+                    }
+                }
+            }
+            // Observed once per proposal: a round-1 certificate after an
+            // escalation certified in round 0 does not restart the clock.
+            Event::Certified { resolution } => {
+                let p = resolution.proposal;
+                let started = l.finalized_at.remove(&p).or_else(|| l.seen.remove(&p).map(|s| s.0));
+                if let Some(t) = started {
+                    l.certified.observe(t.elapsed().as_secs_f64());
                 }
             }
             _ => {}
@@ -180,19 +231,30 @@ impl NodeMetrics {
 /// Figures read from the engine at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct EngineFigures {
-    /// Proposals by status label.
+    /// Proposals by the status to act on (the certified one, escalated, or
+    /// provisional).
     pub proposals: BTreeMap<&'static str, u64>,
+    /// Proposals by finality state.
+    pub finality: BTreeMap<&'static str, u64>,
     /// Messages held (the store holds the same set).
     pub messages: u64,
     /// Sum of their signed bytes.
     pub bytes: u64,
+    /// The engine's admission counters.
+    pub admission: AdmissionStats,
 }
 
 /// Reads [`EngineFigures`] (runs inside the core task).
 pub fn engine_figures(e: &mut acp_protocol::Engine) -> EngineFigures {
-    let mut f = EngineFigures::default();
+    let mut f = EngineFigures {
+        admission: e.admission_stats(),
+        ..EngineFigures::default()
+    };
     for s in ["pending", "approved", "rejected", "escalated", "invalid"] {
         f.proposals.insert(s, 0);
+    }
+    for s in ["provisional", "escalated", "contested", "certified"] {
+        f.finality.insert(s, 0);
     }
     let mut domains: Vec<String> = Vec::new();
     for m in e.set().iter() {
@@ -206,8 +268,15 @@ pub fn engine_figures(e: &mut acp_protocol::Engine) -> EngineFigures {
     domains.dedup();
     let t = crate::node::now();
     for d in domains {
-        for (_, s) in e.proposals(&d, t) {
-            *f.proposals.entry(crate::node::status_str(s)).or_insert(0) += 1;
+        let ids: Vec<ContentId> = e.set().proposals_in(&d).map(|(_, id)| id).collect();
+        for id in ids {
+            let Ok(r) = e.resolve(&id, t) else { continue };
+            *f.proposals
+                .entry(view::status_str(r.final_status()))
+                .or_insert(0) += 1;
+            *f.finality
+                .entry(view::state_str(r.finality.state))
+                .or_insert(0) += 1;
         }
     }
     f
@@ -297,24 +366,114 @@ pub fn render(m: &NodeMetrics, f: &EngineFigures) -> String {
         &mut out,
         "acp_proposals",
         "gauge",
-        "Proposals held, by current status.",
+        "Proposals held, by the status to act on (certified, escalated to a human, or provisional).",
     );
     for (s, n) in &f.proposals {
         let _ = writeln!(out, "acp_proposals{{status=\"{s}\"}} {n}");
     }
+    head(
+        &mut out,
+        "acp_proposals_finality",
+        "gauge",
+        "Proposals held, by finality state (provisional, escalated, contested, certified).",
+    );
+    for (s, n) in &f.finality {
+        let _ = writeln!(out, "acp_proposals_finality{{state=\"{s}\"}} {n}");
+    }
+    head(
+        &mut out,
+        "acp_finality_events_total",
+        "counter",
+        "Certificates, contests, attestor equivocations, policy forks and messages after certification seen by this run of the node.",
+    );
+    for (e, n) in lock(&m.finality_events).iter() {
+        let _ = writeln!(out, "acp_finality_events_total{{event=\"{e}\"}} {n}");
+    }
 
-    let (decided, finalized, tracked) = {
+    let a = &f.admission;
+    head(
+        &mut out,
+        "acp_admission_refused_total",
+        "counter",
+        "Valid messages not admitted by the domain's lineage (not stored, not forwarded), by reason.",
+    );
+    for r in Refusal::ALL {
+        let n = a.refused.get(&r).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "acp_admission_refused_total{{reason=\"{}\"}} {n}",
+            r.code()
+        );
+    }
+    let admission: [(&str, &str, &str, u64); 5] = [
+        (
+            "acp_admission_parked_total",
+            "counter",
+            "Messages parked to wait for the policy or proposal they refer to.",
+            a.parked,
+        ),
+        (
+            "acp_admission_released_total",
+            "counter",
+            "Parked messages admitted once their dependency arrived.",
+            a.released,
+        ),
+        (
+            "acp_admission_expired_total",
+            "counter",
+            "Parked messages dropped because their dependency did not arrive in time.",
+            a.expired,
+        ),
+        (
+            "acp_admission_overflow_total",
+            "counter",
+            "Messages not parked because the waiting buffer was full.",
+            a.overflow,
+        ),
+        (
+            "acp_admission_waiting",
+            "gauge",
+            "Messages waiting for a dependency now.",
+            a.waiting as u64,
+        ),
+    ];
+    for (name, kind, help, v) in admission {
+        head(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    head(
+        &mut out,
+        "acp_gossip_penalized_total",
+        "counter",
+        "Gossip messages reported Reject because their forwarding peer keeps sending messages the lineage does not admit.",
+    );
+    let _ = writeln!(
+        out,
+        "acp_gossip_penalized_total {}",
+        m.penalized.load(Ordering::Relaxed)
+    );
+
+    let (decided, finalized, certified, tracked) = {
         let l = lock(&m.latency);
-        (l.decided.clone(), l.finalized.clone(), l.seen.len())
+        (
+            l.decided.clone(),
+            l.finalized.clone(),
+            l.certified.clone(),
+            l.seen.len(),
+        )
     };
     let name = "acp_resolution_latency_seconds";
     head(
         &mut out,
         name,
         "histogram",
-        "Seconds from a proposal first seen by this node to its first decision (stage=decided) and to finalization (stage=finalized).",
+        "Seconds from a proposal first seen by this node to its first decision (stage=decided), to finalization (stage=finalized) and to its first certificate (stage=certified).",
     );
-    for (stage, h) in [("decided", &decided), ("finalized", &finalized)] {
+    for (stage, h) in [
+        ("decided", &decided),
+        ("finalized", &finalized),
+        ("certified", &certified),
+    ] {
         for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS) {
             let _ = writeln!(
                 out,
@@ -479,5 +638,12 @@ mod tests {
         assert!(
             text.contains("acp_resolution_latency_seconds_bucket{stage=\"decided\",le=\"+Inf\"} 0")
         );
+        // Every refusal reason is listed, at zero before any refusal.
+        for r in Refusal::ALL {
+            let line = format!("acp_admission_refused_total{{reason=\"{}\"}} 0", r.code());
+            assert!(text.contains(&line), "{line}");
+        }
+        assert!(text.contains("acp_admission_waiting 0"));
+        assert!(text.contains("acp_finality_events_total{event=\"certified\"} 0"));
     }
 }

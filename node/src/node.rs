@@ -3,22 +3,32 @@
 //!
 //! It applies every engine effect in order: `Store` writes to sled (and, for
 //! a local submission, flushes before the submission is acknowledged),
-//! `Publish` goes to the transport, `Event` is logged. Gossip is validated by
-//! the engine before gossipsub may forward it: accepted -> `Accept`,
-//! rejected (invalid bytes, forged signature) -> `Reject` (the sender loses
-//! peer score), duplicate or from the future -> `Ignore`.
+//! `Publish` goes to the transport, `Fetch` asks peers for the messages that
+//! parked messages wait for, `Sync` runs an anti-entropy round for a domain
+//! (before this node signs receipts), `Event` is logged and broadcast.
 //!
-//! On start the engine is rebuilt by ingesting every stored message with
-//! `Origin::Store`, in the order they were first stored.
+//! Gossip is validated by the engine before gossipsub may forward it:
+//! accepted -> `Accept`; rejected (invalid bytes, forged signature) ->
+//! `Reject` (the sender loses peer score); duplicate, from the future,
+//! waiting for its policy or proposal, or not admitted by the domain's
+//! lineage -> `Ignore`. A peer that keeps forwarding messages no lineage
+//! authorizes ([`STRIKES_TOLERATED`] within [`STRIKE_WINDOW`]) gets `Reject`
+//! for the further ones, so its score drops like an invalid sender's.
+//!
+//! On start the trust anchors are loaded into the engine, then the engine is
+//! rebuilt by ingesting every stored message with `Origin::Store`, in the
+//! order they were first stored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use acp_protocol::sync::{SyncRequest, SyncResponse};
+use acp_protocol::admission::Refusal;
+use acp_protocol::sync::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
 use acp_protocol::{
-    Body, ContentId, Effect, Engine, EngineConfig, Event, IngestError, Keypair, Origin, Status,
-    Timestamp, Unverified,
+    ContentId, Effect, Engine, EngineConfig, Event, IngestError, Keypair, Origin, Timestamp,
+    Unverified,
 };
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
@@ -26,17 +36,35 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::commit::GroupCommit;
+use crate::config::{self, ConfigError};
 use crate::metrics::NodeMetrics;
 use crate::p2p::{self, Client, NetEvent};
 use crate::redis::{Inbound, RedisLink};
 use crate::store::{Store, StoreError};
 use crate::sync;
+use crate::view;
+
+pub use crate::view::status_str;
 
 /// Messages replayed per batch when rebuilding the engine from the store.
 const REPLAY_BATCH: usize = 512;
 /// Most queued transport events taken in one turn of the core loop; the
 /// gossip among them is verified as one batch.
 const MAX_BURST: usize = 256;
+/// Refused gossip a forwarding peer may send within [`STRIKE_WINDOW`]
+/// before its further refused messages are reported as `Reject`. An honest
+/// peer with the same anchors forwards only what its lineage admitted, so it
+/// never gets here; a few strikes still pass for a peer whose anchors differ
+/// by mistake.
+pub const STRIKES_TOLERATED: u32 = 16;
+/// The window over which [`STRIKES_TOLERATED`] counts.
+pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
+/// Peers asked for one `Effect::Fetch`: more than one, so one silent peer
+/// does not stall the wait, and few, so a fetch does not fan out to all.
+const FETCH_PEERS: usize = 3;
+/// Most rounds of `Engine::tick` per turn of the core loop: a receipt this
+/// node signs in one round may complete a certificate in the next.
+const MAX_TICK_ROUNDS: usize = 4;
 
 /// A gossip message waiting for its verdict.
 struct InGossip {
@@ -80,6 +108,36 @@ pub enum SubmitError {
     /// The message could not be made durable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The node task has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Why a trust anchor was not added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnchorError {
+    /// The node does not join the domain: without its topic the anchor
+    /// would admit nothing.
+    #[error("this node does not join domain {0:?} (add it to `domains` in config.toml and restart)")]
+    NotJoined(String),
+    /// The domain already has another genesis. Messages were admitted under
+    /// it; switching lineages on a running node would leave them in the set,
+    /// so a new genesis takes an edit of config.toml and a restart (which
+    /// re-admits the store under the new anchor).
+    #[error(
+        "domain {domain:?} already has the genesis {current}; to change it, edit [anchors] in \
+         config.toml and restart the node"
+    )]
+    Conflict {
+        /// The domain.
+        domain: String,
+        /// Its genesis now.
+        current: ContentId,
+    },
+    /// config.toml could not be updated (the anchor was not added).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The node task has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -130,6 +188,11 @@ enum Request {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), p2p::P2pError>>,
     },
+    AddAnchor {
+        domain: String,
+        genesis: ContentId,
+        reply: oneshot::Sender<Result<bool, AnchorError>>,
+    },
     /// Runs a read-mostly closure on the engine, inside the core task.
     With(EngineJob),
 }
@@ -156,6 +219,7 @@ impl std::fmt::Debug for Request {
             Request::Submit { .. } => "Submit",
             Request::Query { .. } => "Query",
             Request::Dial { .. } => "Dial",
+            Request::AddAnchor { .. } => "AddAnchor",
             Request::With(_) => "With",
         })
     }
@@ -211,6 +275,28 @@ impl NodeHandle {
         &self.metrics
     }
 
+    /// Trusts `genesis` as the genesis policy of `domain` from now on, and
+    /// writes it to config.toml (when the node has a data directory) before
+    /// the engine takes it, so the anchor survives a restart. Returns false
+    /// when the domain already had exactly this anchor.
+    pub async fn add_anchor(&self, domain: String, genesis: ContentId) -> Result<bool, AnchorError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::AddAnchor {
+                domain,
+                genesis,
+                reply,
+            })
+            .await
+            .map_err(|_| AnchorError::Stopped)?;
+        rx.await.map_err(|_| AnchorError::Stopped)?
+    }
+
+    /// The trust anchors in force: genesis policy id by domain.
+    pub async fn anchors(&self) -> Result<BTreeMap<String, ContentId>, NodeError> {
+        self.with_engine(|e| e.set().anchors().clone()).await
+    }
+
     /// Dials a peer.
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
         let (reply, rx) = oneshot::channel();
@@ -227,6 +313,11 @@ impl NodeHandle {
 pub struct CoreConfig {
     /// Joined domains.
     pub domains: Vec<String>,
+    /// Trust anchors: genesis policy id by domain (config.toml's `[anchors]`).
+    pub anchors: BTreeMap<String, ContentId>,
+    /// The data directory whose config.toml receives anchors added while the
+    /// node runs; `None` keeps them in memory only.
+    pub data_dir: Option<PathBuf>,
     /// Seconds between sync rounds.
     pub sync_interval: Duration,
     /// Ids per fetch.
@@ -263,7 +354,9 @@ pub struct Core {
     requests: mpsc::Receiver<Request>,
     cfg: CoreConfig,
     agent: acp_protocol::PublicKey,
-    peers: HashMap<PeerId, ()>,
+    peers: HashMap<PeerId, Strikes>,
+    /// Rotates which peers an `Effect::Fetch` asks.
+    fetch_turn: usize,
     listen: Vec<Multiaddr>,
     on_listen: Option<ListenHook>,
     events_tx: broadcast::Sender<Arc<Event>>,
@@ -275,6 +368,39 @@ impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core").finish_non_exhaustive()
     }
+}
+
+/// Refused gossip forwarded by one peer in the current window.
+#[derive(Debug, Clone, Copy)]
+pub struct Strikes {
+    since: Instant,
+    count: u32,
+}
+
+impl Strikes {
+    fn new(now: Instant) -> Self {
+        Self {
+            since: now,
+            count: 0,
+        }
+    }
+
+    /// Counts one refused message; true once the peer is over
+    /// [`STRIKES_TOLERATED`] within [`STRIKE_WINDOW`].
+    pub fn strike(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.since) > STRIKE_WINDOW {
+            *self = Self::new(now);
+        }
+        self.count = self.count.saturating_add(1);
+        self.count > STRIKES_TOLERATED
+    }
+}
+
+/// Whether a refusal is the forwarding peer's doing. Without an anchor this
+/// node refuses every honest message of the domain: its own configuration,
+/// not the peer's fault.
+fn peer_at_fault(refusal: Refusal) -> bool {
+    refusal != Refusal::NoAnchor
 }
 
 impl Core {
@@ -292,9 +418,16 @@ impl Core {
             receipt_key: Some(agent),
             ..EngineConfig::default()
         });
+        // Anchors first: without them the store's messages are not admitted.
+        for (domain, genesis) in &cfg.anchors {
+            engine.add_anchor(domain, *genesis);
+        }
         let t = now();
         let mut batch: Vec<Vec<u8>> = Vec::with_capacity(REPLAY_BATCH);
         let mut replayed = 0usize;
+        // Messages stored under other anchors are refused now; one summary
+        // line instead of one per message.
+        let mut not_replayed: BTreeMap<String, usize> = BTreeMap::new();
         let mut replay = |engine: &mut Engine, batch: &mut Vec<Vec<u8>>| {
             let items: Vec<(&[u8], Origin)> = batch
                 .iter()
@@ -304,6 +437,12 @@ impl Core {
                 match r {
                     Ok(_) => replayed += 1,
                     Err(IngestError::Duplicate(_)) => {}
+                    Err(IngestError::NotAdmitted(r)) => {
+                        *not_replayed.entry(r.code().to_owned()).or_default() += 1;
+                    }
+                    Err(IngestError::Pending { .. }) => {
+                        *not_replayed.entry("pending".to_owned()).or_default() += 1;
+                    }
                     Err(e) => tracing::warn!(error = %e, "stored message not replayed"),
                 }
             }
@@ -318,6 +457,12 @@ impl Core {
         }
         replay(&mut engine, &mut batch);
         tracing::info!(messages = replayed, "engine rebuilt from store");
+        if !not_replayed.is_empty() {
+            tracing::warn!(
+                ?not_replayed,
+                "stored messages not admitted under the configured anchors (kept in the store)"
+            );
+        }
         let (tx, requests) = mpsc::channel(cfg.queue_capacity);
         let (events_tx, _) = broadcast::channel(EVENT_CAPACITY);
         let metrics = Arc::new(NodeMetrics::new(net.shared_metrics()));
@@ -332,6 +477,7 @@ impl Core {
                 cfg,
                 agent: agent_pub,
                 peers: HashMap::new(),
+                fetch_turn: 0,
                 listen: Vec::new(),
                 on_listen: None,
                 events_tx: events_tx.clone(),
@@ -404,16 +550,24 @@ impl Core {
                     }
                 },
                 _ = sleep => {}
-                _ = sync_timer.tick() => self.sync_round(None).await,
+                _ = sync_timer.tick() => {
+                    let domains = self.cfg.domains.clone();
+                    self.sync_round(None, &domains).await;
+                }
             }
             self.tick().await;
         }
     }
 
     async fn tick(&mut self) {
-        let effects = self.engine.tick(now());
-        if let Err(e) = self.apply(effects).await {
-            tracing::error!(error = %e, "storing a receipt failed");
+        for _ in 0..MAX_TICK_ROUNDS {
+            let effects = self.engine.tick(now());
+            if effects.is_empty() {
+                return;
+            }
+            if let Err(e) = self.apply(effects).await {
+                tracing::error!(error = %e, "storing a receipt failed");
+            }
         }
     }
 
@@ -436,6 +590,11 @@ impl Core {
                         tracing::warn!(%id, "transport stopped; not published");
                     }
                 }
+                Effect::Fetch { domain, ids } => self.fetch(&domain, &ids).await,
+                Effect::Sync { domain } => {
+                    tracing::debug!(%domain, "anti-entropy round before signing receipts");
+                    self.sync_round(None, std::slice::from_ref(&domain)).await;
+                }
                 Effect::Event(ev) => {
                     log_event(&ev);
                     self.metrics.on_event(&ev);
@@ -447,6 +606,53 @@ impl Core {
         result
     }
 
+    /// Asks a few peers for messages that parked messages wait for; what
+    /// comes back is ingested like any synced message and releases them.
+    async fn fetch(&mut self, domain: &str, ids: &[ContentId]) {
+        let mut peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        if peers.is_empty() || ids.is_empty() {
+            return;
+        }
+        peers.sort();
+        let turn = self.fetch_turn;
+        self.fetch_turn = self.fetch_turn.wrapping_add(1);
+        let asked: Vec<PeerId> = (0..peers.len().min(FETCH_PEERS))
+            .map(|i| peers[(turn + i) % peers.len()])
+            .collect();
+        tracing::debug!(%domain, ids = ids.len(), peers = asked.len(), "fetching dependencies");
+        for chunk in ids.chunks(self.cfg.sync_batch.clamp(1, MAX_FETCH_IDS)) {
+            let req = SyncRequest::Fetch {
+                ids: chunk.to_vec(),
+            };
+            for peer in &asked {
+                self.send_sync(*peer, &req).await;
+            }
+        }
+    }
+
+    /// Adds a trust anchor: written to config.toml first (so a failure
+    /// leaves both unchanged), then taken by the engine, then a sync round
+    /// for the domain fetches what was refused while it had no anchor.
+    async fn add_anchor(&mut self, domain: String, genesis: ContentId) -> Result<bool, AnchorError> {
+        config::check_domain(&domain)?;
+        if !self.cfg.domains.contains(&domain) {
+            return Err(AnchorError::NotJoined(domain));
+        }
+        match self.engine.set().anchor(&domain) {
+            Some(current) if current == genesis => return Ok(false),
+            Some(current) => return Err(AnchorError::Conflict { domain, current }),
+            None => {}
+        }
+        if let Some(dir) = &self.cfg.data_dir {
+            config::persist_anchor(dir, &domain, genesis)?;
+        }
+        self.engine.add_anchor(&domain, genesis);
+        self.cfg.anchors.insert(domain.clone(), genesis);
+        tracing::info!(%domain, %genesis, "trust anchor added");
+        self.sync_round(None, std::slice::from_ref(&domain)).await;
+        Ok(true)
+    }
+
     async fn on_request(&mut self, r: Request) {
         match r {
             Request::Submit { bytes, reply } => self.submit(&bytes, reply).await,
@@ -456,6 +662,14 @@ impl Core {
             }
             Request::Dial { addr, reply } => {
                 let _ = reply.send(self.net.dial(addr).await);
+            }
+            Request::AddAnchor {
+                domain,
+                genesis,
+                reply,
+            } => {
+                let r = self.add_anchor(domain, genesis).await;
+                let _ = reply.send(r);
             }
             Request::With(job) => job(&mut self.engine),
         }
@@ -550,9 +764,10 @@ impl Core {
                 data,
             } => self.on_sync_response(peer, &request, &data).await,
             NetEvent::Connected(peer) => {
-                self.peers.insert(peer, ());
+                self.peers.insert(peer, Strikes::new(Instant::now()));
                 tracing::info!(%peer, "peer connected");
-                self.sync_round(Some(peer)).await;
+                let domains = self.cfg.domains.clone();
+                self.sync_round(Some(peer), &domains).await;
             }
             NetEvent::Disconnected(peer) => {
                 self.peers.remove(&peer);
@@ -595,6 +810,7 @@ impl Core {
         let mut effects = Vec::new();
         let mut accepted = Vec::new();
         let results = self.engine.ingest_batch_decoded(decoded, now());
+        let at = Instant::now();
         for (&i, r) in checked.iter().zip(results) {
             self.metrics.ingested(Origin::Peer, &r);
             verdicts[i] = match r {
@@ -606,6 +822,23 @@ impl Core {
                 Err(e) if e.is_reject() => {
                     tracing::info!(error = %e, "gossip rejected");
                     MessageAcceptance::Reject
+                }
+                Err(IngestError::NotAdmitted(refusal)) if peer_at_fault(refusal) => {
+                    let source = burst[i].source;
+                    // A source already disconnected has no strikes to add to.
+                    let penalize = self
+                        .peers
+                        .get_mut(&source)
+                        .is_some_and(|s| s.strike(at));
+                    if penalize {
+                        self.metrics.penalized();
+                        tracing::info!(peer = %source, reason = refusal.code(),
+                            "gossip not admitted; the peer keeps sending such messages: rejected");
+                        MessageAcceptance::Reject
+                    } else {
+                        tracing::debug!(peer = %source, reason = refusal.code(), "gossip not admitted");
+                        MessageAcceptance::Ignore
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "gossip ignored");
@@ -702,7 +935,8 @@ impl Core {
         }
     }
 
-    async fn sync_round(&mut self, only: Option<PeerId>) {
+    /// One anti-entropy round over `domains` with one peer or all of them.
+    async fn sync_round(&mut self, only: Option<PeerId>, domains: &[String]) {
         let peers: Vec<PeerId> = match only {
             Some(p) => vec![p],
             None => self.peers.keys().copied().collect(),
@@ -711,7 +945,7 @@ impl Core {
             self.metrics.sync_round();
         }
         for peer in peers {
-            for req in sync::start_round(&self.cfg.domains) {
+            for req in sync::start_round(domains) {
                 self.send_sync(peer, &req).await;
             }
         }
@@ -817,48 +1051,27 @@ impl Core {
         }
     }
 
+    /// The control channel's view of a proposal: the status to act on, the
+    /// computed result, its finality and every receipt held.
     fn resolution(&mut self, id: &ContentId) -> Value {
-        let r = match self.engine.resolve(id, now()) {
-            Ok(r) => r,
+        let pkg = match self.engine.decision_package(id, now()) {
+            Ok(p) => p,
             Err(e) => return json!({ "ok": false, "error": e.to_string() }),
         };
+        let r = &pkg.resolution;
         let set = self.engine.set();
-        let mut held: Vec<(ContentId, acp_protocol::Receipt)> = Vec::new();
-        if let Some(refs) = set.refs(id) {
-            for rid in &refs.receipts {
-                if let Some(Body::Receipt(rc)) = set.get(rid).map(|m| m.body()) {
-                    held.push((*rid, rc.clone()));
-                }
-            }
-        }
-        // A receipt is a node's latest unless another receipt supersedes it.
-        let superseded: std::collections::HashSet<ContentId> =
-            held.iter().filter_map(|(_, rc)| rc.supersedes).collect();
-        let receipts: Vec<Value> = held
-            .iter()
-            .map(|(rid, rc)| {
-                json!({
-                    "id": rid.to_string(),
-                    "node": rc.node.to_string(),
-                    "status": status_str(rc.status),
-                    "resolution": rc.resolution.to_string(),
-                    "counted_root": rc.counted_root.to_string(),
-                    "supersedes": rc.supersedes.map(|s| s.to_string()),
-                    "latest": !superseded.contains(rid),
-                })
-            })
-            .collect();
-        let responses = set.refs(id).map(|r| r.response_count()).unwrap_or(0);
         json!({
             "ok": true,
             "proposal": id.to_string(),
-            "status": status_str(r.status),
+            "status": status_str(r.final_status()),
+            "computed_status": status_str(r.status),
             "final": r.is_final,
             "resolution": r.digest().to_string(),
             "counted_root": r.counted_root.to_string(),
             "counted": r.votes.len(),
-            "responses": responses,
-            "receipts": receipts,
+            "responses": set.refs(id).map_or(0, |refs| refs.response_count()),
+            "finality": view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
+            "receipts": view::receipts(set, id),
         })
     }
 }
@@ -868,17 +1081,6 @@ async fn recv_redis(link: &mut Option<RedisLink>) -> Option<Inbound> {
     match link {
         Some(l) => l.inbound.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// The lowercase name of a status.
-pub fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::Pending => "pending",
-        Status::Approved => "approved",
-        Status::Rejected => "rejected",
-        Status::Escalated => "escalated",
-        Status::Invalid => "invalid",
     }
 }
 
@@ -935,7 +1137,7 @@ fn log_event(ev: &Event) {
             previous = %previous.0,
             current = %current.digest(),
             status = status_str(current.status),
-            "divergence: a late message changed a finalized resolution"
+            "divergence: a late message changed a finalized, uncertified resolution"
         ),
         Event::ReceiptMismatch {
             proposal,
@@ -943,5 +1145,37 @@ fn log_event(ev: &Event) {
             theirs,
             ours,
         } => tracing::warn!(%proposal, node = %node, %theirs, %ours, "receipt mismatch"),
+        Event::Certified { resolution } => tracing::info!(
+            proposal = %resolution.proposal,
+            status = status_str(resolution.final_status()),
+            certificate = %view::summary(&resolution.finality),
+            "certified"
+        ),
+        Event::Contested { resolution } => tracing::warn!(
+            proposal = %resolution.proposal,
+            "contested: no result of the votes can be certified; a human decides"
+        ),
+        Event::AttestorEquivocation {
+            proposal,
+            organization,
+            receipts,
+        } => tracing::warn!(
+            %proposal,
+            organization,
+            receipts = ?receipts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "attestor equivocation: an organization signed two results in one round"
+        ),
+        Event::PolicyFork { domain, fork } => tracing::warn!(
+            %domain,
+            parent = %fork.parent,
+            successors = ?fork.successors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "policy fork: two valid amendments of one policy (the earliest is followed)"
+        ),
+        Event::AfterCertification { proposal, id, kind } => tracing::warn!(
+            %proposal,
+            %id,
+            ?kind,
+            "message after certification: kept as evidence, the certified result stands"
+        ),
     }
 }

@@ -33,24 +33,25 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, mdns, nois
 use tokio::sync::{mpsc, oneshot};
 
 /// The anti-entropy request-response protocol.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/sync/1");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/sync/2");
 /// The Kademlia protocol name of ACP networks.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/kad/1");
 /// Identify protocol version string.
-pub const IDENTIFY_PROTOCOL: &str = "/acp/1";
+pub const IDENTIFY_PROTOCOL: &str = "/acp/2";
 /// Largest sync request, in bytes.
 pub const MAX_SYNC_REQUEST: usize = 64 * 1024;
 /// Largest sync response, in bytes.
 pub const MAX_SYNC_RESPONSE: usize = acp_protocol::sync::MAX_SYNC_BYTES + 64 * 1024;
 
-/// The gossip topic of a domain: `acp/1/<domain>`.
+/// The gossip topic of a domain: `acp/2/<domain>` (the protocol version, so
+/// nodes of different versions never mesh on one topic).
 pub fn topic(domain: &str) -> IdentTopic {
-    IdentTopic::new(format!("acp/1/{domain}"))
+    IdentTopic::new(format!("acp/2/{domain}"))
 }
 
 /// The domain of a gossip topic, if it is an ACP topic.
 pub fn domain_of(topic: &TopicHash) -> Option<&str> {
-    topic.as_str().strip_prefix("acp/1/")
+    topic.as_str().strip_prefix("acp/2/")
 }
 
 /// The gossipsub message id of a payload: SHA-256 of all its bytes,
@@ -344,7 +345,7 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// Local network discovery (off in tests).
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// `/acp/sync/1` anti-entropy.
+    /// `/acp/sync/2` anti-entropy.
     pub sync: request_response::Behaviour<SyncCodec>,
 }
 
@@ -425,7 +426,7 @@ pub fn build_swarm_counted(
                 .heartbeat_interval(Duration::from_millis(700))
                 // A thin mesh is enough because it is not the only path:
                 // IHAVE gossip reaches a node that missed a message from
-                // about D holders within a heartbeat, and `/acp/sync/1`
+                // about D holders within a heartbeat, and `/acp/sync/2`
                 // (on connect and every `sync_interval_secs`) repairs the
                 // rest, including publications made before any mesh formed.
                 .mesh_n(d)

@@ -1,6 +1,7 @@
 //! A second transport: the same signed message bytes over Redis Streams.
 //!
-//! One stream per domain, key `acp:1:<domain>`; every entry has one field,
+//! One stream per domain, key `acp:2:<domain>` (the protocol version, as in
+//! the gossip topics); every entry has one field,
 //! `m`, holding a message's canonical bytes. The stream is the shared log:
 //!
 //! - **publish**: what the node would gossip (its own submissions and
@@ -36,7 +37,7 @@ const RETRY: Duration = Duration::from_millis(500);
 
 /// The stream key of a domain.
 pub fn stream_key(domain: &str) -> String {
-    format!("acp:1:{domain}")
+    format!("acp:2:{domain}")
 }
 
 /// Why the Redis transport could not start.
@@ -327,7 +328,7 @@ mod tests {
     fn parses_a_resp2_xread_reply() {
         let b = |s: &[u8]| Value::BulkString(s.to_vec());
         let reply = Value::Array(vec![Value::Array(vec![
-            b(b"acp:1:d"),
+            b(b"acp:2:d"),
             Value::Array(vec![
                 Value::Array(vec![b(b"1-0"), Value::Array(vec![b(b"m"), b(&[0, 1, 2])])]),
                 Value::Array(vec![b(b"2-0"), Value::Array(vec![b(b"x"), b(b"y")])]),
@@ -336,12 +337,12 @@ mod tests {
         ])]);
         let s = streams_of(reply);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].0, b"acp:1:d");
+        assert_eq!(s[0].0, b"acp:2:d");
         assert_eq!(
             s[0].1,
             vec![("1-0".into(), Some(vec![0, 1, 2])), ("2-0".into(), None)]
         );
         assert!(streams_of(Value::Nil).is_empty());
-        assert_eq!(stream_key("loans"), "acp:1:loans");
+        assert_eq!(stream_key("loans"), "acp:2:loans");
     }
 }

@@ -1,4 +1,4 @@
-//! Anti-entropy over `/acp/sync/1`: the node's half of the pure protocol in
+//! Anti-entropy over `/acp/sync/2`: the node's half of the pure protocol in
 //! [`acp_protocol::sync`].
 //!
 //! A round, per peer and per joined domain:

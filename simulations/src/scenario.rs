@@ -125,10 +125,22 @@ impl Default for Agents {
 pub struct Byzantine {
     /// Members that collude to vote against the truth at confidence 0.95.
     pub liar_share: f64,
-    /// Members that sign two opposite responses (the second near `closes_at`).
+    /// Members that sign two opposite responses; the second, signed with
+    /// `issued_at = closes_at`, is published late (see `late_ms`).
     pub equivocator_share: f64,
-    /// Members that answer after nodes finalized, with `issued_at` backdated to `closes_at`.
+    /// Members that answer only late (see `late_ms`), with `issued_at`
+    /// backdated to `closes_at`.
     pub backdater_share: f64,
+    /// Late messages are published `finalize_grace_ms + late_ms` after
+    /// `closes_at`: after nodes finalized and attestors signed when
+    /// positive, inside the grace period (while attestors sign) when
+    /// negative. Before `closes_at`, a response carries its true time.
+    pub late_ms: i64,
+    /// Organizations per domain whose attestor, besides its honest receipt,
+    /// signs every other round-0 result an attestor signed and a fabricated
+    /// result shared with the other equivocating attestors (`late_ms` after
+    /// finalizing).
+    pub equivocating_attestors: usize,
     /// Share of members placed in one extra organization whose agents all lie together.
     pub sybil_share: f64,
     /// Outsiders that re-send honest responses with a corrupted signature.
@@ -151,6 +163,8 @@ impl Default for Byzantine {
             liar_share: 0.0,
             equivocator_share: 0.0,
             backdater_share: 0.0,
+            late_ms: 500,
+            equivocating_attestors: 0,
             sybil_share: 0.0,
             forgers: 0,
             forge_prob: 0.5,

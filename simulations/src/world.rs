@@ -9,11 +9,13 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
+use acp_protocol::build::default_quorum;
+use acp_protocol::finality::{Attested, Finality, State};
 use acp_protocol::sync::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, DomainPolicy, Effect, Engine, EngineConfig, Event,
-    IngestError, Keypair, Member, Organization, Origin, Outcome, OutcomeReport, Proposal,
-    PublicKey, Resolution, Response, Stance, Status, Timestamp, decode_unverified,
+    IngestError, Keypair, Kind, Member, Organization, Origin, Outcome, OutcomeReport, Proposal,
+    PublicKey, Receipt, Resolution, Response, Stance, Status, Timestamp, decode_unverified,
 };
 
 use crate::rng::Rng;
@@ -104,11 +106,15 @@ struct Outsider {
 #[derive(Debug)]
 struct DomainInfo {
     name: String,
+    /// The genesis policy: every node of the domain holds it as its trust anchor.
     policy: ContentId,
     policy_bytes: Arc<[u8]>,
     members: Vec<usize>,
     nodes: Vec<usize>,
     reporter: Keypair,
+    /// The one key allowed to propose (listed in the policy's `proposers`):
+    /// proposals come from a service, not from a voting member.
+    proposer: Keypair,
 }
 
 /// What the world knows about a proposal it created.
@@ -126,7 +132,9 @@ pub struct ProposalInfo {
     pub created_us: Micros,
     /// Signed `closes_at`.
     pub closes_at: Timestamp,
-    /// The latest final resolution computed by the domain's first node.
+    /// Virtual time of `closes_at` (creation plus the window).
+    pub close_us: Micros,
+    /// The resolution on the domain's first live honest node at the end of the run.
     pub reference: Option<Arc<Resolution>>,
     /// Divergence events raised on any node.
     pub divergences: u32,
@@ -135,14 +143,65 @@ pub struct ProposalInfo {
 /// One node's view of a proposal.
 #[derive(Clone, Copy, Debug)]
 pub struct View {
-    /// First time this node finalized it.
+    /// First time this node finalized it (`u64::MAX` until then).
     pub first_final_us: Micros,
     /// First time this node announced a decision (maybe early).
     pub decided_us: Option<Micros>,
-    /// Latest finalized resolution digest.
+    /// Latest finalized resolution digest (the computed result).
     pub digest: ContentId,
     /// Its status.
     pub status: Status,
+    /// Times the finalized (status, digest) changed after the first
+    /// finalization: what v0.1 called final.
+    pub final_changes: u32,
+    /// The certificate in force as this node last saw it (a certified
+    /// result, or round 0's certified escalation).
+    pub cert: Option<Attested>,
+    /// First time this node saw a certificate.
+    pub cert_us: Option<Micros>,
+    /// Times the certificate in force changed (or vanished) after this node
+    /// first saw one; certified finality promises zero.
+    pub cert_changes: u32,
+    /// The finality state at the end of the run (live nodes only).
+    pub end_state: Option<State>,
+}
+
+impl View {
+    fn new() -> Self {
+        Self {
+            first_final_us: u64::MAX,
+            decided_us: None,
+            digest: ContentId([0; 32]),
+            status: Status::Pending,
+            final_changes: 0,
+            cert: None,
+            cert_us: None,
+            cert_changes: 0,
+            end_state: None,
+        }
+    }
+
+    /// Fold in the finality of a resolution this node computed now.
+    fn observe(&mut self, f: &Finality, now: Micros) {
+        let current = match f.state {
+            State::Certified | State::Escalated => f.certificate.as_ref().map(|c| c.result),
+            State::Provisional | State::Contested => None,
+        };
+        match (self.cert, current) {
+            (None, None) => {}
+            (None, Some(c)) => {
+                self.cert = Some(c);
+                self.cert_us.get_or_insert(now);
+            }
+            // No human decides in the simulator, so round 1 never opens and
+            // any move away from a certificate breaks finality.
+            (Some(old), new) if Some(old) != new => {
+                self.cert_changes += 1;
+                self.cert = new;
+            }
+            (Some(_), _) => {}
+        }
+    }
 }
 
 /// Traffic and validation counters of one node.
@@ -164,6 +223,12 @@ pub struct NodeStats {
     pub duplicates: u64,
     /// Rejected by the engine (bad signature, bad encoding).
     pub rejected: u64,
+    /// Valid but refused by admission (the lineage gives the author no role).
+    pub refused: u64,
+    /// Valid but waiting for their policy or proposal (parked, fetched).
+    pub pending: u64,
+    /// Messages received through `Effect::Fetch` requests.
+    pub fetched: u64,
     /// Ignored as signed too far in the future.
     pub future: u64,
 }
@@ -194,6 +259,12 @@ pub struct Node {
     mesh: Vec<usize>,
     agents: Vec<usize>,
     uplink_free: Micros,
+    /// This node runs its organization's attestor key and signs receipts
+    /// for results it did not compute (see [`World::sign_also`]).
+    pub equivocating_attestor: bool,
+    /// Round-0 results this node's key signed, by proposal (its engine's
+    /// receipt and, for an equivocating attestor, the extra ones).
+    signed: HashSet<(ContentId, Attested)>,
     /// Views by proposal index.
     pub views: Vec<Option<View>>,
     /// Counters.
@@ -204,6 +275,11 @@ impl Node {
     /// True while running.
     pub fn alive(&self) -> bool {
         self.engine.is_some()
+    }
+
+    /// Runs an unmodified engine and signs only what it computes.
+    pub fn honest(&self) -> bool {
+        !self.equivocating_attestor
     }
 
     /// Messages in the durable store.
@@ -274,6 +350,10 @@ enum Ev {
     },
     Outsider(usize),
     Sample,
+    ExtraReceipt {
+        node: usize,
+        proposal: usize,
+    },
 }
 
 impl Ev {
@@ -294,7 +374,42 @@ impl Ev {
             Ev::SyncDone { node, msgs } => 11 | (*node as u64) << 8 | (msgs.len() as u64) << 32,
             Ev::Outsider(i) => 12 | (*i as u64) << 8,
             Ev::Sample => 13,
+            Ev::ExtraReceipt { node, proposal } => {
+                14 | (*node as u64) << 8 | (*proposal as u64) << 32
+            }
         }
+    }
+}
+
+/// The requests of one sync session with a peer, answered on the peer's
+/// current state: round trips and encoded bytes both ways.
+#[derive(Default)]
+struct Exchange {
+    trips: u64,
+    bytes: u64,
+}
+
+impl Exchange {
+    fn ask(&mut self, peer: &Engine, req: &SyncRequest) -> SyncResponse {
+        self.trips += 1;
+        self.bytes += req.to_bytes().map_or(0, |v| v.len() as u64);
+        let resp = peer.answer(req);
+        self.bytes += resp.to_bytes().map_or(0, |v| v.len() as u64);
+        resp
+    }
+
+    /// Fetch `ids` in batches of at most `MAX_FETCH_IDS`.
+    fn fetch(&mut self, peer: &Engine, ids: &[ContentId]) -> Vec<Arc<[u8]>> {
+        let mut msgs = Vec::new();
+        for chunk in ids.chunks(MAX_FETCH_IDS) {
+            let req = SyncRequest::Fetch {
+                ids: chunk.to_vec(),
+            };
+            if let SyncResponse::Messages(m) = self.ask(peer, &req) {
+                msgs.extend(m.into_iter().map(Arc::from));
+            }
+        }
+        msgs
     }
 }
 
@@ -380,6 +495,10 @@ pub struct World {
     pub equivocation_events: u64,
     /// Receipt mismatches seen (over all nodes).
     pub receipt_mismatches: u64,
+    /// Attestor equivocations seen (over all nodes).
+    pub attestor_equivocations: u64,
+    /// Responses and decisions that arrived after certification (over all nodes).
+    pub after_certification: u64,
     /// Engine ingests (all nodes).
     pub ingests: u64,
     /// Responses signed by agents.
@@ -397,6 +516,16 @@ fn id_word(id: &ContentId) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&id.0[..8]);
     u64::from_le_bytes(b)
+}
+
+/// The result a receipt signs.
+fn attested(r: &Receipt) -> Attested {
+    Attested {
+        human_decision: r.human_decision,
+        status: r.status,
+        resolution: r.resolution,
+        counted_root: r.counted_root,
+    }
 }
 
 fn bps(x: f64) -> u16 {
@@ -449,14 +578,13 @@ impl World {
                     mesh: Vec::new(),
                     agents: Vec::new(),
                     uplink_free: 0,
+                    equivocating_attestor: false,
+                    signed: HashSet::new(),
                     views: Vec::new(),
                     stats: NodeStats::default(),
                 }
             })
             .collect();
-        for n in &mut nodes {
-            n.engine = Some(Engine::new(Self::engine_config(&sc, &n.key)));
-        }
         // Agents, spread over domains round-robin, then classes per domain.
         let mut agents: Vec<Agent> = Vec::with_capacity(sc.agents.count);
         let mut domains = Vec::new();
@@ -509,16 +637,36 @@ impl World {
             let name = format!("sim.d{d}");
             let has_sybil = members.iter().any(|&m| agents[m].class == Class::Sybil);
             let n_orgs = t.organizations.max(1) + usize::from(has_sybil);
+            anyhow::ensure!(
+                dnodes.len() >= n_orgs,
+                "domain {d} has {} nodes for {n_orgs} organizations: every organization needs a node to run its attestor",
+                dnodes.len()
+            );
+            anyhow::ensure!(
+                b.equivocating_attestors <= n_orgs,
+                "{} equivocating attestors for {n_orgs} organizations",
+                b.equivocating_attestors
+            );
             let mut org_keys: Vec<Keypair> = (0..n_orgs)
                 .map(|_| Keypair::from_seed(keys.bytes32()))
                 .collect();
             // The last generated org is the sybil one; remember it before sorting.
             let sybil_root = has_sybil.then(|| org_keys[n_orgs - 1].public());
             org_keys.sort_by_key(Keypair::public);
+            // Each organization runs nodes; the receipt key of one of them is
+            // its attestor. Placement is drawn per seed so that partitions
+            // split the attestors in every way over a sweep.
+            let mut placed = dnodes.clone();
+            rng.shuffle(&mut placed);
+            let attestors = &placed[..n_orgs];
+            for &node in attestors.iter().take(b.equivocating_attestors) {
+                nodes[node].equivocating_attestor = true;
+            }
             let organizations: Vec<Organization> = org_keys
                 .iter()
+                .zip(attestors)
                 .enumerate()
-                .map(|(i, k)| Organization {
+                .map(|(i, (k, &node))| Organization {
                     root: k.public(),
                     name: if Some(k.public()) == sybil_root {
                         "sybil".into()
@@ -526,6 +674,7 @@ impl World {
                         format!("org{i}")
                     },
                     weight_cap_bps: sc.rules.weight_cap_bps,
+                    attestor: nodes[node].key.public(),
                 })
                 .collect();
             let sybil_idx = organizations
@@ -548,6 +697,7 @@ impl World {
                 .collect();
             policy_members.sort_by_key(|m| m.agent);
             let reporter = Keypair::from_seed(keys.bytes32());
+            let proposer = Keypair::from_seed(keys.bytes32());
             let r = &sc.rules;
             let policy = Body::Policy(DomainPolicy {
                 domain: name.clone(),
@@ -565,6 +715,11 @@ impl World {
                     min_window_ms: 1_000,
                     max_window_ms: 3_600_000,
                 },
+                proposers: vec![proposer.public()],
+                supersedes: None,
+                approvers: Vec::new(),
+                amendment_quorum: default_quorum(n_orgs),
+                finality_quorum: default_quorum(n_orgs),
             });
             let refs: Vec<&Keypair> = org_keys.iter().collect();
             let signed = policy.sign(&refs)?;
@@ -575,7 +730,11 @@ impl World {
                 members,
                 nodes: dnodes,
                 reporter,
+                proposer,
             });
+        }
+        for n in &mut nodes {
+            n.engine = Some(Self::engine(&sc, &n.key, &domains[n.domain]));
         }
         let mut outsiders = Vec::new();
         for (kind, count) in [
@@ -625,6 +784,8 @@ impl World {
             convergence_ms: Vec::new(),
             equivocation_events: 0,
             receipt_mismatches: 0,
+            attestor_equivocations: 0,
+            after_certification: 0,
             ingests: 0,
             responses_signed: 0,
         };
@@ -633,12 +794,17 @@ impl World {
         Ok(w)
     }
 
-    fn engine_config(sc: &Scenario, key: &Keypair) -> EngineConfig {
-        EngineConfig {
+    /// A node's engine: its key signs receipts, and its operators configured
+    /// the domain's genesis policy as the trust anchor.
+    fn engine(sc: &Scenario, key: &Keypair, domain: &DomainInfo) -> Engine {
+        let mut e = Engine::new(EngineConfig {
             receipt_key: Some(key.clone()),
             finalize_grace_ms: sc.rules.finalize_grace_ms,
             max_future_skew_ms: sc.rules.max_future_skew_ms,
-        }
+            ..EngineConfig::default()
+        });
+        e.add_anchor(&domain.name, domain.policy);
+        e
     }
 
     fn schedule_initial(&mut self) {
@@ -724,6 +890,7 @@ impl World {
             self.handle(e.ev);
         }
         self.now = end;
+        self.finish();
         progress(ms(end));
     }
 
@@ -760,6 +927,7 @@ impl World {
                 }
             }
             Ev::Outsider(i) => self.outsider(i),
+            Ev::ExtraReceipt { node, proposal } => self.fabricated_receipt(node, proposal),
             Ev::Sample => {
                 self.sample();
                 self.at(self.now + self.sc.sample_ms * 1_000, Ev::Sample);
@@ -893,6 +1061,8 @@ impl World {
                         effects.extend(ing.effects);
                     }
                     Err(IngestError::FromTheFuture { .. }) => node.stats.future += 1,
+                    Err(IngestError::NotAdmitted(_)) => node.stats.refused += 1,
+                    Err(IngestError::Pending { .. }) => node.stats.pending += 1,
                     Err(e) if e.is_reject() => node.stats.rejected += 1,
                     Err(_) => node.stats.duplicates += 1,
                 }
@@ -924,6 +1094,9 @@ impl World {
                     self.nodes[n].seen.insert(wire.gid);
                     self.gossip(n, &wire, None);
                 }
+                // Each simulated node serves exactly one domain: the one named.
+                Effect::Fetch { ids, .. } => self.fetch(n, ids),
+                Effect::Sync { .. } => self.sync(n),
                 Effect::Event(ev) => self.on_event(n, ev),
             }
         }
@@ -945,21 +1118,79 @@ impl World {
             {
                 self.forge_copy(n, id);
             }
+            Event::MessageSeen {
+                id,
+                kind: Kind::Receipt,
+                ..
+            } => self.on_receipt(n, id),
             Event::Decided { resolution } => {
+                self.observe(n, &resolution);
                 self.record(n, &resolution, false);
             }
-            Event::Escalated { .. } => {}
-            Event::Finalized { resolution, .. } => {
+            Event::Finalized {
+                resolution,
+                receipt,
+            } => {
+                self.observe(n, &resolution);
                 self.record(n, &resolution, true);
+                if let Some(id) = receipt
+                    && self.nodes[n].equivocating_attestor
+                {
+                    self.signed_honestly(n, id);
+                }
             }
-            Event::Divergence { proposal, .. } => {
+            Event::Escalated { resolution }
+            | Event::Certified { resolution }
+            | Event::Contested { resolution } => self.observe(n, &resolution),
+            Event::Divergence {
+                proposal, current, ..
+            } => {
+                self.observe(n, &current);
                 if let Some(&p) = self.by_id.get(&proposal) {
                     self.proposals[p].divergences += 1;
                 }
             }
             Event::Equivocation { .. } => self.equivocation_events += 1,
             Event::ReceiptMismatch { .. } => self.receipt_mismatches += 1,
+            Event::AttestorEquivocation { .. } => self.attestor_equivocations += 1,
+            Event::AfterCertification { .. } => self.after_certification += 1,
             _ => {}
+        }
+    }
+
+    fn view(&mut self, n: usize, p: usize) -> &mut View {
+        let views = &mut self.nodes[n].views;
+        if views.len() <= p {
+            views.resize(p + 1, None);
+        }
+        views[p].get_or_insert_with(View::new)
+    }
+
+    /// Fold a resolution's finality into the node's view of its proposal.
+    fn observe(&mut self, n: usize, r: &Resolution) {
+        let Some(&p) = self.by_id.get(&r.proposal) else {
+            return;
+        };
+        let now = self.now;
+        self.view(n, p).observe(&r.finality, now);
+    }
+
+    /// A receipt arrived: it may complete a certificate. The engine announces
+    /// new certificates of decided results only, so the view resolves here to
+    /// see round 0's certified escalations too, and to catch any change.
+    fn on_receipt(&mut self, n: usize, id: ContentId) {
+        let now = self.local(n);
+        let Some(engine) = self.nodes[n].engine.as_mut() else {
+            return;
+        };
+        let Some(Body::Receipt(receipt)) = engine.set().get(&id).map(|m| m.body().clone()) else {
+            return;
+        };
+        if let Ok(r) = engine.resolve(&receipt.proposal, now) {
+            self.observe(n, &r);
+        }
+        if self.nodes[n].equivocating_attestor {
+            self.sign_also(n, &receipt);
         }
     }
 
@@ -970,44 +1201,47 @@ impl World {
         let digest = r.digest();
         self.trace = mix(mix(self.trace, id_word(&digest)), n as u64);
         let now = self.now;
-        let views = &mut self.nodes[n].views;
-        if views.len() <= p {
-            views.resize(p + 1, None);
+        let v = self.view(n, p);
+        v.decided_us.get_or_insert(now);
+        if !fin {
+            return;
         }
-        match (&mut views[p], fin) {
-            (Some(v), true) => {
-                v.digest = digest;
-                v.status = r.status;
-            }
-            (Some(v), false) => {
-                v.decided_us.get_or_insert(now);
-            }
-            (slot @ None, true) => {
-                *slot = Some(View {
-                    first_final_us: now,
-                    decided_us: Some(now),
-                    digest,
-                    status: r.status,
-                })
-            }
-            (slot @ None, false) => {
-                // Decided early: remember the time; finalization fills the rest.
-                *slot = Some(View {
-                    first_final_us: u64::MAX,
-                    decided_us: Some(now),
-                    digest: ContentId([0; 32]),
-                    status: Status::Pending,
-                })
-            }
-        }
-        if let Some(v) = &mut views[p]
-            && fin
-            && v.first_final_us == u64::MAX
-        {
+        if v.first_final_us == u64::MAX {
             v.first_final_us = now;
+        } else if (v.digest, v.status) != (digest, r.status) {
+            v.final_changes += 1;
         }
-        if fin && self.domains[self.proposals[p].domain].nodes.first() == Some(&n) {
-            self.proposals[p].reference = Some(r.clone());
+        v.digest = digest;
+        v.status = r.status;
+    }
+
+    /// At the end of the run: every live node's finality state of every
+    /// proposal of its domain, and the reference resolution of each proposal
+    /// (the domain's first live honest node).
+    fn finish(&mut self) {
+        for n in 0..self.nodes.len() {
+            let now = self.local(n);
+            let d = self.nodes[n].domain;
+            let ps: Vec<usize> = (0..self.proposals.len())
+                .filter(|&p| self.proposals[p].domain == d)
+                .collect();
+            let honest = self.nodes[n].honest();
+            let Some(engine) = self.nodes[n].engine.as_mut() else {
+                continue;
+            };
+            let mut resolved = Vec::with_capacity(ps.len());
+            for p in ps {
+                if let Ok(r) = engine.resolve(&self.proposals[p].id, now) {
+                    resolved.push((p, Arc::new(r)));
+                }
+            }
+            for (p, r) in resolved {
+                self.observe(n, &r);
+                self.view(n, p).end_state = Some(r.finality.state);
+                if honest && self.proposals[p].reference.is_none() {
+                    self.proposals[p].reference = Some(r);
+                }
+            }
         }
     }
 
@@ -1017,26 +1251,23 @@ impl World {
         let by = &self.sc.byzantine;
         let lying = self.rng.chance(by.lying_proposal_share);
         let good = !lying && self.rng.chance(self.sc.proposals.good_share);
-        let members = &self.domains[d].members;
-        let honest: Vec<usize> = members
+        let live: Vec<usize> = self.domains[d]
+            .nodes
             .iter()
             .copied()
-            .filter(|&m| {
-                self.agents[m].class == Class::Honest && self.nodes[self.agents[m].node].alive()
-            })
+            .filter(|&n| self.nodes[n].alive())
             .collect();
-        if honest.is_empty() {
+        if live.is_empty() {
             return; // every node of the domain is down: nobody can propose
         }
-        let proposer = honest[self.rng.below(honest.len() as u64) as usize];
-        let node = self.agents[proposer].node;
+        let node = live[self.rng.below(live.len() as u64) as usize];
         if k == 0 {
             self.snapshot_trust(d, round);
         }
         let created_at = self.local(node);
         let closes_at = created_at.plus_ms(self.sc.proposals.window_ms);
         let body = Body::Proposal(Proposal {
-            proposer: self.agents[proposer].pk,
+            proposer: self.domains[d].proposer.public(),
             domain: self.domains[d].name.clone(),
             policy: self.domains[d].policy,
             action: Action {
@@ -1050,7 +1281,7 @@ impl World {
             closes_at,
             supersedes: None,
         });
-        let Ok(msg) = body.sign(&[&self.agents[proposer].key]) else {
+        let Ok(msg) = body.sign(&[&self.domains[d].proposer]) else {
             return;
         };
         let p = self.proposals.len();
@@ -1062,10 +1293,10 @@ impl World {
             good,
             created_us: self.now,
             closes_at,
+            close_us: self.now + self.sc.proposals.window_ms * 1_000,
             reference: None,
             divergences: 0,
         });
-        self.answered.insert((proposer, p));
         self.submit(node, msg.bytes.into());
         if self.sc.proposals.reports && k == 0 {
             // The reporter publishes the outcomes of a round together.
@@ -1147,10 +1378,9 @@ impl World {
             if !always && !self.rng.chance(self.sc.agents.response_rate) {
                 continue;
             }
-            let close_us = self.proposals[p].created_us + self.sc.proposals.window_ms * 1_000;
             match class {
                 Class::Backdater => {
-                    let t = close_us + (self.sc.rules.finalize_grace_ms + 500) * 1_000;
+                    let t = self.late_us(p);
                     self.at(
                         t,
                         Ev::Backdate {
@@ -1174,7 +1404,7 @@ impl World {
                         },
                     );
                     if class == Class::Equivocator {
-                        let t = close_us.saturating_sub(300_000).max(self.now + think + 1);
+                        let t = self.late_us(p).max(self.now + think + 1);
                         self.at(
                             t,
                             Ev::Equivocate {
@@ -1186,6 +1416,15 @@ impl World {
                 }
             }
         }
+    }
+
+    /// When late messages on proposal `p` go out: `late_ms` after the
+    /// finalization grace period.
+    fn late_us(&self, p: usize) -> Micros {
+        let grace = self.sc.rules.finalize_grace_ms as i64 + self.sc.byzantine.late_ms;
+        self.proposals[p]
+            .close_us
+            .saturating_add_signed(grace.saturating_mul(1_000))
     }
 
     /// The stance and confidence an agent gives.
@@ -1266,10 +1505,11 @@ impl World {
     }
 
     /// The second, opposite response of an equivocator, sent straight to
-    /// the mesh so both versions spread.
+    /// the mesh so both versions spread. Published after `closes_at`, it
+    /// claims to have been signed at `closes_at` so that it still counts.
     fn equivocate(&mut self, a: usize, p: usize) {
         let n = self.agents[a].node;
-        let now = self.local(n);
+        let issued = self.local(n).min(self.proposals[p].closes_at);
         let Some(e) = self.nodes[n].engine.as_ref() else {
             return;
         };
@@ -1287,7 +1527,7 @@ impl World {
             Some(Stance::Endorse) => Stance::Challenge,
             _ => Stance::Endorse,
         };
-        if let Some((_, bytes)) = self.response(a, p, stance, 9_000, now, "second") {
+        if let Some((_, bytes)) = self.response(a, p, stance, 9_000, issued, "second") {
             self.responses_signed += 1;
             self.gossip(n, &Wire::new(bytes), None);
         }
@@ -1296,11 +1536,112 @@ impl World {
     fn backdate(&mut self, a: usize, p: usize) {
         let n = self.agents[a].node;
         let (stance, conf) = self.opinion(a, p);
-        let issued = self.proposals[p].closes_at;
+        let issued = self.local(n).min(self.proposals[p].closes_at);
         if let Some((_, bytes)) = self.response(a, p, stance, conf, issued, "backdated") {
             self.responses_signed += 1;
             self.submit(n, bytes);
         }
+    }
+
+    // ---- equivocating attestors ------------------------------------------
+
+    /// The engine of an equivocating attestor signed its honest round-0
+    /// receipt `id`: remember the result, and schedule the fabricated one.
+    fn signed_honestly(&mut self, n: usize, id: ContentId) {
+        let Some(Body::Receipt(r)) = self.nodes[n]
+            .engine
+            .as_ref()
+            .and_then(|e| e.set().get(&id))
+            .map(|m| m.body().clone())
+        else {
+            return;
+        };
+        let Some(&p) = self.by_id.get(&r.proposal) else {
+            return;
+        };
+        if r.human_decision.is_some() || !self.nodes[n].signed.insert((r.proposal, attested(&r))) {
+            return;
+        }
+        let late = u64::try_from(self.sc.byzantine.late_ms).unwrap_or(0) * 1_000;
+        self.at(
+            self.now + late,
+            Ev::ExtraReceipt {
+                node: n,
+                proposal: p,
+            },
+        );
+    }
+
+    /// A result every equivocating attestor of the domain signs alike, so
+    /// that together they can reach a quorum for it: the wrong decision
+    /// over a digest nobody computed.
+    fn fabricated_receipt(&mut self, n: usize, p: usize) {
+        let info = &self.proposals[p];
+        let tag = |t: &[u8]| ContentId::of_parts(&[t, info.id.digest().as_slice()]);
+        let receipt = Receipt {
+            node: self.nodes[n].key.public(),
+            domain: self.domains[info.domain].name.clone(),
+            proposal: info.id,
+            closes_at: info.closes_at,
+            status: if info.good {
+                Status::Rejected
+            } else {
+                Status::Approved
+            },
+            resolution: tag(b"fabricated resolution"),
+            counted_root: tag(b"fabricated counted root"),
+            human_decision: None,
+        };
+        self.publish_receipt(n, receipt);
+    }
+
+    /// An equivocating attestor sees another attestor's round-0 receipt:
+    /// it signs that result too, unless it already did. With enough such
+    /// attestors, two results of one round reach the quorum.
+    fn sign_also(&mut self, n: usize, seen: &Receipt) {
+        let me = self.nodes[n].key.public();
+        if seen.node == me || seen.human_decision.is_some() || seen.status == Status::Pending {
+            return;
+        }
+        let Some(engine) = self.nodes[n].engine.as_ref() else {
+            return;
+        };
+        let is_attestor = engine
+            .set()
+            .proposal(&seen.proposal)
+            .and_then(|p| engine.set().policy(&p.policy))
+            .and_then(|policy| policy.attestor_of(&seen.node))
+            .is_some();
+        if !is_attestor {
+            return;
+        }
+        if self.nodes[n]
+            .signed
+            .contains(&(seen.proposal, attested(seen)))
+        {
+            return;
+        }
+        self.publish_receipt(
+            n,
+            Receipt {
+                node: me,
+                ..seen.clone()
+            },
+        );
+    }
+
+    /// Sign and gossip an extra receipt of node `n`, bypassing its own
+    /// engine (which would take it for its own honest one after a restart).
+    fn publish_receipt(&mut self, n: usize, r: Receipt) {
+        if !self.nodes[n].signed.insert((r.proposal, attested(&r))) {
+            return;
+        }
+        let Ok(msg) = Body::Receipt(r).sign(&[&self.nodes[n].key]) else {
+            return;
+        };
+        let wire = Wire::new(msg.bytes.into());
+        self.nodes[n].seen.insert(wire.gid);
+        self.gossip(n, &wire, None);
     }
 
     fn report(&mut self, d: usize, round: usize) {
@@ -1451,7 +1792,11 @@ impl World {
 
     /// Rebuild the engine from the node's durable store, then catch up by sync.
     fn restart(&mut self, n: usize) {
-        let mut engine = Engine::new(Self::engine_config(&self.sc, &self.nodes[n].key));
+        let mut engine = Self::engine(
+            &self.sc,
+            &self.nodes[n].key,
+            &self.domains[self.nodes[n].domain],
+        );
         let now = self.local(n);
         let store = self.nodes[n].store.clone();
         let mut effects = Vec::new();
@@ -1473,13 +1818,10 @@ impl World {
 
     // ---- anti-entropy -----------------------------------------------------
 
-    /// One pull round: ask a random reachable peer of the same domain for its
-    /// summary, list the differing buckets page by page, fetch what is
-    /// missing. The exchange is computed on the peer's state at the time of
-    /// the request and delivered after the round trips it would take.
-    fn sync(&mut self, a: usize) {
+    /// A random reachable peer of node `a` (same domain), if any.
+    fn sync_peer(&mut self, a: usize) -> Option<usize> {
         if !self.nodes[a].alive() {
-            return;
+            return None;
         }
         let peers: Vec<usize> = self.nodes[a]
             .perm
@@ -1488,25 +1830,29 @@ impl World {
             .filter(|&j| self.link_up(a, j))
             .collect();
         if peers.is_empty() {
-            return;
+            return None;
         }
-        let b = peers[self.rng.below(peers.len() as u64) as usize];
+        Some(peers[self.rng.below(peers.len() as u64) as usize])
+    }
+
+    /// One pull round: ask a random reachable peer of the same domain for its
+    /// summary, list the differing buckets page by page, fetch what is
+    /// missing. The exchange is computed on the peer's state at the time of
+    /// the request and delivered after the round trips it would take.
+    fn sync(&mut self, a: usize) {
+        let Some(b) = self.sync_peer(a) else {
+            return;
+        };
         let domain = self.domains[self.nodes[a].domain].name.clone();
         let (Some(ea), Some(eb)) = (self.nodes[a].engine.as_ref(), self.nodes[b].engine.as_ref())
         else {
             return;
         };
-        let mut bytes = 0u64;
-        let mut trips = 1u64;
-        let size = |r: &SyncResponse| r.to_bytes().map_or(0, |v| v.len() as u64);
-        let req_size = |r: &SyncRequest| r.to_bytes().map_or(0, |v| v.len() as u64);
+        let mut ex = Exchange::default();
         let req = SyncRequest::Summary {
             domain: domain.clone(),
         };
-        bytes += req_size(&req);
-        let resp = eb.answer(&req);
-        bytes += size(&resp);
-        let SyncResponse::Summary(theirs) = resp else {
+        let SyncResponse::Summary(theirs) = ex.ask(eb, &req) else {
             return;
         };
         let wanted = ea.summary(&domain).wanted_from(&theirs);
@@ -1519,11 +1865,7 @@ impl World {
                     bucket,
                     after,
                 };
-                bytes += req_size(&req);
-                trips += 1;
-                let resp = eb.answer(&req);
-                bytes += size(&resp);
-                let SyncResponse::Ids { ids, more } = resp else {
+                let SyncResponse::Ids { ids, more } = ex.ask(eb, &req) else {
                     break;
                 };
                 after = ids.last().copied();
@@ -1533,24 +1875,33 @@ impl World {
                 }
             }
         }
-        let mut msgs: Vec<Arc<[u8]>> = Vec::new();
-        for chunk in want_ids.chunks(MAX_FETCH_IDS) {
-            let req = SyncRequest::Fetch {
-                ids: chunk.to_vec(),
-            };
-            bytes += req_size(&req);
-            trips += 1;
-            let resp = eb.answer(&req);
-            bytes += size(&resp);
-            if let SyncResponse::Messages(m) = resp {
-                msgs.extend(m.into_iter().map(Arc::from));
-            }
-        }
-        self.nodes[a].stats.sync_bytes += bytes;
-        self.nodes[b].stats.sync_bytes += bytes;
+        let msgs = ex.fetch(eb, &want_ids);
         self.nodes[a].stats.sync_msgs += msgs.len() as u64;
+        self.finish_exchange(a, b, ex, msgs);
+    }
+
+    /// `Effect::Fetch`: ask a random reachable peer for the messages others
+    /// are waiting on, as the sync protocol's `Fetch` request.
+    fn fetch(&mut self, a: usize, ids: Vec<ContentId>) {
+        let Some(b) = self.sync_peer(a) else {
+            return;
+        };
+        let Some(eb) = self.nodes[b].engine.as_ref() else {
+            return;
+        };
+        let mut ex = Exchange::default();
+        let msgs = ex.fetch(eb, &ids);
+        self.nodes[a].stats.fetched += msgs.len() as u64;
+        self.finish_exchange(a, b, ex, msgs);
+    }
+
+    /// Count an exchange's bytes on both ends and deliver its messages after
+    /// its round trips.
+    fn finish_exchange(&mut self, a: usize, b: usize, ex: Exchange, msgs: Vec<Arc<[u8]>>) {
+        self.nodes[a].stats.sync_bytes += ex.bytes;
+        self.nodes[b].stats.sync_bytes += ex.bytes;
         let mut delay = 0;
-        for _ in 0..2 * trips {
+        for _ in 0..2 * ex.trips {
             delay += self.latency_us();
         }
         if !msgs.is_empty() {

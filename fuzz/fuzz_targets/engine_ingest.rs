@@ -25,6 +25,16 @@ fuzz_target!(|data: &[u8]| {
     let mut equivocations = Vec::new();
     for r in &records {
         now = now.plus_ms(u64::from(r.dt_ms));
+        // A node admits nothing in a domain without a trust anchor; the
+        // first genesis-shaped policy of each domain becomes its anchor so
+        // the input reaches resolve, certification and the pending buffer.
+        if let Ok((envelope, id)) = decode_unverified(r.bytes)
+            && let acp_protocol::Body::Policy(p) = &envelope.body
+            && p.supersedes.is_none()
+            && engine.set().anchor(&p.domain).is_none()
+        {
+            engine.add_anchor(&p.domain, id);
+        }
         let result = match r.flags & MODE_MASK {
             MODE_UNVERIFIED => {
                 decode_unverified(r.bytes)

@@ -82,9 +82,13 @@ fn main() {
     let proposer = key(100);
     let human = key(150);
     let reporter = key(151);
+    // Organization attestors: the node whose receipts join the seeds, and
+    // the fuzzed engine's own key, so both sign receipts that count.
+    let fuzzed = Keypair::from_seed([0x5e; 32]);
     let mut b = PolicyBuilder::new(DOMAIN)
-        .organization(&orgs[0], "Credit", 10_000)
-        .organization(&orgs[1], "Compliance", 6_000)
+        .organization_attested(&orgs[0], "Credit", 10_000, &key(60).public())
+        .organization_attested(&orgs[1], "Compliance", 6_000, &fuzzed.public())
+        .proposer(&proposer.public())
         .human(&human.public())
         .reporter(&reporter.public())
         .rules(acp_protocol::DecisionRules {
@@ -242,6 +246,7 @@ fn main() {
         receipt_key: Some(key(60)),
         ..EngineConfig::default()
     });
+    other.add_anchor(DOMAIN, policy.id);
     let mut receipts = Vec::new();
     for (at, m) in &tl.msgs {
         other

@@ -55,6 +55,15 @@ impl ApiClient {
         &self.base
     }
 
+    /// Whether a node answers at the base address at all.
+    pub fn reachable(&self) -> bool {
+        self.http
+            .get(format!("{}/v1/health", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .is_ok()
+    }
+
     fn send(
         &self,
         rb: reqwest::blocking::RequestBuilder,
@@ -165,18 +174,47 @@ pub fn print_proposal(v: &Value) {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    let f = &v["finality"];
     println!(
-        "status     {}{}{}",
+        "status     {} ({}){}",
         v["status"].as_str().unwrap_or("?"),
-        if v["final"] == true {
-            " (final)"
-        } else {
-            " (provisional)"
-        },
+        f["state"].as_str().unwrap_or("?"),
         if reasons.is_empty() {
             String::new()
         } else {
             format!("   reasons: {}", reasons.join(", "))
+        }
+    );
+    println!("finality   {}", f["summary"].as_str().unwrap_or("?"));
+    if let Some(c) = f["certificate"].as_object() {
+        let names: Vec<&str> = c["organizations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| o["name"].as_str().unwrap_or("?"))
+            .collect();
+        println!(
+            "certified  {} resolution {} by {}",
+            c["status"].as_str().unwrap_or("?"),
+            short(&c["resolution"]),
+            names.join(", ")
+        );
+    }
+    for e in f["equivocations"].as_array().into_iter().flatten() {
+        println!(
+            "  attestor equivocation by {} (round {}): {} receipts",
+            e["organization"]["name"].as_str().unwrap_or("?"),
+            e["round"],
+            e["receipts"].as_array().map_or(0, Vec::len)
+        );
+    }
+    println!(
+        "computed   {}{}",
+        v["computed_status"].as_str().unwrap_or("?"),
+        if v["final"] == true {
+            " (window closed)"
+        } else {
+            " (window open)"
         }
     );
     let t = &v["tally"];
@@ -229,16 +267,25 @@ pub fn print_proposal(v: &Value) {
     }
     for r in v["receipts"].as_array().into_iter().flatten() {
         println!(
-            "  receipt by {} {} resolution {}{}",
+            "  receipt by {} round {} {} resolution {} ({})",
             short(&r["node"]),
+            r["round"],
             r["status"].as_str().unwrap_or("?"),
             short(&r["resolution"]),
-            if r["latest"] == false {
-                " (superseded)"
-            } else {
-                ""
-            }
+            r["organization"]["name"]
+                .as_str()
+                .map_or_else(|| "counts for no organization".to_owned(), |n| format!("attests for {n}"))
         );
+    }
+    let after = f["after_certification"].as_array().cloned().unwrap_or_default();
+    if !after.is_empty() {
+        println!(
+            "after certification ({} message(s), evidence only; the certified result stands):",
+            after.len()
+        );
+        for id in after {
+            println!("  {}", id.as_str().unwrap_or("?"));
+        }
     }
 }
 
@@ -268,6 +315,17 @@ pub fn event_line(name: &str, d: &Value) -> String {
             "escalated {} reasons {}",
             d["proposal"].as_str().unwrap_or("?"),
             d["reasons"]
+        ),
+        "certified" | "contested" => format!(
+            "{name:<9} {} {}",
+            d["proposal"].as_str().unwrap_or("?"),
+            d["summary"].as_str().unwrap_or("?")
+        ),
+        "after_certification" => format!(
+            "late      {} {} {} after certification (evidence; the result stands)",
+            d["proposal"].as_str().unwrap_or("?"),
+            d["kind"].as_str().unwrap_or("?"),
+            short(&d["id"])
         ),
         other => format!("{other:<9} {d}"),
     }

@@ -1,10 +1,13 @@
 //! `acp demo`: four real `acp node` processes on loopback with fresh
-//! temporary data directories, driven through their HTTP APIs. A loan desk
-//! proposes; the bank's credit-risk, compliance and customer-experience
-//! agents respond from their own nodes; every node resolves on its own and
-//! signs a receipt of the same resolution. A second, larger loan splits the
-//! agents and escalates to the loan officer, whose key is on the loan desk's
-//! node and whose page shows the decision package.
+//! temporary data directories, driven through their HTTP APIs. Three
+//! organizations — credit risk, compliance, customer experience — each run
+//! a node whose agent votes and attests for its organization; the loan desk
+//! runs the fourth node, proposes, and holds the loan officer's key. Every
+//! node trusts the domain's genesis policy before it is posted. A small loan
+//! is approved and certified by the attestors of all three organizations; a
+//! larger one splits the agents and escalates (the escalation is certified
+//! too), the loan officer approves it, and the three attestors certify the
+//! human's decision.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -111,19 +114,14 @@ fn spread(nodes: &[&DemoNode], id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every node finalized `id` with `want` and holds a latest
-/// receipt from every node; returns each node's answer.
-fn settled(nodes: &[&DemoNode], id: &str, want: &str) -> anyhow::Result<Vec<Value>> {
-    wait_for(40, "every node to finalize and sign a receipt", || {
+/// Waits until every node shows `id` in finality state `state` with status
+/// `want`; returns each node's answer.
+fn settled(nodes: &[&DemoNode], id: &str, state: &str, want: &str) -> anyhow::Result<Vec<Value>> {
+    wait_for(40, "every node to see the certificate", || {
         let mut out = Vec::new();
         for n in nodes {
             let v = n.api.get(&format!("/proposals/{id}")).ok()?;
-            let latest = v["receipts"]
-                .as_array()?
-                .iter()
-                .filter(|r| r["latest"] == true)
-                .count();
-            if v["final"] != true || v["status"] != want || latest < nodes.len() {
+            if v["finality"]["state"] != state || v["status"] != want {
                 return None;
             }
             out.push(v);
@@ -154,21 +152,33 @@ fn print_votes(nodes: &[&DemoNode], v: &Value) {
     }
 }
 
+/// Prints each node's view of the certificate; fails unless every node
+/// holds the same certified result.
 fn print_agreement(nodes: &[&DemoNode], answers: &[Value]) -> anyhow::Result<()> {
     for (n, v) in nodes.iter().zip(answers) {
         println!(
-            "    {:<20} {:<9} resolution {}",
+            "    {:<20} {:<9} certified resolution {}",
             n.name,
             v["status"].as_str().unwrap_or("?"),
-            v["resolution"].as_str().unwrap_or("?")
+            v["finality"]["certificate"]["resolution"]
+                .as_str()
+                .unwrap_or("?")
         );
     }
     if !answers
         .windows(2)
-        .all(|w| w[0]["resolution"] == w[1]["resolution"])
+        .all(|w| w[0]["finality"]["certificate"] == w[1]["finality"]["certificate"])
     {
-        bail!("the nodes disagree");
+        bail!("the nodes hold different certificates");
     }
+    let c = &answers[0]["finality"]["certificate"];
+    let names: Vec<&str> = c["organizations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    println!("  signed by the attestors of: {}", names.join(", "));
     Ok(())
 }
 
@@ -221,14 +231,27 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         );
     }
 
-    // The bank's policy: three voting agents, the loan officer (the human
-    // key on the loan desk's node) decides escalations.
-    let bank = Keypair::from_seed(keys::random_seed()?);
+    // The domain's genesis policy: three organizations, each with its own
+    // root key, its voting agent, and that agent's node as its attestor (the
+    // key whose receipts count for it). The loan desk may propose without
+    // voting; the loan officer (the human key on the loan desk's node)
+    // decides escalations.
+    let roots: Vec<Keypair> = (0..3)
+        .map(|_| keys::random_seed().map(Keypair::from_seed))
+        .collect::<Result<_, _>>()?;
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&bank, "Example Bank", 10_000)
+        .organization_attested(&roots[0], "Credit Risk", 10_000, &risk.agent.public())
+        .organization_attested(&roots[1], "Compliance", 10_000, &comp.agent.public())
+        .organization_attested(
+            &roots[2],
+            "Customer Experience",
+            10_000,
+            &cx.agent.public(),
+        )
         .member(&risk.agent.public(), 0, 6_000)
-        .member(&comp.agent.public(), 0, 5_000)
-        .member(&cx.agent.public(), 0, 3_000)
+        .member(&comp.agent.public(), 1, 5_000)
+        .member(&cx.agent.public(), 2, 3_000)
+        .proposer(&desk.agent.public())
         .human(&desk.human.public())
         .reporter(&desk.agent.public())
         .rules(DecisionRules {
@@ -240,21 +263,33 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
             max_window_ms: 3_600_000,
         })
         .issued(1, now())
-        .sign(&[&bank])?;
-    desk.api.post_bytes("/messages", policy.bytes.clone())?;
-    println!("\nPolicy {} for {DOMAIN}", policy.id);
+        .sign(&roots.iter().collect::<Vec<_>>())?;
+    let pid = policy.id.to_string();
+    println!("\nGenesis policy {pid} for {DOMAIN}");
+    println!(
+        "  organizations: Credit Risk, Compliance, Customer Experience; each node's agent attests \
+         for its organization, and a result is final once all 3 attestors sign it"
+    );
     println!(
         "  authority: credit-risk 0.60, compliance 0.50, customer-experience 0.30; \
          margin 20%, participation 50%, stakes >= 250000 go to a human"
     );
-    // Every node must hold the policy before it can weigh the votes.
-    let pid = policy.id.to_string();
+    // Each node trusts this genesis before the policy reaches it: without
+    // an anchor a node admits nothing of the domain.
+    for n in &nodes {
+        n.api
+            .post("/anchors", &json!({"domain": DOMAIN, "genesis": pid}))
+            .with_context(|| format!("adding the trust anchor on {}", n.name))?;
+    }
+    println!("  every node trusts it as the domain's genesis (POST /v1/anchors, kept in config.toml)");
+    desk.api.post_bytes("/messages", policy.bytes.clone())?;
     for n in &nodes[1..] {
         wait_for(15, "the policy to spread", || {
-            n.api
-                .get(&format!("/trust?domain={DOMAIN}"))
-                .ok()
-                .filter(|v| v["policy"] == pid.as_str())
+            n.api.get("/anchors").ok().filter(|v| {
+                v["anchors"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["current"] == pid.as_str()))
+            })
         })?;
     }
 
@@ -289,13 +324,16 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
             (&cx, "endorse", 0.7, "customer for 9 years, salary account"),
         ],
     )?;
-    println!("  waiting for every node to finalize and sign a receipt...");
-    let answers = settled(&nodes, &p1, "approved")?;
+    println!("  waiting for the attestors' receipts...");
+    let answers = settled(&nodes, &p1, "certified", "approved")?;
     println!("  weights (authority x confidence x trust) as every node counted them:");
     print_votes(&nodes, &answers[0]);
-    println!("  resolution computed independently by each node:");
+    println!("  the certificate as each node holds it:");
     print_agreement(&nodes, &answers)?;
-    println!("  => approved; all four nodes computed the same resolution id, with no coordinator.");
+    println!(
+        "  => {}; all four nodes hold the same certificate, with no coordinator.",
+        answers[0]["finality"]["summary"].as_str().unwrap_or("?")
+    );
 
     // Case 2: a large loan that splits the agents.
     println!("\n2. loan-desk proposes a larger loan:");
@@ -337,8 +375,8 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
             ),
         ],
     )?;
-    println!("  waiting for the close...");
-    let answers = settled(&nodes, &p2, "escalated")?;
+    println!("  waiting for the close and the attestors' receipts...");
+    let answers = settled(&nodes, &p2, "escalated", "escalated")?;
     println!("  weights (authority x confidence x trust):");
     print_votes(&nodes, &answers[0]);
     let reasons: Vec<&str> = answers[0]["reasons"]
@@ -351,9 +389,32 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         t["endorse"], t["challenge"]
     );
     print_agreement(&nodes, &answers)?;
-    println!("  => escalated to a human: {}", reasons.join(", "));
     println!(
-        "\nWhere to look at it (the loan officer's key is on loan-desk){}:",
+        "  => escalated to a human: {}; {}",
+        reasons.join(", "),
+        answers[0]["finality"]["summary"].as_str().unwrap_or("?")
+    );
+    println!(
+        "\n  The loan officer reads the decision package on the escalation page and approves \
+         (signed with the human key on loan-desk):"
+    );
+    println!(
+        "    acp --data-dir {} decide {p2} approve --rationale \"down payment documented by phone\"",
+        desk.dir.display()
+    );
+    desk.api.post(
+        &format!("/proposals/{p2}/decision"),
+        &json!({"verdict": "approve", "rationale": "down payment documented by phone"}),
+    )?;
+    println!("  waiting for the attestors to certify the human's decision...");
+    let answers = settled(&nodes, &p2, "certified", "approved")?;
+    print_agreement(&nodes, &answers)?;
+    println!(
+        "  => {}",
+        answers[0]["finality"]["summary"].as_str().unwrap_or("?")
+    );
+    println!(
+        "\nWhere to look at it{}:",
         if keep_running {
             ""
         } else {
@@ -366,13 +427,16 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         desk.dir.display()
     );
     println!(
-        "  decide:              acp --data-dir {} decide {p2} approve --rationale \"...\"",
+        "  the audit bundle:    acp --data-dir {} audit export {p2} --out p2.bundle && acp audit verify p2.bundle --genesis {pid}",
         desk.dir.display()
     );
     if keep_running {
         println!(
-            "\nThe network and the page stay up (--keep-running). Press Ctrl-C to stop; \
-             the temporary data is removed."
+            "\nThe network and the page stay up (--keep-running). A proposal with stakes of \
+             250000 or more escalates to the page:\n  acp --data-dir {} propose --domain {DOMAIN} \
+             --kind loan.approve --stakes 300000 --closes-in-ms 10000\nPress Ctrl-C to stop; \
+             the temporary data is removed.",
+            desk.dir.display()
         );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -16,9 +16,10 @@ use acp_node::keys;
 use acp_node::node::{Core, CoreConfig, now};
 use acp_node::p2p::{self, NetConfig};
 use acp_node::store::SledStore;
+use acp_protocol::build::PolicyBuilder;
+use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
-    PublicKey, Response, Stance,
+    Action, Body, ContentId, DecisionRules, Keypair, Proposal, PublicKey, Response, Stance,
 };
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -46,6 +47,9 @@ enum Cmd {
     },
     /// Create the data directory: agent, human and reporter keys, peer key, API token, config.toml.
     Init(InitArgs),
+    /// Trust anchors: the genesis policy of each domain this node admits messages of.
+    #[command(subcommand)]
+    Anchor(AnchorCmd),
     /// Organization keys.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -192,14 +196,41 @@ enum AuditCmd {
         #[command(flatten)]
         http: HttpArgs,
     },
-    /// Verify a bundle offline: every signature, the order, the recomputed
-    /// resolution and every receipt. Exits non-zero, saying what failed, on any tampering.
+    /// Verify a bundle offline: every signature, the order, the lineage from
+    /// the bundle's genesis, the recomputed resolution and its certificate.
+    /// Exits non-zero, saying what failed, on any tampering.
     Verify {
         /// The bundle file.
         bundle: PathBuf,
+        /// Require this genesis policy id (your own trust anchor for the
+        /// domain): a bundle verified under another genesis is an error.
+        #[arg(long)]
+        genesis: Option<ContentId>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AnchorCmd {
+    /// Trust a genesis policy for a domain: the running node takes it at
+    /// once and writes it to config.toml (a stopped node's config.toml is
+    /// written directly).
+    Add {
+        /// The domain (one the node joins).
+        #[arg(long)]
+        domain: String,
+        /// The genesis policy id (`1220…`).
+        #[arg(long)]
+        genesis: ContentId,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// The running node's anchors, with the newest policy of each lineage.
+    List {
+        #[command(flatten)]
+        http: HttpArgs,
     },
 }
 
@@ -288,6 +319,11 @@ impl NetOverrides {
 struct InitArgs {
     #[command(flatten)]
     net: NetOverrides,
+    /// Trust anchor: the genesis policy id of a domain, as `ID` (paired in
+    /// order with the `--domain`s given) or `DOMAIN=ID` (repeatable;
+    /// optional: `acp anchor add` adds one later).
+    #[arg(long)]
+    genesis: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -321,15 +357,39 @@ struct PolicyArgs {
     /// Organization: `KEYFILE[:NAME[:WEIGHT_CAP_BPS]]` (repeatable; index = order given).
     #[arg(long = "org", required = true)]
     orgs: Vec<String>,
+    /// Attestor of an organization: `ORG_INDEX:KEY_HEX`, the agent key of
+    /// one of its nodes, whose receipts count for it toward certification
+    /// (one per organization, required for each).
+    #[arg(long = "attestor")]
+    attestors: Vec<String>,
     /// Member: `AGENT_KEY_HEX:AUTHORITY_BPS[:ORG_INDEX]` (repeatable).
     #[arg(long = "member")]
     members: Vec<String>,
+    /// Key that may propose without being a member (repeatable).
+    #[arg(long = "proposer")]
+    proposers: Vec<PublicKey>,
     /// Human who may decide escalations (repeatable).
     #[arg(long = "human")]
     humans: Vec<PublicKey>,
     /// Key that may report outcomes (repeatable).
     #[arg(long = "reporter")]
     reporters: Vec<PublicKey>,
+    /// Id of the policy this one amends (omit for a genesis policy).
+    #[arg(long)]
+    supersedes: Option<ContentId>,
+    /// Root key file of an organization of the amended policy that approves
+    /// this amendment without being one of its organizations (repeatable;
+    /// the key signs the policy).
+    #[arg(long = "approver")]
+    approvers: Vec<PathBuf>,
+    /// Organizations whose roots must sign this policy's successor
+    /// (default: more than two thirds).
+    #[arg(long)]
+    amendment_quorum: Option<u16>,
+    /// Organizations whose attestors must sign one result to certify it
+    /// (default: more than two thirds).
+    #[arg(long)]
+    finality_quorum: Option<u16>,
     /// Revision number.
     #[arg(long, default_value_t = 1)]
     revision: u64,
@@ -438,13 +498,46 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Demo { keep_running } => return demo::run(keep_running),
-        Cmd::Audit(AuditCmd::Verify { bundle, json }) => return audit_verify(&bundle, json),
+        Cmd::Audit(AuditCmd::Verify {
+            bundle,
+            genesis,
+            json,
+        }) => return audit_verify(&bundle, genesis, json),
         _ => {}
     }
     let dir = config::resolve_data_dir(cli.data_dir)?;
     match cli.cmd {
         Cmd::Demo { keep_running } => demo::run(keep_running),
-        Cmd::Audit(AuditCmd::Verify { bundle, json }) => audit_verify(&bundle, json),
+        Cmd::Audit(AuditCmd::Verify {
+            bundle,
+            genesis,
+            json,
+        }) => audit_verify(&bundle, genesis, json),
+        Cmd::Anchor(AnchorCmd::Add {
+            domain,
+            genesis,
+            http,
+        }) => anchor_add(&dir, &domain, genesis, &http),
+        Cmd::Anchor(AnchorCmd::List { http }) => {
+            let v = http.client(&dir)?.get("/anchors")?;
+            if http.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let anchors = v["anchors"].as_array().cloned().unwrap_or_default();
+                if anchors.is_empty() {
+                    println!("no trust anchor: the node admits no message of any domain");
+                }
+                for a in anchors {
+                    println!(
+                        "{}  genesis {}  current {}",
+                        a["domain"].as_str().unwrap_or("?"),
+                        a["genesis"].as_str().unwrap_or("?"),
+                        a["current"].as_str().unwrap_or("(genesis not received yet)")
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Audit(AuditCmd::Export {
             proposal,
             out,
@@ -586,7 +679,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}/ui/#token={}", c.base(), token.trim());
             Ok(())
         }
-        Cmd::Init(a) => init(&dir, &a.net),
+        Cmd::Init(a) => init(&dir, &a),
         Cmd::Org(OrgCmd::Init { out }) => {
             config::create_data_dir(&dir)?;
             let path = out.unwrap_or_else(|| dir.join(keys::ORG_KEY_FILE));
@@ -653,7 +746,44 @@ fn agent_key(dir: &Path) -> anyhow::Result<Keypair> {
     )?))
 }
 
-fn init(dir: &Path, net: &NetOverrides) -> anyhow::Result<()> {
+/// Pairs `--genesis` values with domains: `DOMAIN=ID`, or bare ids paired
+/// in order with the `--domain`s given (then there must be one per domain).
+fn parse_anchors(
+    genesis: &[String],
+    domains: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, ContentId>> {
+    let bare = genesis.iter().filter(|g| !g.contains('=')).count();
+    if bare > 0 && bare != domains.len() {
+        bail!(
+            "--genesis: {bare} bare id(s) for {} --domain(s); give one per domain, in order, \
+             or write DOMAIN=ID",
+            domains.len()
+        );
+    }
+    let mut next_domain = domains.iter();
+    let mut out = std::collections::BTreeMap::new();
+    for g in genesis {
+        let (domain, id) = match g.split_once('=') {
+            Some((d, id)) => (d.to_owned(), id),
+            None => (
+                next_domain.next().cloned().unwrap_or_default(),
+                g.as_str(),
+            ),
+        };
+        let id: ContentId = id
+            .parse()
+            .map_err(|e| anyhow!("--genesis {g}: not a policy id: {e}"))?;
+        if !domains.contains(&domain) {
+            bail!("--genesis {g}: the node does not join domain {domain:?} (add --domain {domain})");
+        }
+        if out.insert(domain.clone(), id).is_some_and(|prev| prev != id) {
+            bail!("--genesis: two anchors for domain {domain:?}");
+        }
+    }
+    Ok(out)
+}
+
+fn init(dir: &Path, a: &InitArgs) -> anyhow::Result<()> {
     let cfg_path = dir.join(config::CONFIG_FILE);
     if cfg_path.exists() {
         bail!(
@@ -662,10 +792,11 @@ fn init(dir: &Path, net: &NetOverrides) -> anyhow::Result<()> {
             cfg_path.display()
         );
     }
-    config::create_data_dir(dir)?;
     let mut cfg = Config::default();
-    net.apply(&mut cfg);
+    a.net.apply(&mut cfg);
+    cfg.anchors = parse_anchors(&a.genesis, &cfg.domains)?;
     cfg.check()?;
+    config::create_data_dir(dir)?;
     let seed = keys::create_seed_file(&dir.join(keys::AGENT_KEY_FILE))?;
     let peer = keys::create_peer_key(&dir.join(keys::PEER_KEY_FILE))?;
     let human = keys::create_seed_file(&dir.join(keys::HUMAN_KEY_FILE))?;
@@ -678,6 +809,59 @@ fn init(dir: &Path, net: &NetOverrides) -> anyhow::Result<()> {
     println!("peer {}", peer.public().to_peer_id());
     println!("human {}", Keypair::from_seed(human).public());
     println!("reporter {}", Keypair::from_seed(reporter).public());
+    for (domain, genesis) in &cfg.anchors {
+        println!("anchor {domain} {genesis}");
+    }
+    if cfg.domains.iter().any(|d| !cfg.anchors.contains_key(d)) {
+        println!(
+            "domains without a trust anchor admit no message until one is added \
+             (acp anchor add --domain D --genesis ID)"
+        );
+    }
+    Ok(())
+}
+
+/// `acp anchor add`: through the running node's API (which writes
+/// config.toml itself); when no node answers, into config.toml directly.
+fn anchor_add(dir: &Path, domain: &str, genesis: ContentId, http: &HttpArgs) -> anyhow::Result<()> {
+    let client = http.client(dir)?;
+    let v = if client.reachable() {
+        client.post(
+            "/anchors",
+            &json!({"domain": domain, "genesis": genesis.to_string()}),
+        )?
+    } else {
+        let cfg = Config::load(dir)?;
+        if !cfg.domains.iter().any(|d| d == domain) {
+            bail!(
+                "this node does not join domain {domain:?} (add it to `domains` in {})",
+                dir.join(config::CONFIG_FILE).display()
+            );
+        }
+        let new = match cfg.anchors.get(domain) {
+            Some(current) if *current == genesis => false,
+            Some(current) => bail!(
+                "domain {domain:?} already has the genesis {current}; edit [anchors] in config.toml \
+                 to change it"
+            ),
+            None => {
+                config::persist_anchor(dir, domain, genesis)?;
+                true
+            }
+        };
+        eprintln!(
+            "no node answers at {}: written to config.toml, taken at the node's next start",
+            client.base()
+        );
+        json!({"domain": domain, "genesis": genesis.to_string(), "new": new})
+    };
+    if http.json {
+        println!("{v}");
+    } else if v["new"] == true {
+        println!("anchor {domain} {genesis}");
+    } else {
+        println!("anchor {domain} {genesis} (already there)");
+    }
     Ok(())
 }
 
@@ -725,63 +909,87 @@ fn parse_member(spec: &str, orgs: usize) -> anyhow::Result<(PublicKey, u16, usiz
     Ok((agent, auth, org))
 }
 
+fn parse_attestor(spec: &str, orgs: usize) -> anyhow::Result<(usize, PublicKey)> {
+    let bad = || anyhow!("--attestor {spec}: expected ORG_INDEX:KEY_HEX");
+    let (org, key) = spec.split_once(':').ok_or_else(bad)?;
+    let org: usize = org.parse().map_err(|_| bad())?;
+    let key: PublicKey = key.parse().map_err(|_| bad())?;
+    if org >= orgs {
+        bail!("--attestor {spec}: organization index {org} out of range");
+    }
+    Ok((org, key))
+}
+
 fn policy_create(a: PolicyArgs) -> anyhow::Result<()> {
-    let mut orgs: Vec<(Keypair, String, u16)> = a
+    let orgs: Vec<(Keypair, String, u16)> = a
         .orgs
         .iter()
         .map(|s| parse_org(s))
         .collect::<Result<_, _>>()?;
-    let members: Vec<(PublicKey, u16, usize)> = a
-        .members
-        .iter()
-        .map(|s| parse_member(s, orgs.len()))
-        .collect::<Result<_, _>>()?;
-    // Organizations sorted by root key; remap member indexes.
-    let given: Vec<PublicKey> = orgs.iter().map(|o| o.0.public()).collect();
-    orgs.sort_by_key(|o| o.0.public());
-    let index_of = |k: &PublicKey| orgs.iter().position(|o| o.0.public() == *k);
-    let mut ms = Vec::new();
-    for (agent, auth, org) in members {
-        let idx = index_of(&given[org]).ok_or_else(|| anyhow!("organization index"))?;
-        ms.push(Member {
-            agent,
-            organization: u16::try_from(idx)?,
-            authority_bps: auth,
-        });
+    let mut attestors: Vec<Option<PublicKey>> = vec![None; orgs.len()];
+    for spec in &a.attestors {
+        let (org, key) = parse_attestor(spec, orgs.len())?;
+        if attestors[org].replace(key).is_some() {
+            bail!("--attestor {spec}: organization {org} already has an attestor");
+        }
     }
-    ms.sort_by_key(|m| m.agent);
-    let mut humans = a.humans;
-    humans.sort();
-    humans.dedup();
-    let mut reporters = a.reporters;
-    reporters.sort();
-    reporters.dedup();
-    let policy = DomainPolicy {
-        domain: a.domain,
-        revision: a.revision,
-        issued_at: now(),
-        organizations: orgs
-            .iter()
-            .map(|(k, name, cap)| Organization {
-                root: k.public(),
-                name: name.clone(),
-                weight_cap_bps: *cap,
-            })
-            .collect(),
-        members: ms,
-        humans,
-        reporters,
-        rules: DecisionRules {
+    let mut b = PolicyBuilder::new(&a.domain);
+    for (i, ((root, name, cap), attestor)) in orgs.iter().zip(&attestors).enumerate() {
+        // Without an attestor nobody's receipts would count for the
+        // organization and no proposal could be certified with it.
+        let Some(attestor) = attestor else {
+            bail!(
+                "organization {i} ({name}) has no --attestor {i}:<agent key of one of its nodes>"
+            );
+        };
+        b = b.organization_attested(root, name, *cap, attestor);
+    }
+    for spec in &a.members {
+        let (agent, auth, org) = parse_member(spec, orgs.len())?;
+        b = b.member(&agent, u16::try_from(org)?, auth);
+    }
+    let unique = |v: &[PublicKey]| -> std::collections::BTreeSet<PublicKey> {
+        v.iter().copied().collect()
+    };
+    for k in unique(&a.proposers) {
+        b = b.proposer(&k);
+    }
+    for k in unique(&a.humans) {
+        b = b.human(&k);
+    }
+    for k in unique(&a.reporters) {
+        b = b.reporter(&k);
+    }
+    let approvers: Vec<Keypair> = a
+        .approvers
+        .iter()
+        .map(|f| Ok(Keypair::from_seed(keys::read_seed_file(f)?)))
+        .collect::<anyhow::Result<_>>()?;
+    for k in &approvers {
+        b = b.approver(&k.public());
+    }
+    if let Some(id) = a.supersedes {
+        b = b.supersedes(id);
+    }
+    if let Some(q) = a.amendment_quorum {
+        b = b.amendment_quorum(q);
+    }
+    if let Some(q) = a.finality_quorum {
+        b = b.finality_quorum(q);
+    }
+    let body = b
+        .rules(DecisionRules {
             quorum_margin_bps: a.quorum_margin_bps,
             min_participation_bps: a.min_participation_bps,
             low_confidence_bps: a.low_confidence_bps,
             high_stakes: a.high_stakes,
             min_window_ms: a.min_window_ms,
             max_window_ms: a.max_window_ms,
-        },
-    };
-    let signers: Vec<&Keypair> = orgs.iter().map(|o| &o.0).collect();
-    write_signed(Body::Policy(policy), &signers, &a.out)
+        })
+        .issued(a.revision, now())
+        .body();
+    let signers: Vec<&Keypair> = orgs.iter().map(|o| &o.0).chain(&approvers).collect();
+    write_signed(Body::Policy(body), &signers, &a.out)
 }
 
 fn write_signed(body: Body, keys: &[&Keypair], out: &Path) -> anyhow::Result<()> {
@@ -895,43 +1103,124 @@ fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {
     write_signed(body, &[&key], out)
 }
 
-fn audit_verify(path: &Path, json: bool) -> anyhow::Result<()> {
+fn audit_verify(path: &Path, want_genesis: Option<ContentId>, json: bool) -> anyhow::Result<()> {
+    use acp_node::view::{state_str, status_str, summary};
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let report = acp_protocol::bundle::verify_bundle(&bytes)
         .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
+    // Verified, so it decodes: the genesis it was verified under.
+    let bundle: AuditBundle = acp_protocol::codec::decode_large(
+        &bytes,
+        acp_protocol::codec::MAX_CONTAINER_BYTES,
+    )
+    .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
+    if let Some(want) = want_genesis
+        && want != bundle.genesis
+    {
+        bail!(
+            "{} was verified under genesis {}, not the required {want}: it belongs to another \
+             lineage of the domain",
+            path.display(),
+            bundle.genesis
+        );
+    }
+    let r = &report.resolution;
+    let f = &r.finality;
+    let cert = f.certificate.as_ref();
+    let policy = bundle
+        .messages
+        .iter()
+        .filter_map(|m| acp_protocol::decode_message(m).ok())
+        .find(|m| m.id == r.policy)
+        .and_then(|m| match m.body() {
+            Body::Policy(p) => Some(p.clone()),
+            _ => None,
+        });
+    let org_name = |i: u16| -> String {
+        policy
+            .as_ref()
+            .and_then(|p| p.organizations.get(usize::from(i)))
+            .map_or_else(|| format!("organization {i}"), |o| o.name.clone())
+    };
     if json {
         println!(
             "{}",
             json!({
                 "ok": true,
                 "proposal": report.proposal.to_string(),
+                "genesis": bundle.genesis.to_string(),
+                "genesis_required": want_genesis.map(|g| g.to_string()),
                 "messages": report.messages,
-                "status": acp_node::node::status_str(report.resolution.status),
-                "resolution": report.resolution.digest().to_string(),
-                "receipts_matched": report.receipts_matched.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "receipts_superseded": report.receipts_superseded,
+                "status": status_str(r.final_status()),
+                "computed_status": status_str(r.status),
+                "resolution": r.digest().to_string(),
+                "finality": acp_node::view::finality(r, policy.as_ref(), &[]),
+                "certificate": summary(f),
+                "recomputed_matches_certificate": report.recomputed_matches_certificate,
+                "receipts_ignored": report.receipts_ignored,
             })
         );
+        return Ok(());
+    }
+    println!("{} verifies", path.display());
+    println!("  proposal    {}", report.proposal);
+    println!(
+        "  genesis     {}{}",
+        bundle.genesis,
+        if want_genesis.is_some() {
+            " (the required one)"
+        } else {
+            " (compare it with your own trust anchor for the domain, or pass --genesis)"
+        }
+    );
+    println!(
+        "  messages    {} (every signature and encoding checked, lineage from the genesis)",
+        report.messages
+    );
+    println!("  finality    {} — {}", state_str(f.state), summary(f));
+    if let Some(c) = cert {
+        println!(
+            "  certificate round {}, {}, resolution {}, counted root {}",
+            u8::from(c.result.is_human()),
+            status_str(c.result.status),
+            c.result.resolution,
+            c.result.counted_root
+        );
+        for (o, rid) in c.organizations.iter().zip(&c.receipts) {
+            println!("    {:<24} receipt {rid}", org_name(*o));
+        }
+        if report.recomputed_matches_certificate {
+            println!("  recomputed  the bundle's messages recompute exactly the certified digest");
+        } else if f.is_certified() {
+            println!(
+                "  recomputed  {} — the bundle also holds messages the certificate did not count \
+                 (late, backdated or equivocating); the certified result stands",
+                r.digest()
+            );
+        }
     } else {
-        println!("{} verifies", path.display());
-        println!("  proposal   {}", report.proposal);
         println!(
-            "  messages   {} (every signature and encoding checked)",
-            report.messages
+            "  computed    {} resolution {} (no certificate)",
+            status_str(r.status),
+            r.digest()
         );
+    }
+    for e in &f.equivocations {
         println!(
-            "  status     {} (recomputed offline)",
-            acp_node::node::status_str(report.resolution.status)
+            "  equivocation by {}'s attestor in round {}: receipts {}",
+            org_name(e.organization),
+            u8::from(e.human_round),
+            e.receipts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        println!("  resolution {}", report.resolution.digest());
+    }
+    if report.receipts_ignored > 0 {
         println!(
-            "  receipts   {} node(s) signed this same resolution{}",
-            report.receipts_matched.len(),
-            if report.receipts_superseded > 0 {
-                format!(" ({} superseded)", report.receipts_superseded)
-            } else {
-                String::new()
-            }
+            "  ignored     {} receipt(s) by keys that attest for no organization",
+            report.receipts_ignored
         );
     }
     Ok(())
@@ -995,6 +1284,8 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
             events,
             CoreConfig {
                 domains: cfg.domains.clone(),
+                anchors: cfg.anchors.clone(),
+                data_dir: Some(dir.to_owned()),
                 sync_interval: Duration::from_secs(cfg.sync_interval_secs),
                 sync_batch: cfg.sync_batch,
                 queue_capacity: cfg.queue_capacity,

@@ -115,8 +115,10 @@ pub struct WaitParams {
     /// Give up after this many seconds (default 30, at most 300).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
-    /// Wait for the final resolution (the response window closed) instead of
-    /// the first decided status (default false).
+    /// Wait until the result is settled for good: certified by the
+    /// attestors of enough organizations, or escalated to a human (a
+    /// certified escalation, or contested) — instead of the first status
+    /// other than pending (default false).
     #[serde(default)]
     pub require_final: Option<bool>,
 }
@@ -189,6 +191,16 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Whether a proposal (as `GET /v1/proposals/{id}` shows it) is settled:
+/// certified, or waiting for a human with no certificate of the votes to
+/// come (a certified escalation, or contested).
+fn settled(v: &Value) -> bool {
+    matches!(
+        v["finality"]["state"].as_str(),
+        Some("certified" | "escalated" | "contested")
+    )
 }
 
 /// Inserts `v` under `k` when it is `Some`.
@@ -278,7 +290,7 @@ impl AcpMcp {
 
     /// One proposal with its decision package.
     #[tool(
-        description = "One proposal: status (pending, approved, rejected, escalated, invalid), whether it is final, the live tally, the resolution digest, the decision package (the proposal, the policy, every counted vote with its weight and reasoning, the excluded responses, human decisions) and the receipts."
+        description = "One proposal: status to act on (pending, approved, rejected, escalated, invalid), finality (state provisional, escalated, contested or certified; summary such as 'certified by 3 of 3 organizations: approved'; the certificate with its organizations and receipts; attestor equivocations; messages after certification), the computed status, the live tally, the resolution digest, the decision package (the proposal, the policy, every counted vote with its weight and reasoning, the excluded responses, human decisions) and the receipts. Act on status only once finality.state is certified."
     )]
     async fn get_proposal(&self, Parameters(p): Parameters<ProposalParams>) -> CallToolResult {
         let r = async {
@@ -290,7 +302,7 @@ impl AcpMcp {
 
     /// Waits until a proposal is decided (or final).
     #[tool(
-        description = "Wait until a proposal is no longer pending (or, with require_final, until its resolution is final), polling the node, for at most timeout_secs (default 30, at most 300). Returns {timed_out, waited_ms, proposal} where proposal is what get_proposal returns."
+        description = "Wait until a proposal is no longer pending (or, with require_final, until it is certified by the attestors of enough organizations, or escalated or contested so that a human must decide), polling the node, for at most timeout_secs (default 30, at most 300). Returns {timed_out, waited_ms, proposal} where proposal is what get_proposal returns."
     )]
     async fn wait_for_resolution(&self, Parameters(p): Parameters<WaitParams>) -> CallToolResult {
         let r = async {
@@ -307,7 +319,7 @@ impl AcpMcp {
                     .call(move |a| a.get(&format!("/proposals/{id}")))
                     .await?;
                 let done = if want_final {
-                    v["final"] == true
+                    settled(&v)
                 } else {
                     v["status"] != "pending"
                 };

@@ -86,8 +86,9 @@ pub struct BundleReport {
     /// did not count (late, backdated, equivocating) are in the bundle; the
     /// certified result stands.
     pub recomputed_matches_certificate: bool,
-    /// Receipts in the bundle that count for no organization (signed by a
-    /// member that is not an attestor).
+    /// Receipts on the proposal that no attestation counts: by keys that
+    /// attest for no organization, with a non-binding status, or extra
+    /// copies of a result an organization already signed.
     pub receipts_ignored: usize,
 }
 
@@ -154,10 +155,14 @@ impl AuditBundle {
 /// Verify a bundle file: every message, the order, the lineage from the
 /// bundle's genesis, the resolution and its certificate.
 pub fn verify_bundle(bytes: &[u8]) -> Result<BundleReport, BundleError> {
-    let bundle: AuditBundle = codec::decode_large(bytes, MAX_CONTAINER_BYTES)?;
-    if bundle.version != BUNDLE_VERSION {
-        return Err(BundleError::Version(bundle.version));
+    // As with messages, the leading version byte decides the layout: a
+    // bundle of another version is refused by it, not misread.
+    if let Some(&v) = bytes.first()
+        && v != BUNDLE_VERSION
+    {
+        return Err(BundleError::Version(v));
     }
+    let bundle: AuditBundle = codec::decode_large(bytes, MAX_CONTAINER_BYTES)?;
     let mut set = MessageSet::new();
     let mut last: Option<ContentId> = None;
     for (index, m) in bundle.messages.iter().enumerate() {

@@ -113,7 +113,7 @@ pub enum Effect {
     },
     /// Publish on the domain's topic.
     Publish {
-        /// Domain (topic `acp/1/<domain>`).
+        /// Domain (topic `acp/2/<domain>`).
         domain: String,
         /// Content id.
         id: ContentId,
@@ -751,7 +751,7 @@ impl Engine {
                         }
                     }
                 } else if r.human_decision.is_none()
-                    && let Some(Some((ours, _))) = self.tracks.get(&r.proposal).map(|t| t.finalized)
+                    && let Some(ours) = self.own_round0_digest(&r.proposal)
                     && ours != r.resolution
                 {
                     effects.push(Effect::Event(Event::ReceiptMismatch {
@@ -767,6 +767,17 @@ impl Engine {
                     domain,
                 }));
             }
+        }
+    }
+
+    /// The resolution digest of this node's own round-0 receipt: what another
+    /// node's round-0 receipt is compared with (a later round-1 digest of
+    /// ours is a different question).
+    fn own_round0_digest(&self, proposal: &ContentId) -> Option<ContentId> {
+        let id = self.tracks.get(proposal)?.round0?;
+        match self.set.get(&id).map(|m| m.body()) {
+            Some(Body::Receipt(r)) => Some(r.resolution),
+            _ => None,
         }
     }
 

@@ -46,6 +46,11 @@ fn empty_input_is_malformed_everywhere() {
 
 #[test]
 fn lying_length_prefixes_are_malformed() {
+    // A bundle of another version is refused by its first byte.
+    assert!(matches!(
+        verify_bundle(&[1u8; 40]),
+        Err(BundleError::Version(1))
+    ));
     // SyncRequest::Fetch (tag 2) claiming 2^63 ids.
     let mut req = 2u32.to_le_bytes().to_vec();
     req.extend_from_slice(&HUGE);
@@ -54,9 +59,9 @@ fn lying_length_prefixes_are_malformed() {
     let mut resp = 2u32.to_le_bytes().to_vec();
     resp.extend_from_slice(&HUGE);
     assert!(SyncResponse::from_bytes(&resp).is_err_and(|e| is_malformed(&e)));
-    // A bundle: version 1, a proposal id, then 2^63 messages.
-    let mut bundle = vec![1u8];
-    bundle.extend_from_slice(&[0u8; 32]);
+    // A bundle: version 2, a proposal id, a genesis id, then 2^63 messages.
+    let mut bundle = vec![2u8];
+    bundle.extend_from_slice(&[0u8; 64]);
     bundle.extend_from_slice(&HUGE);
     assert!(matches!(
         verify_bundle(&bundle),

@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub max_pending: usize,
     /// Bytes of messages waiting for a dependency, at most.
     pub max_pending_bytes: usize,
+    /// Messages from one source (see [`Unverified::from_source`]) waiting
+    /// for a dependency, at most.
+    pub max_pending_per_source: usize,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             pending_ttl_ms: 30_000,
             max_pending: 4_096,
             max_pending_bytes: 16 * 1024 * 1024,
+            max_pending_per_source: 512,
         }
     }
 }
@@ -68,9 +72,18 @@ pub struct Unverified<'a> {
     id: ContentId,
     bytes: &'a [u8],
     origin: Origin,
+    source: Option<u64>,
 }
 
 impl<'a> Unverified<'a> {
+    /// Tag the message with the peer it came from (any stable number per
+    /// peer), so that one peer cannot fill the buffer of messages waiting
+    /// for a dependency ([`EngineConfig::max_pending_per_source`]).
+    pub fn from_source(mut self, source: u64) -> Self {
+        self.source = Some(source);
+        self
+    }
+
     /// [`decode_unverified`] of `bytes`, kept with them and their origin.
     pub fn decode(bytes: &'a [u8], origin: Origin) -> Result<Self, Rejection> {
         let (envelope, id) = decode_unverified(bytes)?;
@@ -79,6 +92,7 @@ impl<'a> Unverified<'a> {
             id,
             bytes,
             origin,
+            source: None,
         })
     }
 
@@ -336,6 +350,7 @@ const MAX_AFTER_CERTIFICATION: usize = 256;
 struct Parked {
     msg: SignedMessage,
     origin: Origin,
+    source: Option<u64>,
     since: Timestamp,
 }
 
@@ -373,6 +388,7 @@ pub struct Engine {
     pending: BTreeMap<ContentId, Vec<Parked>>,
     pending_bytes: usize,
     pending_len: usize,
+    pending_by_source: HashMap<u64, usize>,
     /// Dependencies to fetch at the next tick, with the domain to ask in.
     to_fetch: BTreeMap<ContentId, String>,
     /// When to run the pre-receipt anti-entropy round, per proposal.
@@ -396,6 +412,7 @@ impl Engine {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             pending_len: 0,
+            pending_by_source: HashMap::new(),
             to_fetch: BTreeMap::new(),
             sync_deadlines: BTreeSet::new(),
             stats: AdmissionStats::default(),
@@ -436,7 +453,7 @@ impl Engine {
             envelope,
             bytes: bytes.to_vec(),
         };
-        self.admit(msg, origin, now)
+        self.admit(msg, origin, None, now)
     }
 
     /// Take in a message that [`crate::decode_message`] already validated,
@@ -449,7 +466,7 @@ impl Engine {
         origin: Origin,
         now: Timestamp,
     ) -> Result<Ingested, IngestError> {
-        self.admit(msg, origin, now)
+        self.admit(msg, origin, None, now)
     }
 
     /// Take in many messages, verifying their signatures as one batch. Each
@@ -516,7 +533,7 @@ impl Engine {
                     envelope: u.envelope,
                     bytes: u.bytes.to_vec(),
                 };
-                self.admit(msg, u.origin, now)
+                self.admit(msg, u.origin, u.source, now)
             })
             .collect()
     }
@@ -525,6 +542,7 @@ impl Engine {
         &mut self,
         msg: SignedMessage,
         origin: Origin,
+        source: Option<u64>,
         now: Timestamp,
     ) -> Result<Ingested, IngestError> {
         if self.set.contains(&msg.id) {
@@ -543,7 +561,7 @@ impl Engine {
             Admission::Wait(needs) => {
                 // A local submission is answered at once instead.
                 if origin != Origin::Local {
-                    self.park(needs, msg, origin, now);
+                    self.park(needs, msg, origin, source, now);
                 }
                 return Err(IngestError::Pending { needs });
             }
@@ -578,12 +596,22 @@ impl Engine {
     }
 
     /// Keep a message until `needs` arrives, within the buffer's bounds.
-    fn park(&mut self, needs: ContentId, msg: SignedMessage, origin: Origin, now: Timestamp) {
+    fn park(
+        &mut self,
+        needs: ContentId,
+        msg: SignedMessage,
+        origin: Origin,
+        source: Option<u64>,
+        now: Timestamp,
+    ) {
+        let from_source =
+            source.map_or(0, |s| self.pending_by_source.get(&s).copied().unwrap_or(0));
         let waiting = self.pending.entry(needs).or_default();
         if waiting.iter().any(|p| p.msg.id == msg.id) {
             return;
         }
         if self.pending_len >= self.config.max_pending
+            || from_source >= self.config.max_pending_per_source
             || self.pending_bytes + msg.bytes.len() > self.config.max_pending_bytes
         {
             self.stats.overflow += 1;
@@ -594,6 +622,9 @@ impl Engine {
         }
         self.pending_bytes += msg.bytes.len();
         self.pending_len += 1;
+        if let Some(s) = source {
+            *self.pending_by_source.entry(s).or_default() += 1;
+        }
         self.stats.parked += 1;
         self.to_fetch
             .entry(needs)
@@ -601,6 +632,7 @@ impl Engine {
         waiting.push(Parked {
             msg,
             origin,
+            source,
             since: now,
         });
     }
@@ -614,12 +646,24 @@ impl Engine {
         for p in waiting {
             self.pending_bytes -= p.msg.bytes.len();
             self.pending_len -= 1;
+            self.unpark_source(p.source);
             self.stats.released += 1;
             // Admission may refuse it now, or park it again on a further
             // dependency; either way the result is the same as if it had
             // arrived after its dependency.
-            if let Ok(ingested) = self.admit(p.msg, p.origin, now) {
+            if let Ok(ingested) = self.admit(p.msg, p.origin, p.source, now) {
                 effects.extend(ingested.effects);
+            }
+        }
+    }
+
+    fn unpark_source(&mut self, source: Option<u64>) {
+        if let Some(s) = source
+            && let Some(n) = self.pending_by_source.get_mut(&s)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_by_source.remove(&s);
             }
         }
     }
@@ -629,17 +673,22 @@ impl Engine {
         let ttl = self.config.pending_ttl_ms;
         let mut freed = 0;
         let mut expired = 0;
+        let mut sources = Vec::new();
         self.pending.retain(|_, waiting| {
             waiting.retain(|p| {
                 let keep = p.since.plus_ms(ttl) > now;
                 if !keep {
                     freed += p.msg.bytes.len();
                     expired += 1;
+                    sources.push(p.source);
                 }
                 keep
             });
             !waiting.is_empty()
         });
+        for s in sources {
+            self.unpark_source(s);
+        }
         self.pending_bytes -= freed;
         self.pending_len -= expired as usize;
         self.stats.expired += expired;

@@ -430,3 +430,42 @@ fn early_decision_withdrawn_by_equivocation_before_certification_is_a_divergence
             .any(|x| matches!(x, Effect::Event(Event::Escalated { .. })))
     );
 }
+
+#[test]
+fn one_source_cannot_fill_the_pending_buffer() {
+    use acp_protocol::engine::Unverified;
+    let f = Fixture::standard();
+    let mut e = Engine::new(EngineConfig {
+        max_pending_per_source: 2,
+        ..EngineConfig::default()
+    });
+    e.add_anchor(DOMAIN, f.policy.id);
+    let t = CREATED.plus_ms(100);
+    e.ingest(&f.policy.bytes, Origin::Peer, t).expect("genesis");
+    // Three responses to a proposal the engine has not seen, all from peer 7:
+    // two wait, the third is dropped; the same from peer 8 still waits.
+    let votes: Vec<_> = (0..4).map(|i| f.vote(i, Stance::Endorse, 9_000)).collect();
+    fn from(
+        m: &acp_protocol::SignedMessage,
+        peer: u64,
+    ) -> Vec<Result<Unverified<'_>, IngestError>> {
+        let u = Unverified::decode(&m.bytes, Origin::Peer)
+            .expect("valid")
+            .from_source(peer);
+        vec![Ok(u)]
+    }
+    for v in &votes[..3] {
+        let r = e.ingest_batch_decoded(from(v, 7), t);
+        assert!(matches!(r[0], Err(IngestError::Pending { .. })));
+    }
+    let r = e.ingest_batch_decoded(from(&votes[3], 8), t);
+    assert!(matches!(r[0], Err(IngestError::Pending { .. })));
+    let stats = e.admission_stats();
+    assert_eq!((stats.parked, stats.overflow, stats.waiting), (3, 1, 3));
+    // The proposal arrives: the three that waited are admitted.
+    e.ingest(&f.proposal.bytes, Origin::Peer, t)
+        .expect("proposal");
+    for (i, v) in votes.iter().enumerate() {
+        assert_eq!(e.set().contains(&v.id), i != 2, "vote {i}");
+    }
+}

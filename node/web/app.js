@@ -13,11 +13,17 @@ const REASONS = {
   policy_missing: "The pinned policy is not known to this node.",
   policy_domain_mismatch: "The pinned policy governs another domain.",
   window_out_of_bounds: "The response window is outside the policy's bounds.",
+  policy_not_in_force: "The pinned policy is not the domain's policy in force when the proposal was made.",
+  no_trust_anchor: "This node has no trust anchor (genesis policy) for the domain.",
+  contested: "The organizations' attestors signed different results: none of the votes' results can be certified.",
 };
 
 let token = null;
 let current = null;
 let status = null;
+// Re-reads the open proposal until its result is certified (a decision is
+// final only once the attestors of enough organizations sign it).
+let follow = null;
 
 function takeToken() {
   const m = /(?:^#|&)token=([0-9a-fA-F]+)/.exec(location.hash);
@@ -151,6 +157,16 @@ async function loadDetail(id) {
   const badge = document.getElementById("d-status");
   badge.textContent = d.status;
   badge.className = "badge " + d.status;
+  const f = d.finality;
+  const line = document.getElementById("d-finality");
+  line.dataset.state = f.state;
+  line.textContent = f.state === "certified"
+    ? `certified by ${f.certified_by} of ${f.organizations} organizations: ${f.status}`
+    : f.state === "contested" ? "contested: no result of the votes can be certified; a human decides"
+    : f.state === "escalated" ? `escalation certified by ${f.certified_by} of ${f.organizations} organizations: awaiting certificate of a human decision`
+    : "awaiting certificate";
+  clearTimeout(follow);
+  if (f.state !== "certified") follow = setTimeout(() => { if (current === id) loadDetail(id); }, 1500);
   const dl = document.getElementById("d-proposal");
   dl.replaceChildren();
   const add = (k, v) => dl.append(el("dt", {}, k), el("dd", {}, v));
@@ -195,6 +211,13 @@ async function loadDetail(id) {
     hd.append(el("h3", {}, "Human decisions"),
       el("ul", {}, ...pkg.human_decisions.map(([hid, h]) => el("li", { "data-decision": hid },
         el("strong", {}, h.verdict), " by ", el("code", {}, short(h.human)), " — ", h.rationale))));
+  }
+  const after = document.getElementById("d-after");
+  after.replaceChildren();
+  if (f.after_certification.length) {
+    after.append(el("h3", {}, "Messages after certification"),
+      el("p", { class: "muted" }, "Kept as evidence; they cannot change the certified result."),
+      el("ul", {}, ...f.after_certification.map((m) => el("li", {}, el("code", {}, m)))));
   }
   const form = document.getElementById("decide");
   form.hidden = d.status !== "escalated";

@@ -16,9 +16,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acp_node::launch::{Launch, Started};
+use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
-    Response, SignedMessage, Stance,
+    Action, Body, ContentId, DecisionRules, Keypair, Proposal, Response, SignedMessage, Stance,
 };
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
@@ -68,17 +68,20 @@ pub fn acp_exe(explicit: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-/// Initializes and starts one node in `dir`.
+/// Initializes and starts one node in `dir`, trusting `genesis` as the
+/// domain's genesis policy (a node without the anchor admits nothing).
 pub fn start_node(
     exe: &Path,
     dir: &Path,
     bootstrap: &[String],
     sync_secs: u64,
+    genesis: ContentId,
 ) -> anyhow::Result<Node> {
     let launch = Launch::new(exe, dir)
         .bootstrap(bootstrap.iter().cloned())
         .timeout(Duration::from_secs(60));
-    launch.init_loopback(DOMAIN, sync_secs, &["--log-json"])?;
+    let genesis = genesis.to_string();
+    launch.init_loopback(DOMAIN, sync_secs, &["--log-json", "--genesis", &genesis])?;
     let Started {
         child, announced, ..
     } = launch.start()?;
@@ -133,12 +136,13 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyho
     }
 }
 
-/// Starts `n` connected nodes under `root`.
+/// Starts `n` connected nodes under `root`, all trusting `genesis`.
 pub fn start_cluster(
     exe: &Path,
     root: &Path,
     n: usize,
     sync_secs: u64,
+    genesis: ContentId,
 ) -> anyhow::Result<Vec<Node>> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
@@ -153,6 +157,7 @@ pub fn start_cluster(
             &root.join(format!("n{i}")),
             &boot,
             sync_secs,
+            genesis,
         )?);
     }
     wait_for(60, "every node to have a peer", || {
@@ -171,41 +176,30 @@ pub fn start_cluster(
     Ok(nodes)
 }
 
-/// A policy naming `agents` (authority 5000 each) under one organization.
-/// `min_participation_bps` = 10000: an early decision needs every vote.
-pub fn policy(agents: &[&Keypair]) -> anyhow::Result<SignedMessage> {
+/// A genesis policy naming `agents` (authority 5000 each) under one
+/// organization, with `proposer` allowed to propose without voting.
+/// `min_participation_bps` = 10000: an early decision needs every vote. The
+/// organization attests with its root key, which no node holds: nodes are
+/// neither members nor attestors, so they sign no receipts and the
+/// benchmarks measure decisions, not certificates.
+pub fn policy(agents: &[&Keypair], proposer: &Keypair) -> anyhow::Result<SignedMessage> {
     let org = key(21, 0);
-    let mut members: Vec<Member> = agents
-        .iter()
-        .map(|a| Member {
-            agent: a.public(),
-            organization: 0,
-            authority_bps: 5000,
-        })
-        .collect();
-    members.sort_by_key(|m| m.agent);
-    Ok(Body::Policy(DomainPolicy {
-        domain: DOMAIN.into(),
-        revision: 1,
-        issued_at: acp_node::node::now(),
-        organizations: vec![Organization {
-            root: org.public(),
-            name: "bench".into(),
-            weight_cap_bps: 10_000,
-        }],
-        members,
-        humans: Vec::new(),
-        reporters: Vec::new(),
-        rules: DecisionRules {
+    let mut b = PolicyBuilder::new(DOMAIN).organization(&org, "bench", 10_000);
+    for a in agents {
+        b = b.member(&a.public(), 0, 5000);
+    }
+    Ok(b
+        .proposer(&proposer.public())
+        .rules(DecisionRules {
             quorum_margin_bps: 1000,
             min_participation_bps: 10_000,
             low_confidence_bps: 0,
             high_stakes: None,
             min_window_ms: 500,
             max_window_ms: 3_600_000,
-        },
-    })
-    .sign(&[&org])?)
+        })
+        .issued(1, acp_node::node::now())
+        .sign(&[&org])?)
 }
 
 pub fn proposal(
@@ -357,15 +351,15 @@ fn pace(start: Instant, i: usize, interval: Duration) {
 /// all at once; done when every node has logged the early decision.
 fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<Stats> {
     let scratch = Scratch::new(&format!("lat{n}"))?;
-    let nodes = start_cluster(exe, &scratch.0, n, 30)?;
     let agents: Vec<Keypair> = (0..k).map(|j| key(22, j as u32)).collect();
     let refs: Vec<&Keypair> = agents.iter().collect();
-    let pol = policy(&refs)?;
+    let proposer = key(23, 0);
+    let pol = policy(&refs, &proposer)?;
+    let nodes = start_cluster(exe, &scratch.0, n, 30, pol.id)?;
     submit(nodes[0].api, &pol.bytes)?;
     wait_for(30, "the policy on every node", || {
         has_all(&nodes, &pol.id).then_some(())
     })?;
-    let proposer = key(23, 0);
     let total = a.proposals + 3;
     let mut started: Vec<(ContentId, u64)> = Vec::new();
     let interval = Duration::from_millis(a.interval_ms);
@@ -621,11 +615,13 @@ pub fn gossip(a: &GossipArgs) -> anyhow::Result<()> {
     );
     for &n in &a.nodes {
         let scratch = Scratch::new(&format!("gossip{n}"))?;
-        // Anti-entropy every hour: only its on-connect round runs, before the window.
-        let nodes = start_cluster(&exe, &scratch.0, n, 3600)?;
         let agents: Vec<Keypair> = (0..a.messages).map(|j| key(24, j as u32)).collect();
-        let pol = policy(&[&agents[0]])?;
-        let p = proposal(&key(23, 1), pol.id, 0, 3_000_000)?;
+        // Every responder is a member: the nodes admit only members' responses.
+        let proposer = key(23, 1);
+        let pol = policy(&agents.iter().collect::<Vec<_>>(), &proposer)?;
+        // Anti-entropy every hour: only its on-connect round runs, before the window.
+        let nodes = start_cluster(&exe, &scratch.0, n, 3600, pol.id)?;
+        let p = proposal(&proposer, pol.id, 0, 3_000_000)?;
         submit(nodes[0].api, &pol.bytes)?;
         submit(nodes[0].api, &p.bytes)?;
         wait_for(30, "setup messages everywhere", || {

@@ -61,6 +61,8 @@ pub struct Args {
 }
 
 struct Corpus {
+    /// The genesis policy: every engine trusts it as the domain's anchor.
+    genesis: acp_protocol::ContentId,
     setup: Vec<Vec<u8>>,
     responses: Vec<Vec<u8>>,
 }
@@ -68,7 +70,10 @@ struct Corpus {
 fn corpus(a: &Args) -> anyhow::Result<Corpus> {
     let org = key(11, 0);
     let agents: Vec<_> = (0..a.responses).map(|i| key(12, i)).collect();
-    let mut b = PolicyBuilder::new(DOMAIN).organization(&org, "org", 10_000);
+    let proposer = key(13, 0);
+    let mut b = PolicyBuilder::new(DOMAIN)
+        .organization(&org, "org", 10_000)
+        .proposer(&proposer.public());
     for ag in &agents {
         b = b.member(&ag.public(), 0, 5_000);
     }
@@ -79,7 +84,7 @@ fn corpus(a: &Args) -> anyhow::Result<Corpus> {
     let mut props: Vec<SignedMessage> = Vec::new();
     for p in 0..a.proposals {
         let m = proposal(
-            &key(13, p),
+            &proposer,
             DOMAIN,
             policy.id,
             "payment.block",
@@ -109,7 +114,11 @@ fn corpus(a: &Args) -> anyhow::Result<Corpus> {
             responses.push(r.bytes);
         }
     }
-    Ok(Corpus { setup, responses })
+    Ok(Corpus {
+        genesis: policy.id,
+        setup,
+        responses,
+    })
 }
 
 struct Fixture {
@@ -123,6 +132,7 @@ fn fixture(c: &Corpus, with_store: bool) -> anyhow::Result<Fixture> {
         receipt_key: Some(key(14, 0)),
         ..EngineConfig::default()
     });
+    engine.add_anchor(DOMAIN, c.genesis);
     let now = acp_node::node::now();
     let (store, dir) = if with_store {
         let d = Scratch::new("ingest")?;

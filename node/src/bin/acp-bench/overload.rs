@@ -3,9 +3,12 @@
 //! One `acp node` (fresh data directory per phase) and, in this process,
 //! `--publishers` libp2p peers (each on its own thread and connection, built
 //! with the node's own `p2p::build_swarm`) that publish valid signed
-//! responses on the domain's topic. Responses name proposals
-//! the node does not hold, so the node's work per message is decode, verify,
-//! engine insert and the sled write — the ingest path — with no `resolve`.
+//! responses on the domain's topic. Each node trusts the benchmark's genesis
+//! policy, which names [`MEMBERS`] members, and holds [`PROPOSALS`]-many
+//! open proposals before the publishers start; every response is one
+//! member's first vote on one proposal, so the node admits and stores each:
+//! decode, verify, admission, engine insert, the sled write, and the resolve
+//! of the proposals a burst touched.
 //!
 //! Phases, each on a fresh node, each bounded in time:
 //! 1. saturation: publish at `--saturation-rate` (far above what the node
@@ -33,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use acp_node::p2p::{self, BehaviourEvent, NetConfig};
-use acp_protocol::{Body, ContentId, Response, Stance};
+use acp_protocol::{Body, Keypair, Response, SignedMessage, Stance};
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use libp2p::gossipsub;
@@ -102,7 +105,37 @@ impl Drop for CpuLimit {
     }
 }
 
-fn messages(from: u32, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+/// Members of the benchmark policy: each votes once per proposal.
+const MEMBERS: usize = 2_000;
+/// Open proposals per phase; with [`MEMBERS`] it bounds a phase's messages.
+const PROPOSALS: usize = 256;
+
+/// What a phase's node holds before the publishers start: the genesis
+/// policy and the open proposals, which the responses vote on.
+struct Setup {
+    policy: SignedMessage,
+    proposals: Vec<SignedMessage>,
+}
+
+fn setup(from: u32) -> anyhow::Result<Setup> {
+    let members: Vec<Keypair> = (0..MEMBERS).map(|i| key(31, i as u32)).collect();
+    let proposer = key(32, 0);
+    let policy = cluster::policy(&members.iter().collect::<Vec<_>>(), &proposer)?;
+    let proposals = (0..PROPOSALS)
+        .map(|i| cluster::proposal(&proposer, policy.id, u64::from(from) + i as u64, 3_000_000))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Setup { policy, proposals })
+}
+
+/// `n` responses, member `i % MEMBERS` on proposal `i / MEMBERS`: each a
+/// first vote, never an equivocation.
+fn messages(base: &Setup, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    if n > MEMBERS * PROPOSALS {
+        anyhow::bail!(
+            "{n} messages in one phase; at most {} (lower --secs or the rate)",
+            MEMBERS * PROPOSALS
+        );
+    }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let per = n.div_ceil(threads);
     let now = acp_node::node::now();
@@ -114,11 +147,11 @@ fn messages(from: u32, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
                     let hi = ((t + 1) * per).min(n);
                     (lo..hi)
                         .map(|i| {
-                            let k = key(31, from + i as u32);
+                            let k = key(31, (i % MEMBERS) as u32);
                             let body = Body::Response(Response {
                                 responder: k.public(),
                                 domain: DOMAIN.into(),
-                                proposal: ContentId::of(&(i % 64).to_le_bytes()),
+                                proposal: base.proposals[i / MEMBERS].id,
                                 stance: Stance::Endorse,
                                 confidence_bps: 9000,
                                 reasoning: "The merchant category and velocity match a known card-testing pattern.".into(),
@@ -236,9 +269,13 @@ fn publisher(
 
 /// One phase on a fresh node: `--publishers` peers publish `msgs` at a
 /// total of `rate`/s for at most `secs`.
-fn phase(a: &Args, exe: &Path, msgs: &[Vec<u8>], rate: u64) -> anyhow::Result<Phase> {
+fn phase(a: &Args, exe: &Path, s: &Setup, msgs: &[Vec<u8>], rate: u64) -> anyhow::Result<Phase> {
     let scratch = Scratch::new("overload")?;
-    let node = cluster::start_node(exe, &scratch.0.join("node"), &[], 3600)?;
+    let node = cluster::start_node(exe, &scratch.0.join("node"), &[], 3600, s.policy.id)?;
+    cluster::submit(node.api, &s.policy.bytes)?;
+    for p in &s.proposals {
+        cluster::submit(node.api, &p.bytes)?;
+    }
     let pid = node.pid();
     let _limit = if a.cpu_quota > 0.0 {
         Some(CpuLimit::new(pid, a.cpu_quota)?)
@@ -328,7 +365,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         },
         load()
     );
-    let sat_msgs = messages(0, (a.saturation_rate * a.secs) as usize)?;
+    let sat_setup = setup(0)?;
+    let sat_msgs = messages(&sat_setup, (a.saturation_rate * a.secs) as usize)?;
     println!(
         "{:<12} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "phase",
@@ -342,16 +380,18 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         "dropped",
         "sender full"
     );
-    let sat = phase(a, &exe, &sat_msgs, a.saturation_rate)?;
+    let sat = phase(a, &exe, &sat_setup, &sat_msgs, a.saturation_rate)?;
     print("saturation", &sat);
     drop(sat_msgs);
     let c = sat.accepted.max(1.0) as u64;
-    let one = messages(1_000_000, (c * a.secs) as usize)?;
-    let p1 = phase(a, &exe, &one, c)?;
+    let one_setup = setup(1_000_000)?;
+    let one = messages(&one_setup, (c * a.secs) as usize)?;
+    let p1 = phase(a, &exe, &one_setup, &one, c)?;
     print("1x", &p1);
     drop(one);
-    let ten = messages(2_000_000, (a.factor * c * a.secs) as usize)?;
-    let p10 = phase(a, &exe, &ten, a.factor * c)?;
+    let ten_setup = setup(2_000_000)?;
+    let ten = messages(&ten_setup, (a.factor * c * a.secs) as usize)?;
+    let p10 = phase(a, &exe, &ten_setup, &ten, a.factor * c)?;
     print(&format!("{}x", a.factor), &p10);
     println!(
         "sustainable rate C = {c}/s; memory {}x / 1x: peak {:.2}, end {:.2}; cpu {}x / 1x {:.2}; {} (end)",

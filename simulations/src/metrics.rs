@@ -7,7 +7,25 @@ use std::path::Path;
 use acp_protocol::{Stance, Status};
 use serde::Serialize;
 
-use crate::world::{Class, Sample, TrustPoint, World};
+use acp_protocol::finality::State;
+
+use crate::world::{Class, Micros, Sample, TrustPoint, View, World};
+
+/// A proposal's finality over the live honest nodes of its domain.
+fn end_state(live: &[&View]) -> &'static str {
+    let name = |s: Option<State>| match s {
+        Some(State::Certified) => "certified",
+        Some(State::Escalated) => "escalated",
+        Some(State::Contested) => "contested",
+        Some(State::Provisional) | None => "provisional",
+    };
+    let mut states = live.iter().map(|v| name(v.end_state));
+    match states.next() {
+        Some(first) if states.all(|s| s == first) => first,
+        Some(_) => "split",
+        None => "provisional",
+    }
+}
 
 /// One proposal's outcome.
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +54,16 @@ pub struct ProposalRow {
     pub divergences: u32,
     /// Escalation reasons.
     pub reasons: String,
+    /// Finality at the end on the live honest nodes: `certified`,
+    /// `escalated`, `contested`, `provisional` when all agree, else `split`.
+    pub finality: &'static str,
+    /// Time from `closes_at` until the last live honest node saw a
+    /// certificate, ms (none if one never did).
+    pub t_cert_all_ms: Option<u64>,
+    /// Certificate changes after certification, over honest nodes.
+    pub cert_changes: u32,
+    /// Finalized-result changes after finalization, over honest nodes.
+    pub final_changes: u32,
 }
 
 /// Per-round aggregates.
@@ -106,6 +134,40 @@ pub struct Report {
     pub equivocation_events: u64,
     /// Receipt mismatches (all nodes).
     pub receipt_mismatches: u64,
+    /// Times an honest node's certificate for a proposal changed after it
+    /// first saw one (certified results changed after certification).
+    /// Certified finality promises 0.
+    pub certified_changes: u64,
+    /// Times an honest node's finalized (status, digest) changed after it
+    /// first finalized: the v0.1 notion of final, kept for contrast.
+    pub finalized_changes: u64,
+    /// Proposals certified (a decided result) at every live honest node of
+    /// their domain at the end of the run.
+    pub certified_share: f64,
+    /// Proposals whose round 0 certified an escalation at every live honest node.
+    pub escalated_share: f64,
+    /// Proposals contested at every live honest node.
+    pub contested_share: f64,
+    /// The rest: provisional somewhere, or in different states on different nodes.
+    pub unsettled_share: f64,
+    /// Median time from `closes_at` until an honest node first saw a
+    /// certificate (decided or escalation), over nodes and proposals.
+    pub t_cert_p50_ms: Option<u64>,
+    /// 99th percentile.
+    pub t_cert_p99_ms: Option<u64>,
+    /// Proposals every live honest node saw certified (decided or escalation)
+    /// by `closes_at` + 5 s.
+    pub cert_within_5s_share: f64,
+    /// Attestor equivocation events (all nodes).
+    pub attestor_equivocations: u64,
+    /// Responses and decisions that arrived after certification (all nodes).
+    pub after_certification: u64,
+    /// Valid messages refused by admission (all nodes).
+    pub refused: u64,
+    /// Valid messages that waited for their policy or proposal (all nodes).
+    pub pending: u64,
+    /// Messages received by `Effect::Fetch` requests (all nodes).
+    pub fetched: u64,
     /// Rejected messages (all nodes).
     pub rejected: u64,
     /// Responses signed by agents.
@@ -127,6 +189,10 @@ pub struct Report {
     /// Per-proposal rows.
     #[serde(skip)]
     pub proposal_rows: Vec<ProposalRow>,
+    /// Every (honest node, proposal) time to certificate, ms, for pooling
+    /// percentiles over runs.
+    #[serde(skip)]
+    pub t_cert_samples: Vec<u64>,
     /// Agreement over time.
     #[serde(skip)]
     pub samples: Vec<Sample>,
@@ -150,7 +216,11 @@ fn outcome(e: u64, c: u64, m: u16) -> i8 {
     }
 }
 
-fn percentile(v: &mut [u64], q: f64) -> Option<u64> {
+/// Certificates should form within this long after `closes_at`.
+pub const CERT_TARGET_MS: u64 = 5_000;
+
+/// The `q`-quantile (nearest rank) of `v`, sorting it.
+pub fn percentile(v: &mut [u64], q: f64) -> Option<u64> {
     if v.is_empty() {
         return None;
     }
@@ -185,9 +255,39 @@ impl Report {
             BTreeMap<Class, usize>,
         );
         let mut per_round: BTreeMap<usize, Acc> = BTreeMap::new();
+        let mut t_cert = Vec::new();
+        let mut settled: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut within = 0usize;
         for (p, info) in w.proposals.iter().enumerate() {
             let agreement = w.agreement(p);
             let nodes = w.domain_nodes(info.domain);
+            let honest: Vec<(usize, View)> = nodes
+                .iter()
+                .filter(|&&n| w.nodes[n].honest())
+                .map(|&n| {
+                    let v = w.nodes[n].views.get(p).copied().flatten();
+                    (n, v.unwrap_or_else(View::empty))
+                })
+                .collect();
+            let since_close = |t: Micros| t.saturating_sub(info.close_us) / 1_000;
+            t_cert.extend(
+                honest
+                    .iter()
+                    .filter_map(|(_, v)| v.cert_us.map(since_close)),
+            );
+            let live: Vec<&View> = honest
+                .iter()
+                .filter(|(n, _)| w.nodes[*n].alive())
+                .map(|(_, v)| v)
+                .collect();
+            let finality = end_state(&live);
+            *settled.entry(finality).or_default() += 1;
+            let t_cert_all = live
+                .iter()
+                .map(|v| v.cert_us.map(since_close))
+                .collect::<Option<Vec<u64>>>()
+                .and_then(|ts| ts.into_iter().max());
+            within += usize::from(t_cert_all.is_some_and(|t| t <= CERT_TARGET_MS));
             let mut tf: Vec<u64> = nodes
                 .iter()
                 .filter_map(|&n| w.nodes[n].views.get(p).copied().flatten())
@@ -207,13 +307,17 @@ impl Report {
             if let Some(t) = t_decided {
                 decideds.push(t);
             }
-            let status = info.reference.as_ref().map(|r| r.status).or_else(|| {
-                nodes
-                    .iter()
-                    .filter_map(|&n| w.nodes[n].views.get(p).copied().flatten())
-                    .find(|v| v.first_final_us != u64::MAX)
-                    .map(|v| v.status)
-            });
+            let status = info
+                .reference
+                .as_ref()
+                .map(|r| r.final_status())
+                .or_else(|| {
+                    nodes
+                        .iter()
+                        .filter_map(|&n| w.nodes[n].views.get(p).copied().flatten())
+                        .find(|v| v.first_final_us != u64::MAX)
+                        .map(|v| v.status)
+                });
             let correct = matches!(
                 (status, info.good),
                 (Some(Status::Approved), true) | (Some(Status::Rejected), false)
@@ -272,6 +376,10 @@ impl Report {
                         .collect::<Vec<_>>()
                         .join("+")
                 }),
+                finality,
+                t_cert_all_ms: t_cert_all,
+                cert_changes: honest.iter().map(|(_, v)| v.cert_changes).sum(),
+                final_changes: honest.iter().map(|(_, v)| v.final_changes).sum(),
             });
         }
         let rounds: Vec<RoundRow> = per_round
@@ -301,6 +409,7 @@ impl Report {
             })
             .collect();
         let n = rows.len().max(1) as f64;
+        let share = |k: &str| settled.get(k).copied().unwrap_or(0) as f64 / n;
         let decided = rows
             .iter()
             .filter(|r| r.status == "approved" || r.status == "rejected")
@@ -339,6 +448,20 @@ impl Report {
             divergences: w.proposals.iter().map(|p| u64::from(p.divergences)).sum(),
             equivocation_events: w.equivocation_events,
             receipt_mismatches: w.receipt_mismatches,
+            certified_changes: rows.iter().map(|r| u64::from(r.cert_changes)).sum(),
+            finalized_changes: rows.iter().map(|r| u64::from(r.final_changes)).sum(),
+            certified_share: share("certified"),
+            escalated_share: share("escalated"),
+            contested_share: share("contested"),
+            unsettled_share: share("provisional") + share("split"),
+            t_cert_p50_ms: percentile(&mut t_cert, 0.5),
+            t_cert_p99_ms: percentile(&mut t_cert, 0.99),
+            cert_within_5s_share: within as f64 / n,
+            attestor_equivocations: w.attestor_equivocations,
+            after_certification: w.after_certification,
+            refused: sum(&|s| s.refused),
+            pending: sum(&|s| s.pending),
+            fetched: sum(&|s| s.fetched),
             rejected: sum(&|s| s.rejected),
             responses_signed: w.responses_signed,
             ingests: w.ingests,
@@ -349,6 +472,7 @@ impl Report {
             trace: format!("{:016x}", w.trace_hash()),
             rounds,
             proposal_rows: rows,
+            t_cert_samples: t_cert,
             samples: w.samples.clone(),
             trust: w.trust.clone(),
         }
@@ -363,12 +487,12 @@ impl Report {
             serde_json::to_string_pretty(self)?,
         )?;
         let mut s = String::from(
-            "idx,domain,round,good,status,correct,agreement,t_final_ms,t_decided_ms,early,divergences,reasons\n",
+            "idx,domain,round,good,status,correct,agreement,t_final_ms,t_decided_ms,early,divergences,reasons,finality,t_cert_all_ms,cert_changes,final_changes\n",
         );
         for r in &self.proposal_rows {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{:.4},{},{},{},{},{}",
+                "{},{},{},{},{},{},{:.4},{},{},{},{},{},{},{},{},{}",
                 r.idx,
                 r.domain,
                 r.round,
@@ -380,7 +504,11 @@ impl Report {
                 r.t_decided_ms.map_or(String::new(), |x| x.to_string()),
                 r.early,
                 r.divergences,
-                r.reasons
+                r.reasons,
+                r.finality,
+                r.t_cert_all_ms.map_or(String::new(), |x| x.to_string()),
+                r.cert_changes,
+                r.final_changes
             );
         }
         std::fs::write(dir.join("proposals.csv"), s)?;
@@ -411,14 +539,15 @@ impl Report {
         }
         std::fs::write(dir.join("rounds.csv"), s)?;
         let mut s = String::from(
-            "node,domain,skew_ms,msgs_sent,bytes_sent,msgs_recv,bytes_recv,sync_bytes,sync_msgs,duplicates,rejected,future,stored\n",
+            "node,domain,honest,skew_ms,msgs_sent,bytes_sent,msgs_recv,bytes_recv,sync_bytes,sync_msgs,fetched,duplicates,rejected,refused,pending,future,stored\n",
         );
         for (i, n) in w.nodes.iter().enumerate() {
             let st = &n.stats;
             let _ = writeln!(
                 s,
-                "{i},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{i},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 n.domain,
+                n.honest(),
                 n.skew_ms,
                 st.msgs_sent,
                 st.bytes_sent,
@@ -426,8 +555,11 @@ impl Report {
                 st.bytes_recv,
                 st.sync_bytes,
                 st.sync_msgs,
+                st.fetched,
                 st.duplicates,
                 st.rejected,
+                st.refused,
+                st.pending,
                 st.future,
                 n.stored()
             );
@@ -508,13 +640,49 @@ impl Report {
                 format!("{:.0} msgs", self.stored_per_node),
             ),
             (
+                "certified / escalated / contested",
+                format!(
+                    "{:.3} / {:.3} / {:.3} (unsettled {:.3})",
+                    self.certified_share,
+                    self.escalated_share,
+                    self.contested_share,
+                    self.unsettled_share
+                ),
+            ),
+            (
+                "time to certificate (p50 / p99)",
+                format!("{} / {}", opt(self.t_cert_p50_ms), opt(self.t_cert_p99_ms)),
+            ),
+            (
+                "certified by close + 5 s",
+                format!("{:.3}", self.cert_within_5s_share),
+            ),
+            (
+                "changed after certification",
+                self.certified_changes.to_string(),
+            ),
+            (
+                "changed after finalization (v0.1)",
+                self.finalized_changes.to_string(),
+            ),
+            (
                 "divergence / equivocation / mismatch",
                 format!(
                     "{} / {} / {}",
                     self.divergences, self.equivocation_events, self.receipt_mismatches
                 ),
             ),
-            ("rejected", self.rejected.to_string()),
+            (
+                "attestor equivocation / after cert.",
+                format!(
+                    "{} / {}",
+                    self.attestor_equivocations, self.after_certification
+                ),
+            ),
+            (
+                "rejected / refused / pending",
+                format!("{} / {} / {}", self.rejected, self.refused, self.pending),
+            ),
             (
                 "run",
                 format!(

@@ -6,7 +6,7 @@
 //! comes from one seeded [`Rng`], so a scenario and a seed fix the run.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use acp_protocol::build::default_quorum;
@@ -15,7 +15,8 @@ use acp_protocol::sync::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, DomainPolicy, Effect, Engine, EngineConfig, Event,
     IngestError, Keypair, Kind, Member, Organization, Origin, Outcome, OutcomeReport, Proposal,
-    PublicKey, Receipt, Resolution, Response, Stance, Status, Timestamp, decode_unverified,
+    PublicKey, Receipt, Resolution, Response, Stance, Status, Timestamp, Unverified,
+    decode_unverified,
 };
 
 use crate::rng::Rng;
@@ -167,7 +168,8 @@ pub struct View {
 }
 
 impl View {
-    fn new() -> Self {
+    /// What a node that heard nothing of a proposal knows.
+    pub fn empty() -> Self {
         Self {
             first_final_us: u64::MAX,
             decided_us: None,
@@ -1049,9 +1051,21 @@ impl World {
         let mut effects = Vec::new();
         let mut forward = Vec::new();
         if !inbox.is_empty() {
-            let items: Vec<(&[u8], Origin)> = inbox.iter().map(|i| (&*i.bytes, i.origin)).collect();
-            let results = engine.ingest_batch(&items, now);
-            self.ingests += items.len() as u64;
+            // Tagged by sender, as the node does, so that one peer cannot
+            // fill the buffer of messages waiting for a dependency.
+            let decoded = inbox
+                .iter()
+                .map(|i| {
+                    Unverified::decode(&i.bytes, i.origin)
+                        .map(|u| match i.from {
+                            Some(from) => u.from_source(from as u64),
+                            None => u,
+                        })
+                        .map_err(IngestError::from)
+                })
+                .collect();
+            let results = engine.ingest_batch_decoded(decoded, now);
+            self.ingests += inbox.len() as u64;
             for (item, res) in inbox.iter().zip(results) {
                 match res {
                     Ok(ing) => {
@@ -1086,6 +1100,11 @@ impl World {
     }
 
     fn apply(&mut self, n: usize, effects: Vec<Effect>) {
+        // Resolutions in events are snapshots taken while the engine worked
+        // (before its own receipt went in, say); the view reads the state
+        // after the whole batch, once per proposal, so it only ever sees
+        // the set grow.
+        let mut touched = BTreeSet::new();
         for e in effects {
             match e {
                 Effect::Store { bytes, .. } => self.nodes[n].store.push(bytes.into()),
@@ -1097,64 +1116,93 @@ impl World {
                 // Each simulated node serves exactly one domain: the one named.
                 Effect::Fetch { ids, .. } => self.fetch(n, ids),
                 Effect::Sync { .. } => self.sync(n),
-                Effect::Event(ev) => self.on_event(n, ev),
+                Effect::Event(ev) => touched.extend(self.on_event(n, ev)),
             }
         }
+        self.observe(n, touched);
     }
 
-    fn on_event(&mut self, n: usize, ev: Event) {
+    /// Handle one event; returns the proposal whose finality it may have
+    /// changed.
+    fn on_event(&mut self, n: usize, ev: Event) -> Option<ContentId> {
         match ev {
             Event::ProposalSeen { id, .. } => {
-                let Some(&p) = self.by_id.get(&id) else {
-                    return;
-                };
-                self.agents_consider(n, p);
+                if let Some(&p) = self.by_id.get(&id) {
+                    self.agents_consider(n, p);
+                }
+                None
             }
-            Event::ResponseSeen { id, .. }
+            Event::ResponseSeen { id, .. } => {
                 if self
                     .outsiders
                     .iter()
-                    .any(|o| o.kind == OutsiderKind::Forger && o.node == n) =>
-            {
-                self.forge_copy(n, id);
+                    .any(|o| o.kind == OutsiderKind::Forger && o.node == n)
+                {
+                    self.forge_copy(n, id);
+                }
+                None
             }
             Event::MessageSeen {
                 id,
                 kind: Kind::Receipt,
                 ..
-            } => self.on_receipt(n, id),
+            } => {
+                let receipt = match self.nodes[n]
+                    .engine
+                    .as_ref()
+                    .and_then(|e| e.set().get(&id))
+                    .map(|m| m.body())
+                {
+                    Some(Body::Receipt(r)) => r.clone(),
+                    _ => return None,
+                };
+                if self.nodes[n].equivocating_attestor {
+                    self.sign_also(n, &receipt);
+                }
+                Some(receipt.proposal)
+            }
             Event::Decided { resolution } => {
-                self.observe(n, &resolution);
                 self.record(n, &resolution, false);
+                Some(resolution.proposal)
             }
             Event::Finalized {
                 resolution,
                 receipt,
             } => {
-                self.observe(n, &resolution);
                 self.record(n, &resolution, true);
                 if let Some(id) = receipt
                     && self.nodes[n].equivocating_attestor
                 {
                     self.signed_honestly(n, id);
                 }
+                Some(resolution.proposal)
             }
             Event::Escalated { resolution }
             | Event::Certified { resolution }
-            | Event::Contested { resolution } => self.observe(n, &resolution),
-            Event::Divergence {
-                proposal, current, ..
-            } => {
-                self.observe(n, &current);
+            | Event::Contested { resolution } => Some(resolution.proposal),
+            Event::Divergence { proposal, .. } => {
                 if let Some(&p) = self.by_id.get(&proposal) {
                     self.proposals[p].divergences += 1;
                 }
+                Some(proposal)
             }
-            Event::Equivocation { .. } => self.equivocation_events += 1,
-            Event::ReceiptMismatch { .. } => self.receipt_mismatches += 1,
-            Event::AttestorEquivocation { .. } => self.attestor_equivocations += 1,
-            Event::AfterCertification { .. } => self.after_certification += 1,
-            _ => {}
+            Event::Equivocation { .. } => {
+                self.equivocation_events += 1;
+                None
+            }
+            Event::ReceiptMismatch { .. } => {
+                self.receipt_mismatches += 1;
+                None
+            }
+            Event::AttestorEquivocation { .. } => {
+                self.attestor_equivocations += 1;
+                None
+            }
+            Event::AfterCertification { .. } => {
+                self.after_certification += 1;
+                None
+            }
+            _ => None,
         }
     }
 
@@ -1163,34 +1211,28 @@ impl World {
         if views.len() <= p {
             views.resize(p + 1, None);
         }
-        views[p].get_or_insert_with(View::new)
+        views[p].get_or_insert_with(View::empty)
     }
 
-    /// Fold a resolution's finality into the node's view of its proposal.
-    fn observe(&mut self, n: usize, r: &Resolution) {
-        let Some(&p) = self.by_id.get(&r.proposal) else {
-            return;
-        };
+    /// Resolve each proposal on node `n` now and fold its finality into the
+    /// node's view. The engine announces new certificates of decided
+    /// results only; resolving here also sees round 0's certified
+    /// escalations, and any change.
+    fn observe(&mut self, n: usize, proposals: BTreeSet<ContentId>) {
+        let now_local = self.local(n);
         let now = self.now;
-        self.view(n, p).observe(&r.finality, now);
-    }
-
-    /// A receipt arrived: it may complete a certificate. The engine announces
-    /// new certificates of decided results only, so the view resolves here to
-    /// see round 0's certified escalations too, and to catch any change.
-    fn on_receipt(&mut self, n: usize, id: ContentId) {
-        let now = self.local(n);
-        let Some(engine) = self.nodes[n].engine.as_mut() else {
-            return;
-        };
-        let Some(Body::Receipt(receipt)) = engine.set().get(&id).map(|m| m.body().clone()) else {
-            return;
-        };
-        if let Ok(r) = engine.resolve(&receipt.proposal, now) {
-            self.observe(n, &r);
-        }
-        if self.nodes[n].equivocating_attestor {
-            self.sign_also(n, &receipt);
+        for id in proposals {
+            let Some(&p) = self.by_id.get(&id) else {
+                continue;
+            };
+            let Some(Ok(r)) = self.nodes[n]
+                .engine
+                .as_mut()
+                .map(|e| e.resolve(&id, now_local))
+            else {
+                continue;
+            };
+            self.view(n, p).observe(&r.finality, now);
         }
     }
 
@@ -1235,9 +1277,11 @@ impl World {
                     resolved.push((p, Arc::new(r)));
                 }
             }
+            let now = self.now;
             for (p, r) in resolved {
-                self.observe(n, &r);
-                self.view(n, p).end_state = Some(r.finality.state);
+                let v = self.view(n, p);
+                v.observe(&r.finality, now);
+                v.end_state = Some(r.finality.state);
                 if honest && self.proposals[p].reference.is_none() {
                     self.proposals[p].reference = Some(r);
                 }

@@ -9,6 +9,8 @@
 //! - [`metrics`]: agreement, accuracy, escalation, latency, traffic, trust;
 //!   CSV and JSON output.
 //! - [`plot`]: SVG charts.
+//! - [`sweep`]: the adversary grid (strength × seeds, with or without
+//!   partitions) and its certified-finality curves.
 //!
 //! ```no_run
 //! use acp_sim::{scenario::Scenario, run_one};
@@ -23,6 +25,7 @@ pub mod metrics;
 pub mod plot;
 pub mod rng;
 pub mod scenario;
+pub mod sweep;
 pub mod world;
 
 use std::time::Instant;

@@ -1,19 +1,20 @@
 //! Marketing against finance on campaign spend. Lumen Outdoor's marketing
 //! agents back a €250,000 spring campaign; the finance agents challenge it.
-//! Neither side beats the other by the policy's margin, so every node
-//! escalates the proposal with its decision package. The CFO, whose key the
-//! policy lists as a decider, reads the package and approves through the
-//! finance node's sidecar HTTP API, which signs the HumanDecision with her
-//! key; every node then resolves the proposal as approved by that decision.
+//! Neither side beats the other by the policy's margin, so the votes
+//! escalate, and both organizations' attestors certify the escalation. The
+//! CFO, whose key the policy lists as a decider, reads the decision package
+//! and approves through the finance node's sidecar HTTP API, which signs the
+//! HumanDecision with her key; the attestors then sign the result her
+//! decision settles, and every node holds that certificate: approved.
 
 use acp_protocol::build::PolicyBuilder;
+use acp_protocol::finality::State;
 use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance};
 use anyhow::{anyhow, bail};
 use serde_json::json;
 
 use crate::http;
 use crate::msg::{self, Ask};
-use crate::net::Network;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -24,9 +25,9 @@ const WINDOW_MS: u64 = 3_000;
 /// What the scenario decided.
 #[derive(Debug, Clone)]
 pub struct SpendReport {
-    /// The proposal as every node escalated it.
+    /// The proposal with its escalation certified.
     pub escalated: Decided,
-    /// The same proposal after the CFO's decision.
+    /// The same proposal with the CFO's result certified.
     pub decided: Decided,
     /// The CFO's signed decision.
     pub human_decision: ContentId,
@@ -86,13 +87,26 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
         pairs.push((v.0, k));
     }
 
-    out.line("Lumen Outdoor: marketing and finance agents on campaign spend, one node per agent");
-    let net = Network::start(DOMAIN, &pairs).await?;
-    let mut play = Play::new(net, names);
-
+    // Each side's lead agent node attests for it (brand strategy for
+    // marketing, the FP&A analyst for finance); the planner may propose
+    // without a vote.
+    let attestor = |org: u16| {
+        voters
+            .iter()
+            .zip(&keys)
+            .find(|(v, _)| v.1 == org)
+            .map(|(_, k)| k.public())
+            .ok_or_else(|| anyhow!("organization {org} has no agent to attest for it"))
+    };
     let mut builder = PolicyBuilder::new(DOMAIN)
-        .organization(&marketing, "Lumen Outdoor / Marketing", BPS_ONE)
-        .organization(&finance, "Lumen Outdoor / Finance", BPS_ONE)
+        .organization_attested(
+            &marketing,
+            "Lumen Outdoor / Marketing",
+            BPS_ONE,
+            &attestor(0)?,
+        )
+        .organization_attested(&finance, "Lumen Outdoor / Finance", BPS_ONE, &attestor(1)?)
+        .proposer(&planner.public())
         .human(&cfo.public());
     for (v, k) in voters.iter().zip(&keys) {
         builder = builder.member(&k.public(), v.1, BPS_ONE);
@@ -100,10 +114,13 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
     let policy = builder
         .issued(1, acp_node::node::now())
         .sign(&[&marketing, &finance])?;
-    play.publish("campaign-planner", &policy).await?;
+
+    out.line("Lumen Outdoor: marketing and finance agents on campaign spend, one node per agent");
+    let mut play = Play::start(&policy, &pairs, names).await?;
     out.line(format!(
-        "Policy {} signed by marketing and finance: four agents at authority 1.00, \
-         margin 10%; escalations are decided by the CFO's key",
+        "Policy {} signed by marketing and finance and every node's trust anchor: four agents \
+         at authority 1.00, margin 10%; brand-strategy attests for marketing, fpa-analyst for \
+         finance; escalations are decided by the CFO's key",
         show::id(&policy.id)
     ));
 
@@ -132,9 +149,12 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
         play.submit(v.0, &r).await?;
     }
 
-    out.line("Waiting for every node to close the proposal...");
-    let escalated = play.settle(&p.id, |s| s == "escalated").await?;
-    out.line("\nESCALATED to a human. The decision package every node holds:");
+    out.line("Waiting for both organizations' attestors to certify the result of the votes...");
+    let escalated = play.settle(&p.id, |s| s == State::Escalated).await?;
+    out.line(format!(
+        "\n{}: the votes settle nothing, a human decides. The decision package every node holds:",
+        escalated.headline()
+    ));
     play.print(out, &escalated)?;
 
     let rationale = "Approved: the campaign is tied to the March product launch. Finance's \
@@ -168,8 +188,13 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
         path.replace(&p.id.to_string(), "<id>"),
         show::id(&decision.id)
     ));
-    let decided = play.settle(&p.id, |s| s == "approved").await?;
-    out.line("Every node now resolves the proposal as APPROVED by that decision:");
+    let decided = play.settle(&p.id, |s| s == State::Certified).await?;
+    out.line(format!(
+        "The attestors sign the result her decision settles: {}",
+        decided.headline()
+    ));
+    let pkg = play.ledger.package(decided.resolution.clone())?;
+    show::certificate(out, &pkg, &play.names);
     show::views(out, &decided.views);
     out.line(format!(
         "    human decision counted: {}",

@@ -8,11 +8,13 @@
 //! the overconfident agent's trust, and with it its share of the weight,
 //! falls while the calibrated agents keep theirs.
 
+use std::collections::BTreeMap;
+
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{BPS_ONE, DecisionRules, Keypair, Outcome, Stance, Timestamp};
+use acp_protocol::finality::State;
+use acp_protocol::{BPS_ONE, DecisionRules, Keypair, Outcome, Stance, Status, Timestamp};
 
 use crate::msg::{self, Ask};
-use crate::net::Network;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -97,27 +99,16 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
     names.add(cx.public(), CX);
     names.add(reporter.public(), "chargeback-desk");
 
-    out.line(format!(
-        "Card fraud screening: {ROUNDS} flagged payments, four agents, one node per agent on 127.0.0.1"
-    ));
-    let net = Network::start(
-        DOMAIN,
-        &[
-            ("payment-gateway", &gateway),
-            (CALIBRATED, &risk),
-            (MISCALIBRATED, &velocity),
-            (CX, &cx),
-        ],
-    )
-    .await?;
-    let mut play = Play::new(net, names);
-
+    // The calibrated model's node attests for Fraud Operations, the
+    // retention agent's for Customer Experience; the gateway may propose
+    // without a vote.
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&fraud_ops, "Fraud Operations", BPS_ONE)
-        .organization(&cx_org, "Customer Experience", BPS_ONE)
+        .organization_attested(&fraud_ops, "Fraud Operations", BPS_ONE, &risk.public())
+        .organization_attested(&cx_org, "Customer Experience", BPS_ONE, &cx.public())
         .member(&risk.public(), 0, BPS_ONE)
         .member(&velocity.public(), 0, BPS_ONE)
         .member(&cx.public(), 1, BPS_ONE)
+        .proposer(&gateway.public())
         .reporter(&reporter.public())
         .rules(DecisionRules {
             quorum_margin_bps: 1_000,
@@ -129,10 +120,25 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         })
         .issued(1, acp_node::node::now())
         .sign(&[&fraud_ops, &cx_org])?;
-    play.publish("payment-gateway", &policy).await?;
+
+    out.line(format!(
+        "Card fraud screening: {ROUNDS} flagged payments, four agents, one node per agent on 127.0.0.1"
+    ));
+    let mut play = Play::start(
+        &policy,
+        &[
+            ("payment-gateway", &gateway),
+            (CALIBRATED, &risk),
+            (MISCALIBRATED, &velocity),
+            (CX, &cx),
+        ],
+        names,
+    )
+    .await?;
     out.line(format!(
         "Policy {}: {CALIBRATED}, {MISCALIBRATED} (Fraud Operations) and {CX} \
-         (Customer Experience) at authority 1.00; outcomes reported by the chargeback desk",
+         (Customer Experience) at authority 1.00; {CALIBRATED} and {CX} attest for their \
+         organizations; outcomes reported by the chargeback desk",
         show::id(&policy.id)
     ));
     out.line(format!(
@@ -230,7 +236,10 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         proposals.push((payment, amount, fraud, p));
     }
 
-    out.line("Waiting for every node to close all rounds and sign receipts...\n");
+    out.line(
+        "Waiting for both organizations' attestors to certify every round; \
+         \"decided\" is the certified status...\n",
+    );
     let left = format!(
         "{:>5} {:<10} {:>5}  {:<6} {:<10} ",
         "round", "payment", "EUR", "truth", "decided"
@@ -259,7 +268,11 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
     };
     let mut rounds = Vec::with_capacity(ROUNDS);
     for (i, (payment, amount, fraud, p)) in proposals.into_iter().enumerate() {
-        let d = play.settle(&p.id, |s| s != "pending").await?;
+        // The votes may also escalate a payment: its certificate is then
+        // the escalation, and nobody decides it here.
+        let d = play
+            .settle(&p.id, |s| matches!(s, State::Certified | State::Escalated))
+            .await?;
         let (mt, ms) = share(&d, &velocity);
         let (ct, _) = share(&d, &risk);
         let (xt, _) = share(&d, &cx);
@@ -283,11 +296,10 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
                 )
             },
         );
-        let decided = match d.views.first().map(|v| v.status.as_str()) {
-            Some("approved") => format!("block {}", if fraud { "(ok)" } else { "(x)" }),
-            Some("rejected") => format!("allow {}", if fraud { "(x)" } else { "(ok)" }),
-            Some(other) => other.to_owned(),
-            None => "?".to_owned(),
+        let decided = match d.resolution.final_status() {
+            Status::Approved => format!("block {}", if fraud { "(ok)" } else { "(x)" }),
+            Status::Rejected => format!("allow {}", if fraud { "(x)" } else { "(ok)" }),
+            other => show::status(other).to_owned(),
         };
         out.line(format!(
             "{:>5} {payment:<10} {amount:>5}  {:<6} {decided:<10} | {:<13} {:>5} {:>4}% | {:>14} | {:>12}",
@@ -307,6 +319,21 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
             calibrated_trust: ct,
             cx_trust: xt,
         });
+    }
+    out.line(format!("\nWhat each node holds for the {ROUNDS} rounds:"));
+    for (i, n) in play.net.nodes.iter().enumerate() {
+        let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+        for v in rounds.iter().filter_map(|r| r.decided.views.get(i)) {
+            let by = v.certificate.as_ref().map_or(0, |c| c.organizations);
+            *tally
+                .entry(show::certification(v.state, by, v.organizations))
+                .or_default() += 1;
+        }
+        let tally: Vec<String> = tally
+            .into_iter()
+            .map(|(what, count)| format!("{count} {what}"))
+            .collect();
+        out.line(format!("    node {:<18} {}", n.name, tally.join(", ")));
     }
     let table = play.ledger.trust(DOMAIN, &policy.id)?;
     let final_trust = (
@@ -344,7 +371,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
     if let (Some(first), Some(last)) = (rounds.first(), rounds.last()) {
         out.line(format!(
             "{MISCALIBRATED}'s share of the potential weight went from {}% to {}%; \
-             every node computed every round with identical resolution digests.",
+             every node computed every round with identical resolution digests and certificates.",
             first.miscalibrated_share / 100,
             last.miscalibrated_share / 100
         ));

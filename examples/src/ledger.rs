@@ -1,6 +1,8 @@
-//! The scenario's own copy of every message it signed, so it can show the
-//! full weight breakdown of a resolution and check that it is the very one
-//! the nodes computed (same canonical bytes, same digest).
+//! The scenario's own copy of every message it signed, plus the receipts
+//! of the certificates the nodes hold, so it can show the full weight
+//! breakdown of a resolution and check, on its own, that it is the very one
+//! the nodes computed (same canonical bytes, same digest) and that the
+//! receipts certify it.
 
 use acp_protocol::resolve::{DecisionPackage, ResolveError, decision_package};
 use acp_protocol::trust::{TrustTable, trust_table};
@@ -9,16 +11,18 @@ use anyhow::bail;
 
 use crate::net::NodeView;
 
-/// Every message a scenario submitted.
-#[derive(Debug, Default)]
+/// Every message a scenario submitted, and the certificates' receipts.
+#[derive(Debug)]
 pub struct Ledger {
     set: MessageSet,
 }
 
 impl Ledger {
-    /// An empty ledger.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty ledger trusting `genesis` for `domain`, as the nodes do.
+    pub fn anchored(domain: &str, genesis: ContentId) -> Self {
+        let mut set = MessageSet::new();
+        set.set_anchor(domain, genesis);
+        Self { set }
     }
 
     /// Records a message (idempotent).
@@ -31,17 +35,38 @@ impl Ledger {
         resolve(&self.set, proposal, at)
     }
 
-    /// The final resolution of a proposal (after its close), checked to be
-    /// bit-identical to what every node reported.
+    /// The final resolution of a proposal (after its close, with the
+    /// certificates' receipts recorded), checked to be bit-identical to
+    /// what every node reported and to reach the finality state and
+    /// certified result every node holds.
     pub fn confirm(&self, proposal: &ContentId, views: &[NodeView]) -> anyhow::Result<Resolution> {
         let r = self.resolve(proposal, Timestamp(u64::MAX))?;
-        let digest = r.digest().to_string();
+        let digest = r.digest();
+        let ours = r.finality.certificate.as_ref().map(|c| {
+            (
+                c.result.status,
+                c.result.resolution,
+                c.result.human_decision,
+            )
+        });
         for v in views {
             if v.resolution != digest {
                 bail!(
                     "node {} computed {} but the messages submitted resolve to {digest}",
                     v.node,
                     v.resolution
+                );
+            }
+            let theirs = v
+                .certificate
+                .as_ref()
+                .map(|c| (c.status, c.resolution, c.human_decision));
+            if v.state != r.finality.state || theirs != ours {
+                bail!(
+                    "node {} holds {:?} {theirs:?} but the receipts recorded give {:?} {ours:?}",
+                    v.node,
+                    v.state,
+                    r.finality.state
                 );
             }
         }

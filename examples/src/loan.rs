@@ -1,14 +1,15 @@
 //! Loan approval inside one bank. Northwind Bank's credit-risk, compliance
 //! and customer-experience units each run an agent on its own node; the
 //! loan-origination agent proposes, the three units respond with their
-//! reasoning, and every node resolves. One application is approved, one
-//! rejected.
+//! reasoning, and every node resolves. Each unit's agent node attests for
+//! its unit: once all three sign the same result it is certified. One
+//! application is approved, one rejected.
 
 use acp_protocol::build::PolicyBuilder;
+use acp_protocol::finality::State;
 use acp_protocol::{Keypair, Stance};
 
 use crate::msg::{self, Ask};
-use crate::net::Network;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -47,29 +48,36 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
         names.add(k.public(), a);
     }
 
-    out.line("Northwind Bank: loan approval across three units, one node per agent on 127.0.0.1");
-    let pairs: Vec<(&str, &Keypair)> = agents.iter().copied().zip(&keys).collect();
-    let net = Network::start(DOMAIN, &pairs).await?;
-    for n in &net.nodes {
-        out.line(format!("  node {:<20} {}", n.name, n.addr));
+    // Each unit signs the policy with its own root key and names its agent's
+    // node as the unit's attestor: that node's receipts count for the unit.
+    // Credit risk carries the most authority; the origination agent may
+    // propose but does not vote.
+    let mut builder = PolicyBuilder::new(DOMAIN).proposer(&keys[0].public());
+    for (i, (unit, root)) in units.iter().zip(&roots).enumerate() {
+        builder = builder.organization_attested(
+            root,
+            &format!("Northwind Bank / {unit}"),
+            10_000,
+            &keys[i + 1].public(),
+        );
     }
-    let mut play = Play::new(net, names);
-
-    // Each unit signs the policy with its own root key. Credit risk carries
-    // the most authority; the origination agent proposes but does not vote.
-    let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&roots[0], &format!("Northwind Bank / {}", units[0]), 10_000)
-        .organization(&roots[1], &format!("Northwind Bank / {}", units[1]), 10_000)
-        .organization(&roots[2], &format!("Northwind Bank / {}", units[2]), 10_000)
+    let policy = builder
         .member(&keys[1].public(), 0, 10_000)
         .member(&keys[2].public(), 1, 8_000)
         .member(&keys[3].public(), 2, 6_000)
         .issued(1, acp_node::node::now())
         .sign(&[&roots[0], &roots[1], &roots[2]])?;
-    play.publish("loan-origination", &policy).await?;
+
+    out.line("Northwind Bank: loan approval across three units, one node per agent on 127.0.0.1");
+    let pairs: Vec<(&str, &Keypair)> = agents.iter().copied().zip(&keys).collect();
+    let mut play = Play::start(&policy, &pairs, names).await?;
+    for n in &play.net.nodes {
+        out.line(format!("  node {:<20} {}", n.name, n.addr));
+    }
     out.line(format!(
-        "Policy {} for {DOMAIN}, signed by the three units: credit-risk authority 1.00, \
-         compliance 0.80, customer-experience 0.60; margin 10%, half the weight must respond",
+        "Policy {} for {DOMAIN}, signed by the three units and every node's trust anchor: \
+         credit-risk authority 1.00, compliance 0.80, customer-experience 0.60; margin 10%, \
+         half the weight must respond; each unit's agent node attests for it",
         show::id(&policy.id)
     ));
 
@@ -174,17 +182,11 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
         }
     }
 
-    out.line("Waiting for every node to close both proposals and sign a receipt...");
+    out.line("Waiting for the three units' attestors to certify both results...");
     let mut decided = Vec::new();
     for (p, (payload, _, _, _)) in proposals.iter().zip(&applications) {
-        let d = play.settle(&p.id, |s| s != "pending").await?;
-        out.line(format!(
-            "\n{payload}: {}",
-            d.views
-                .first()
-                .map_or("?", |v| v.status.as_str())
-                .to_uppercase()
-        ));
+        let d = play.settle(&p.id, |s| s == State::Certified).await?;
+        out.line(format!("\n{payload}: {}", d.headline()));
         play.print(out, &d)?;
         decided.push(d);
     }

@@ -1,8 +1,12 @@
 //! A network of real ACP nodes inside this process: one per agent, each with
 //! its own sled store in a temporary data directory, its own libp2p identity,
 //! listening on 127.0.0.1 (ephemeral TCP port, mDNS off) and connected to
-//! every node started before it. Messages travel by gossipsub and
-//! anti-entropy sync over loopback; every node resolves on its own.
+//! every node started before it. Every node is configured with the domain's
+//! trust anchor (its genesis policy), as each organization's operator would
+//! configure it; without one a node admits nothing in the domain. Messages
+//! travel by gossipsub and anti-entropy sync over loopback; every node
+//! resolves on its own and counts the receipts of the organizations'
+//! attestors towards a certificate.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,8 +17,9 @@ use acp_node::api::{self, ApiKeys, ApiState};
 use acp_node::node::{Core, CoreConfig, NodeHandle, Query};
 use acp_node::p2p::{self, NetConfig};
 use acp_node::store::SledStore;
-use acp_node::{config, keys};
-use acp_protocol::{ContentId, Keypair, PublicKey, SignedMessage, Timestamp};
+use acp_node::{config, keys, view};
+use acp_protocol::finality::State;
+use acp_protocol::{Body, ContentId, Keypair, PublicKey, SignedMessage, Status, Timestamp};
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -53,16 +58,99 @@ impl Drop for Node {
 pub struct NodeView {
     /// The node's name.
     pub node: String,
-    /// `pending`, `approved`, `rejected`, `escalated` or `invalid`.
-    pub status: String,
-    /// Closed or decided early.
-    pub is_final: bool,
-    /// Digest of the resolution the node computed.
-    pub resolution: String,
+    /// The status to act on: the certified one, escalated while a human
+    /// must decide, else the provisional result of the votes.
+    pub status: Status,
+    /// Where the proposal stands on the way to finality.
+    pub state: State,
+    /// Digest of the resolution the node computes now.
+    pub resolution: ContentId,
     /// Counted votes.
     pub counted: u64,
-    /// Each node's latest receipt held by this node: (status, resolution digest).
-    pub receipts: Vec<(String, String)>,
+    /// Organizations of the pinned policy.
+    pub organizations: u16,
+    /// The certificate in force, if any.
+    pub certificate: Option<NodeCertificate>,
+    /// Receipts held, every round and signer.
+    pub receipts: usize,
+}
+
+/// A certificate as one node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCertificate {
+    /// The certified status.
+    pub status: Status,
+    /// The certified resolution digest.
+    pub resolution: ContentId,
+    /// The human decision it settles (round 1), `None` for the votes.
+    pub human_decision: Option<ContentId>,
+    /// Organizations whose attestors signed it.
+    pub organizations: usize,
+    /// Their receipts.
+    pub receipts: Vec<ContentId>,
+}
+
+impl NodeCertificate {
+    /// Whether two nodes hold certificates for the same result (they may
+    /// hold receipts from different organizations beyond the quorum).
+    pub fn same_result(&self, other: &Self) -> bool {
+        (self.status, self.resolution, self.human_decision)
+            == (other.status, other.resolution, other.human_decision)
+    }
+
+    fn parse(v: &Value) -> anyhow::Result<Option<Self>> {
+        if v.is_null() {
+            return Ok(None);
+        }
+        let receipts = v["receipts"]
+            .as_array()
+            .ok_or_else(|| anyhow!("certificate without receipts: {v}"))?
+            .iter()
+            .map(id)
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Some(Self {
+            status: status(&v["status"])?,
+            resolution: id(&v["resolution"])?,
+            human_decision: match &v["human_decision"] {
+                Value::Null => None,
+                h => Some(id(h)?),
+            },
+            organizations: v["organizations"].as_array().map_or(0, Vec::len),
+            receipts,
+        }))
+    }
+}
+
+fn id(v: &Value) -> anyhow::Result<ContentId> {
+    let s = v.as_str().ok_or_else(|| anyhow!("not an id: {v}"))?;
+    s.parse().map_err(|e| anyhow!("not an id: {s}: {e}"))
+}
+
+// Read with the node's own names for statuses and states, so the two sides
+// cannot drift apart.
+fn status(v: &Value) -> anyhow::Result<Status> {
+    [
+        Status::Pending,
+        Status::Approved,
+        Status::Rejected,
+        Status::Escalated,
+        Status::Invalid,
+    ]
+    .into_iter()
+    .find(|s| v.as_str() == Some(view::status_str(*s)))
+    .ok_or_else(|| anyhow!("not a status: {v}"))
+}
+
+fn state(v: &Value) -> anyhow::Result<State> {
+    [
+        State::Provisional,
+        State::Escalated,
+        State::Contested,
+        State::Certified,
+    ]
+    .into_iter()
+    .find(|s| v.as_str() == Some(view::state_str(*s)))
+    .ok_or_else(|| anyhow!("not a finality state: {v}"))
 }
 
 impl NodeView {
@@ -70,28 +158,20 @@ impl NodeView {
         if v["ok"] != true {
             bail!("{node}: {}", v["error"]);
         }
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-        let receipts = v["receipts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|r| r["latest"] == true)
-                    .map(|r| {
-                        (
-                            r["status"].as_str().unwrap_or_default().to_owned(),
-                            r["resolution"].as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let f = &v["finality"];
         Ok(Self {
             node: node.to_owned(),
-            status: s("status"),
-            is_final: v["final"] == true,
-            resolution: s("resolution"),
+            status: status(&v["status"])?,
+            state: state(&f["state"])?,
+            resolution: id(&v["resolution"])?,
             counted: v["counted"].as_u64().unwrap_or(0),
-            receipts,
+            organizations: f["organizations"]
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| anyhow!("{node}: no organization count in {f}"))?,
+            certificate: NodeCertificate::parse(&f["certificate"])
+                .with_context(|| format!("{node}'s certificate"))?,
+            receipts: v["receipts"].as_array().map_or(0, Vec::len),
         })
     }
 }
@@ -101,24 +181,35 @@ impl NodeView {
 pub struct Network {
     /// The domain every node joins.
     pub domain: String,
+    /// The domain's genesis policy, every node's trust anchor.
+    pub genesis: ContentId,
     /// The nodes, in start order.
     pub nodes: Vec<Node>,
 }
 
 impl Network {
-    /// Starts one node per `(name, agent key)` and waits until every node is
-    /// connected to every other.
-    pub async fn start(domain: &str, agents: &[(&str, &Keypair)]) -> anyhow::Result<Self> {
+    /// Starts one node per `(name, agent key)`, each anchored on `genesis`
+    /// (a genesis policy: it supersedes nothing), and waits until every node
+    /// is connected to every other. The genesis itself is not submitted.
+    pub async fn start(
+        genesis: &SignedMessage,
+        agents: &[(&str, &Keypair)],
+    ) -> anyhow::Result<Self> {
+        let domain = match genesis.body() {
+            Body::Policy(p) if p.supersedes.is_none() => p.domain.clone(),
+            _ => bail!("{} is not a genesis policy", genesis.id),
+        };
         let mut nodes: Vec<Node> = Vec::with_capacity(agents.len());
         for (name, agent) in agents {
             let bootstrap: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-            let node = start_node(name, agent, domain, &bootstrap)
+            let node = start_node(name, agent, (&domain, genesis.id), &bootstrap)
                 .await
                 .with_context(|| format!("starting node {name}"))?;
             nodes.push(node);
         }
         let net = Self {
-            domain: domain.to_owned(),
+            domain,
+            genesis: genesis.id,
             nodes,
         };
         let want = net.nodes.len().saturating_sub(1);
@@ -246,31 +337,33 @@ impl Network {
         Ok(out)
     }
 
-    /// Waits until every node has finalized the proposal with a status that
-    /// `done` accepts, holds a latest receipt from every node, and all of it
-    /// agrees on one resolution digest. Returns every node's view.
-    pub async fn wait_settled(
+    /// Waits until every node holds a certificate for the proposal, all for
+    /// the same result, in a finality state `accept` takes, and computes the
+    /// certified digest itself. A certificate needs receipts from the
+    /// attestors of the policy's finality quorum of organizations, not from
+    /// every node. Returns every node's view.
+    pub async fn wait_certified(
         &self,
         proposal: &ContentId,
-        done: impl Fn(&str) -> bool,
+        accept: impl Fn(State) -> bool,
     ) -> anyhow::Result<Vec<NodeView>> {
-        let n = self.nodes.len();
         let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
             let views = self.views(proposal).await?;
-            let first = views.first().map(|v| v.resolution.clone());
-            let settled = views.iter().all(|v| {
-                v.is_final
-                    && done(&v.status)
-                    && Some(&v.resolution) == first.as_ref()
-                    && v.receipts.len() == n
-                    && v.receipts.iter().all(|(_, d)| *d == v.resolution)
+            let first = views.first().and_then(|v| v.certificate.clone());
+            let certified = first.as_ref().is_some_and(|first| {
+                views.iter().all(|v| {
+                    accept(v.state)
+                        && v.certificate
+                            .as_ref()
+                            .is_some_and(|c| c.same_result(first) && c.resolution == v.resolution)
+                })
             });
-            if settled {
+            if certified {
                 return Ok(views);
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("timed out waiting for proposal {proposal} to settle: {views:?}");
+                bail!("timed out waiting for a certificate on proposal {proposal}: {views:?}");
             }
             tokio::time::sleep(POLL).await;
         }
@@ -295,7 +388,7 @@ impl Network {
 async fn start_node(
     name: &str,
     agent: &Keypair,
-    domain: &str,
+    (domain, genesis): (&str, ContentId),
     bootstrap: &[String],
 ) -> anyhow::Result<Node> {
     let dir = tempfile::Builder::new()
@@ -324,6 +417,9 @@ async fn start_node(
         events,
         CoreConfig {
             domains: vec![domain.to_owned()],
+            anchors: BTreeMap::from([(domain.to_owned(), genesis)]),
+            // Anchors stay in memory: the data directory is thrown away.
+            data_dir: None,
             sync_interval: Duration::from_secs(1),
             sync_batch: 256,
             queue_capacity: 1024,

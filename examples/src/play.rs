@@ -1,22 +1,43 @@
 //! One scenario in progress: its network, its ledger of signed messages and
 //! the names of its keys, with the steps every scenario repeats.
 
-use acp_protocol::{ContentId, Resolution, SignedMessage};
+use std::collections::BTreeSet;
+
+use acp_protocol::finality::State;
+use acp_protocol::{ContentId, Keypair, Resolution, SignedMessage};
 
 use crate::ledger::Ledger;
 use crate::net::{Network, NodeView};
 use crate::show::{self, Names, Out};
 
-/// A proposal every node settled, with the full resolution behind it.
+/// A proposal every node holds a certificate for, with the full resolution
+/// behind it.
 #[derive(Debug, Clone)]
 pub struct Decided {
     /// The proposal.
     pub proposal: ContentId,
     /// What each node computed.
     pub views: Vec<NodeView>,
-    /// The resolution, recomputed from the submitted messages and checked
-    /// to have the digest every node reported.
+    /// The resolution, recomputed from the submitted messages and the
+    /// certificates' receipts, and checked to have the digest, finality
+    /// state and certified result every node reported.
     pub resolution: Resolution,
+}
+
+impl Decided {
+    /// "APPROVED, certified by 3 of 3 organizations".
+    pub fn headline(&self) -> String {
+        let f = &self.resolution.finality;
+        format!(
+            "{}, {}",
+            show::status(self.resolution.final_status()).to_uppercase(),
+            show::certification(
+                f.state,
+                f.certificate.as_ref().map_or(0, |c| c.organizations.len()),
+                f.organizations
+            )
+        )
+    }
 }
 
 /// A running scenario.
@@ -31,13 +52,25 @@ pub struct Play {
 }
 
 impl Play {
-    /// A scenario on `net`.
-    pub fn new(net: Network, names: Names) -> Self {
-        Self {
+    /// Starts one node per agent, each anchored on `genesis` (the domain's
+    /// genesis policy), and publishes the genesis through the first node.
+    pub async fn start(
+        genesis: &SignedMessage,
+        agents: &[(&str, &Keypair)],
+        names: Names,
+    ) -> anyhow::Result<Self> {
+        let net = Network::start(genesis, agents).await?;
+        let mut play = Self {
+            ledger: Ledger::anchored(&net.domain, net.genesis),
             net,
-            ledger: Ledger::new(),
             names,
-        }
+        };
+        let via = agents
+            .first()
+            .map(|(name, _)| *name)
+            .ok_or_else(|| anyhow::anyhow!("a scenario needs at least one node"))?;
+        play.publish(via, genesis).await?;
+        Ok(play)
     }
 
     /// Submits through the node named `via` and records the message.
@@ -54,14 +87,24 @@ impl Play {
         Ok(id)
     }
 
-    /// Waits until every node settled `proposal` on a status `done` accepts,
-    /// and checks the digest against the ledger.
+    /// Waits until every node holds a certificate for `proposal`, in a
+    /// finality state `accept` takes; records the certificates' receipts
+    /// and checks digest, state and certified result against the ledger.
     pub async fn settle(
-        &self,
+        &mut self,
         proposal: &ContentId,
-        done: impl Fn(&str) -> bool,
+        accept: impl Fn(State) -> bool,
     ) -> anyhow::Result<Decided> {
-        let views = self.net.wait_settled(proposal, done).await?;
+        let views = self.net.wait_certified(proposal, accept).await?;
+        let mut fetched = BTreeSet::new();
+        for v in &views {
+            for id in v.certificate.iter().flat_map(|c| &c.receipts) {
+                if fetched.insert(*id) {
+                    let receipt = self.net.message(&v.node, id).await?;
+                    self.ledger.record(&receipt);
+                }
+            }
+        }
         let resolution = self.ledger.confirm(proposal, &views)?;
         Ok(Decided {
             proposal: *proposal,
@@ -70,7 +113,8 @@ impl Play {
         })
     }
 
-    /// Prints a settled proposal: votes with reasoning, tally, each node's view.
+    /// Prints a settled proposal: votes with reasoning, tally, the
+    /// certificate's attestors, each node's view.
     pub fn print(&self, out: &mut Out, d: &Decided) -> anyhow::Result<()> {
         let pkg = self.ledger.package(d.resolution.clone())?;
         show::package(out, &pkg, &self.names);
@@ -88,16 +132,20 @@ impl Play {
                 .collect();
             out.line(format!("    reasons: {}", reasons.join(", ")));
         }
+        show::certificate(out, &pkg, &self.names);
         show::views(out, &d.views);
-        let agree = d
-            .views
-            .windows(2)
-            .all(|w| w[0].resolution == w[1].resolution);
+        let agree = d.views.windows(2).all(|w| {
+            w[0].resolution == w[1].resolution
+                && match (&w[0].certificate, &w[1].certificate) {
+                    (Some(a), Some(b)) => a.same_result(b),
+                    _ => false,
+                }
+        });
         out.line(format!(
             "    {} nodes, each resolving on its own: {}",
             d.views.len(),
             if agree {
-                "identical resolution digests"
+                "identical resolution digests, one certified result"
             } else {
                 "DISAGREE"
             }

@@ -1,8 +1,9 @@
 //! Printing: where a scenario's output goes, and how ids, basis points,
-//! weights, votes and node views are written.
+//! weights, votes, certificates and node views are written.
 
+use acp_protocol::finality::State;
 use acp_protocol::resolve::DecisionPackage;
-use acp_protocol::{BPS_ONE, ContentId, PublicKey, Stance};
+use acp_protocol::{BPS_ONE, ContentId, PublicKey, Stance, Status};
 
 use crate::net::NodeView;
 
@@ -83,6 +84,22 @@ pub fn stance(s: Stance) -> &'static str {
     }
 }
 
+/// A status as the nodes name it.
+pub fn status(s: Status) -> &'static str {
+    acp_node::view::status_str(s)
+}
+
+/// How far certification went, with `by` of the `of` organizations signing
+/// the certificate in force.
+pub fn certification(state: State, by: usize, of: u16) -> String {
+    match state {
+        State::Certified => format!("certified by {by} of {of} organizations"),
+        State::Escalated => format!("escalation certified by {by} of {of} organizations"),
+        State::Contested => "contested, no certificate".to_owned(),
+        State::Provisional => "not certified".to_owned(),
+    }
+}
+
 /// Each counted vote with its weight breakdown and reasoning, then the tally.
 pub fn package(out: &mut Out, pkg: &DecisionPackage, names: &Names) {
     let org_name = |i: u16| {
@@ -118,16 +135,61 @@ pub fn package(out: &mut Out, pkg: &DecisionPackage, names: &Names) {
     ));
 }
 
-/// What each node computed, one line per node.
+/// The certificate in force: which organizations' attestors signed what.
+pub fn certificate(out: &mut Out, pkg: &DecisionPackage, names: &Names) {
+    let f = &pkg.resolution.finality;
+    let Some(c) = &f.certificate else {
+        out.line(format!(
+            "    certificate: none ({})",
+            certification(f.state, 0, f.organizations)
+        ));
+        return;
+    };
+    let signers: Vec<String> = c
+        .organizations
+        .iter()
+        .map(|i| {
+            pkg.policy
+                .as_ref()
+                .and_then(|p| p.organizations.get(usize::from(*i)))
+                .map_or_else(
+                    || format!("org {i}"),
+                    |o| format!("{} for {}", names.of(&o.attestor), o.name),
+                )
+        })
+        .collect();
+    let round = c.result.human_decision.as_ref().map_or_else(
+        || "round 0, the votes".to_owned(),
+        |h| format!("round 1, human decision {}", id(h)),
+    );
+    out.line(format!(
+        "    certificate ({round}): {}, signed by the attestors of {} of {} organizations \
+         (quorum {}): {}",
+        status(c.result.status),
+        c.organizations.len(),
+        f.organizations,
+        f.quorum,
+        signers.join(", ")
+    ));
+}
+
+/// What each node computed and the certificate it holds, one line per node.
 pub fn views(out: &mut Out, views: &[NodeView]) {
     for v in views {
+        let by = v.certificate.as_ref().map_or(0, |c| c.organizations);
+        let round = v
+            .certificate
+            .as_ref()
+            .and_then(|c| c.human_decision.as_ref())
+            .map_or_else(String::new, |h| format!(" (round 1, decision {})", id(h)));
         out.line(format!(
-            "    node {:<27} {:<9} resolution {}  counted {}  receipts {}",
+            "    node {:<27} {:<10} {}{round}  resolution {}  counted {}  receipts {}",
             v.node,
-            v.status,
-            v.resolution.chars().skip(4).take(16).collect::<String>(),
+            status(v.status),
+            certification(v.state, by, v.organizations),
+            id(&v.resolution),
             v.counted,
-            v.receipts.len()
+            v.receipts
         ));
     }
 }

@@ -5,13 +5,14 @@
 //! weight. The retailer runs three inventory agents that all want the
 //! shipment expedited; the cap keeps their numbers from out-voting the two
 //! other organizations, and the proposal is rejected where an uncapped count
-//! would have approved it.
+//! would have approved it. Each organization certifies the result through
+//! the node of one of its agents, its attestor.
 
 use acp_protocol::build::PolicyBuilder;
+use acp_protocol::finality::State;
 use acp_protocol::{BPS_ONE, Keypair, Stance};
 
 use crate::msg::{self, Ask};
-use crate::net::Network;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -103,13 +104,17 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
         pairs.push((a.name, k));
     }
 
-    out.line("Supply chain: three organizations, six agents, one node per agent on 127.0.0.1");
-    let net = Network::start(DOMAIN, &pairs).await?;
-    let mut play = Play::new(net, names);
-
-    let mut builder = PolicyBuilder::new(DOMAIN);
-    for (root, name) in roots.iter().zip(orgs) {
-        builder = builder.organization(root, name, ORG_CAP_BPS);
+    // Each organization's attestor is the node of its first agent listed;
+    // the tracker may propose without a vote.
+    let mut builder = PolicyBuilder::new(DOMAIN).proposer(&tracker.public());
+    for (i, (root, name)) in roots.iter().zip(orgs).enumerate() {
+        let attestor = voters
+            .iter()
+            .zip(&keys)
+            .find(|(a, _)| a.org == i)
+            .map(|(_, k)| k.public())
+            .ok_or_else(|| anyhow::anyhow!("{name} has no agent to attest for it"))?;
+        builder = builder.organization_attested(root, name, ORG_CAP_BPS, &attestor);
     }
     for (a, k) in voters.iter().zip(&keys) {
         builder = builder.member(&k.public(), a.org as u16, BPS_ONE);
@@ -123,12 +128,19 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
     let policy = builder
         .issued(1, acp_node::node::now())
         .sign(&[&roots[0], &roots[1], &roots[2]])?;
-    play.publish("fastfreight-tracker", &policy).await?;
+
+    out.line("Supply chain: three organizations, six agents, one node per agent on 127.0.0.1");
+    let mut play = Play::start(&policy, &pairs, names).await?;
     out.line(format!(
-        "Policy {} signed by all three root keys: every agent authority 1.00, \
-         each organization capped at {}% of the potential weight",
+        "Policy {} signed by all three root keys and every node's trust anchor: every agent \
+         authority 1.00, each organization capped at {}% of the potential weight; attestors: {}",
         show::id(&policy.id),
-        ORG_CAP_BPS / 100
+        ORG_CAP_BPS / 100,
+        body.organizations
+            .iter()
+            .map(|o| format!("{} for {}", play.names.of(&o.attestor), o.name))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
 
     let payload = r#"{"shipment":"SHP-88213","cargo":"1200 e-bike battery packs","from":"Acme Ostrava plant","to":"MegaMart DCs","mode":"air","extra_cost_eur":14200}"#;
@@ -164,15 +176,9 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
         play.submit(a.name, &r).await?;
     }
 
-    out.line("Waiting for every node to close the proposal and sign a receipt...");
-    let d = play.settle(&p.id, |s| s != "pending").await?;
-    out.line(format!(
-        "\nExpedite SHP-88213 by air: {}",
-        d.views
-            .first()
-            .map_or("?", |v| v.status.as_str())
-            .to_uppercase()
-    ));
+    out.line("Waiting for the three organizations' attestors to certify the result...");
+    let d = play.settle(&p.id, |s| s == State::Certified).await?;
+    out.line(format!("\nExpedite SHP-88213 by air: {}", d.headline()));
     play.print(out, &d)?;
 
     let t = &d.resolution.tally;

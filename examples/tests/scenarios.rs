@@ -2,8 +2,10 @@
 //! checked. The scenarios run in parallel (one libtest thread each).
 #![allow(clippy::unwrap_used)]
 
+use acp_examples::play::Decided;
 use acp_examples::show::Out;
 use acp_examples::{campaign_spend, fraud_trust, loan, supply_chain};
+use acp_protocol::finality::State;
 use acp_protocol::{Reason, Stance, Status};
 
 /// Runs a scenario quietly; on failure, shows what it printed.
@@ -18,29 +20,45 @@ macro_rules! run {
     }};
 }
 
-fn same_everywhere(d: &acp_examples::play::Decided, status: &str) {
+/// Every node holds a certificate for `status` in finality state `state`,
+/// signed by at least the policy's quorum of organizations, for the digest
+/// the scenario recomputed from its own messages and those receipts.
+fn certified_everywhere(d: &Decided, state: State, status: Status) {
     assert!(d.views.len() >= 3);
+    let f = &d.resolution.finality;
+    assert_eq!(f.state, state, "{f:?}");
+    assert_eq!(d.resolution.final_status(), status);
+    let cert = f.certificate.as_ref().unwrap();
+    assert_eq!(cert.result.status, status);
+    assert_eq!(cert.result.resolution, d.resolution.digest());
+    assert!(f.quorum >= 1 && cert.organizations.len() >= usize::from(f.quorum));
+    assert!(f.equivocations.is_empty() && f.conflicting.is_empty());
     for v in &d.views {
-        assert_eq!(v.status, status, "{v:?}");
-        assert_eq!(v.resolution, d.resolution.digest().to_string());
-        assert_eq!(v.receipts.len(), d.views.len(), "a receipt from every node");
+        assert_eq!((v.state, v.status), (state, status), "{v:?}");
+        assert_eq!(v.resolution, d.resolution.digest(), "{v:?}");
+        let c = v.certificate.as_ref().unwrap();
+        assert_eq!(c.resolution, cert.result.resolution, "{v:?}");
+        assert_eq!(c.human_decision, cert.result.human_decision, "{v:?}");
+        assert!(c.organizations >= usize::from(f.quorum), "{v:?}");
+        assert_eq!(v.organizations, f.organizations, "{v:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loan_one_approved_one_rejected() {
     let r = run!(loan::run);
-    same_everywhere(&r.approved, "approved");
+    certified_everywhere(&r.approved, State::Certified, Status::Approved);
     assert_eq!(r.approved.resolution.status, Status::Approved);
     assert_eq!(r.approved.resolution.votes.len(), 3);
-    same_everywhere(&r.rejected, "rejected");
+    assert_eq!(r.approved.resolution.finality.organizations, 3);
+    certified_everywhere(&r.rejected, State::Certified, Status::Rejected);
     assert_eq!(r.rejected.resolution.status, Status::Rejected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supply_chain_cap_turns_the_retailers_numbers_into_one_share() {
     let r = run!(supply_chain::run);
-    same_everywhere(&r.decided, "rejected");
+    certified_everywhere(&r.decided, State::Certified, Status::Rejected);
     let t = &r.decided.resolution.tally;
     let retailer = t
         .organizations
@@ -68,13 +86,23 @@ async fn supply_chain_cap_turns_the_retailers_numbers_into_one_share() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_spend_escalates_and_the_cfo_decides() {
     let r = run!(campaign_spend::run);
-    same_everywhere(&r.escalated, "escalated");
+    // Round 0: the escalation is certified, which opens the human round.
+    certified_everywhere(&r.escalated, State::Escalated, Status::Escalated);
     assert_eq!(r.escalated.resolution.status, Status::Escalated);
     assert!(r.escalated.resolution.reasons.contains(&Reason::NoMargin));
     assert_eq!(r.escalated.resolution.human_decision, None);
-    same_everywhere(&r.decided, "approved");
+    let esc = &r.escalated.resolution.finality;
+    assert_eq!(
+        esc.certificate.as_ref().unwrap().result.human_decision,
+        None
+    );
+    assert!(esc.human_round_open);
+    // Round 1: the CFO's result is certified.
+    certified_everywhere(&r.decided, State::Certified, Status::Approved);
     assert_eq!(r.decided.resolution.status, Status::Approved);
     assert_eq!(r.decided.resolution.human_decision, Some(r.human_decision));
+    let cert = r.decided.resolution.finality.certificate.as_ref().unwrap();
+    assert_eq!(cert.result.human_decision, Some(r.human_decision));
     assert_ne!(
         r.escalated.resolution.digest(),
         r.decided.resolution.digest()
@@ -87,11 +115,9 @@ async fn fraud_trust_miscalibrated_agent_loses_influence() {
     assert_eq!(r.rounds.len(), fraud_trust::ROUNDS);
     for round in &r.rounds {
         let d = &round.decided;
-        assert!(
-            d.views
-                .iter()
-                .all(|v| v.resolution == d.views[0].resolution)
-        );
+        let state = d.resolution.finality.state;
+        assert!(matches!(state, State::Certified | State::Escalated));
+        certified_everywhere(d, state, d.resolution.final_status());
         assert!(d.resolution.is_final);
     }
     let first = r.rounds.first().unwrap();

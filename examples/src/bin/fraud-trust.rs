@@ -10,8 +10,10 @@
 //! the three agents respond, the chargeback desk reports how each payment
 //! turned out. The velocity agent flips a coin and claims 0.95 confidence;
 //! the table shows its trust and its share of the weight falling round by
-//! round while the calibrated agents keep theirs. Short decision windows
-//! (3 s, the rounds overlapping) keep the whole run to a few seconds.
+//! round while the calibrated agents keep theirs. Each round is certified
+//! by the attestors of both organizations (one agent node each). Short
+//! decision windows (3 s, the rounds overlapping) keep the whole run to a
+//! few seconds.
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

@@ -10,8 +10,8 @@
 //! their own root keys, the origination agent proposes two loans, each unit's
 //! agent responds from its own node with a confidence and its reasoning, and
 //! every node resolves both on its own: the car loan is approved, the
-//! personal loan rejected, with identical resolution digests and receipts on
-//! every node.
+//! personal loan rejected, each certified by the three units' attestors (one
+//! agent node per unit), with identical resolution digests on every node.
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

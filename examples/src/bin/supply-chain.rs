@@ -10,7 +10,8 @@
 //! organizations sign one policy with their own root keys, capping each at
 //! 25% of the potential weight. The retailer's agents all endorse expediting;
 //! the cap shows in the per-organization tally, and every node independently
-//! rejects the proposal an uncapped count would have approved.
+//! rejects the proposal an uncapped count would have approved, certified by
+//! the three organizations' attestors.
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

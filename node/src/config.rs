@@ -129,9 +129,19 @@ impl Default for Config {
 impl Config {
     /// Parses and checks a configuration.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.message().replace('\n', " "),
+        let cfg: Self = toml::from_str(text).map_err(|e| {
+            // The line, so that a bad value (an anchor's id, say) is found
+            // without the multi-line rendering toml would print.
+            let line = e
+                .span()
+                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: match line {
+                    Some(l) => format!("line {l}: {}", e.message().replace('\n', " ")),
+                    None => e.message().replace('\n', " "),
+                },
+            }
         })?;
         cfg.check()?;
         Ok(cfg)
@@ -418,7 +428,7 @@ mod tests {
         }
         let e = Config::from_toml("[anchors]\nloans = \"not an id\"\n", Path::new("c"))
             .unwrap_err();
-        assert!(e.to_string().contains("anchors"), "{e}");
+        assert!(e.to_string().contains("line 2: content id"), "{e}");
     }
 
     #[test]

@@ -65,6 +65,9 @@ const FETCH_PEERS: usize = 3;
 /// Most rounds of `Engine::tick` per turn of the core loop: a receipt this
 /// node signs in one round may complete a certificate in the next.
 const MAX_TICK_ROUNDS: usize = 4;
+/// How long after start the node waits before finalizing (the engine's
+/// finalize grace): time for the first sync rounds with its peers.
+const STARTUP_SYNC_GRACE: Duration = Duration::from_secs(2);
 
 /// A gossip message waiting for its verdict.
 struct InGossip {
@@ -508,13 +511,21 @@ impl Core {
     pub async fn run(mut self) {
         let mut sync_timer = tokio::time::interval(self.cfg.sync_interval);
         sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Finalize what came due while the node was down, sign receipts.
-        self.tick().await;
+        // What came due while the node was down is finalized (and its
+        // receipts signed) only after the on-connect sync rounds had time to
+        // bring what the node missed: a receipt is signed once per round and
+        // never again, so it must not be signed on a stale set.
+        let ticks_from = tokio::time::Instant::now() + STARTUP_SYNC_GRACE;
         loop {
-            let wake = self.engine.next_wakeup().map(|t| {
-                let ms = t.0.saturating_sub(now().0);
-                tokio::time::Instant::now() + Duration::from_millis(ms.min(3_600_000))
-            });
+            let ticking = tokio::time::Instant::now() >= ticks_from;
+            let wake = if ticking {
+                self.engine.next_wakeup().map(|t| {
+                    let ms = t.0.saturating_sub(now().0);
+                    tokio::time::Instant::now() + Duration::from_millis(ms.min(3_600_000))
+                })
+            } else {
+                Some(ticks_from)
+            };
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -555,7 +566,9 @@ impl Core {
                     self.sync_round(None, &domains).await;
                 }
             }
-            self.tick().await;
+            if tokio::time::Instant::now() >= ticks_from {
+                self.tick().await;
+            }
         }
     }
 
@@ -565,7 +578,7 @@ impl Core {
             if effects.is_empty() {
                 return;
             }
-            if let Err(e) = self.apply(effects).await {
+            if let Err(e) = self.apply_with(effects, true).await {
                 tracing::error!(error = %e, "storing a receipt failed");
             }
         }
@@ -575,9 +588,29 @@ impl Core {
     /// rest in order. A store error is returned after every effect was
     /// attempted.
     async fn apply(&mut self, effects: Vec<Effect>) -> Result<(), StoreError> {
+        self.apply_with(effects, false).await
+    }
+
+    /// [`Core::apply`]; with `durable_publish`, what is published (this
+    /// node's receipts, from a tick) is flushed to disk first. Otherwise a
+    /// crash between publishing a receipt and sled's background flush would
+    /// let the restarted node sign that round again, perhaps differently:
+    /// two receipts of one round are its organization's equivocation.
+    async fn apply_with(
+        &mut self,
+        effects: Vec<Effect>,
+        durable_publish: bool,
+    ) -> Result<(), StoreError> {
         let result = write_effects(self.store.as_ref(), &effects);
         if let Err(e) = &result {
             tracing::error!(error = %e, "store write failed");
+        }
+        if durable_publish
+            && result.is_ok()
+            && effects.iter().any(|e| matches!(e, Effect::Publish { .. }))
+            && let Err(e) = self.commit.request().await
+        {
+            tracing::error!(error = %e, "flushing this node's receipts failed");
         }
         for e in effects {
             match e {

@@ -95,23 +95,38 @@ pub fn on_response(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use acp_protocol::{Body, EngineConfig, Keypair, Origin, Response, Stance, Timestamp};
+    use acp_protocol::build::{self, PolicyBuilder};
+    use acp_protocol::{EngineConfig, Keypair, Origin, SignedMessage, Stance, Timestamp};
 
-    fn response(seed: u8, t: u64) -> Vec<u8> {
-        let kp = Keypair::from_seed([seed; 32]);
-        Body::Response(Response {
-            responder: kp.public(),
-            domain: "d".into(),
-            proposal: ContentId::of(b"p"),
-            stance: Stance::Endorse,
-            confidence_bps: 5000,
-            reasoning: String::new(),
-            evidence: Vec::new(),
-            issued_at: Timestamp(t),
-        })
-        .sign(&[&kp])
-        .unwrap()
-        .bytes
+    fn key(seed: u8) -> Keypair {
+        Keypair::from_seed([seed; 32])
+    }
+
+    /// The genesis policy (members 1..=5) and a proposal by member 1.
+    fn genesis_and_proposal() -> (SignedMessage, SignedMessage) {
+        let org = key(9);
+        let mut b = PolicyBuilder::new("d").organization(&org, "org", 10_000);
+        for i in 1..=5 {
+            b = b.member(&key(i).public(), 0, 5_000);
+        }
+        let policy = b.sign(&[&org]).unwrap();
+        let p = build::proposal(
+            &key(1),
+            "d",
+            policy.id,
+            "k",
+            "{}",
+            Timestamp(1),
+            Timestamp(3_600_000),
+        )
+        .unwrap();
+        (policy, p)
+    }
+
+    fn response(p: &SignedMessage, seed: u8, t: u64) -> Vec<u8> {
+        build::response(&key(seed), p, Stance::Endorse, 5000, "", Timestamp(t))
+            .unwrap()
+            .bytes
     }
 
     /// Runs full rounds between two engines in memory until nothing moves.
@@ -135,17 +150,20 @@ mod tests {
 
     #[test]
     fn a_round_fetches_exactly_the_missing_messages() {
+        let (policy, p) = genesis_and_proposal();
         let mut a = Engine::new(EngineConfig::default());
         let mut b = Engine::new(EngineConfig::default());
         let now = Timestamp(10_000_000);
-        let shared = response(1, 5);
-        a.ingest(&shared, Origin::Local, now).unwrap();
-        b.ingest(&shared, Origin::Local, now).unwrap();
+        for e in [&mut a, &mut b] {
+            e.add_anchor("d", policy.id);
+            e.ingest(&policy.bytes, Origin::Local, now).unwrap();
+            e.ingest(&p.bytes, Origin::Local, now).unwrap();
+        }
         for (i, t) in [(2u8, 6u64), (3, 7), (4, 4_000_000), (5, 8)] {
-            b.ingest(&response(i, t), Origin::Local, now).unwrap();
+            b.ingest(&response(&p, i, t), Origin::Local, now).unwrap();
         }
         converge(&mut a, &b);
         assert_eq!(a.summary("d"), b.summary("d"));
-        assert_eq!(a.set().len(), 5);
+        assert_eq!(a.set().len(), 6);
     }
 }

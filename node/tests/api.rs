@@ -1,8 +1,10 @@
 //! The sidecar HTTP API and the CLI as its client, against one real node:
-//! auth, typed errors, the confidence rule, proposals, responses, an
-//! escalation decided by the node's human key, outcome reports, trust, the
-//! event stream, audit export and offline verification (any changed byte
-//! is rejected).
+//! auth, typed errors, trust anchors (API and CLI, kept in config.toml), the
+//! confidence rule, proposals, responses, certification by the node's own
+//! receipts (its agent attests for the policy's one organization), an
+//! escalation decided by the node's human key and certified, outcome
+//! reports, trust, the event stream, audit export and offline verification
+//! (any changed byte is rejected, another genesis is refused).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -44,14 +46,15 @@ fn ok(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-/// Policy: the node's agent and two outside agents vote; the node's human
-/// key decides escalations; its reporter key reports outcomes.
+/// Policy: the node's agent (also the one organization's attestor) and two
+/// outside agents vote; the node's human key decides escalations; its
+/// reporter key reports outcomes. Anchored through the CLI, then posted.
 fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
     let org = Keypair::from_seed([7; 32]);
     let human = key(dir.path(), "human.key");
     let reporter = key(dir.path(), "reporter.key");
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&org, "acme", 10_000)
+        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
         .member(&dir.agent.public(), 0, 5_000)
         .member(&k1.public(), 0, 5_000)
         .member(&k2.public(), 0, 5_000)
@@ -61,7 +64,71 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
         .issued(1, now())
         .sign(&[&org])
         .unwrap();
-    node.post_message(&policy.bytes).to_string()
+    // Before the anchor the node refuses the policy: 403 with the reason.
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/messages", node.http))
+        .bearer_auth(&node.token)
+        .body(policy.bytes.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
+        (Some("not_authorized"), Some("no_anchor")),
+        "{v}"
+    );
+    let genesis = policy.id.to_string();
+    let out = ok(&acp(
+        dir.path(),
+        &["anchor", "add", "--domain", DOMAIN, "--genesis", &genesis, "--url", &node.http],
+    ));
+    assert_eq!(out.trim(), format!("anchor {DOMAIN} {genesis}"));
+    // Again: idempotent. Another genesis: refused, the anchor kept.
+    let out = ok(&acp(
+        dir.path(),
+        &["anchor", "add", "--domain", DOMAIN, "--genesis", &genesis, "--url", &node.http],
+    ));
+    assert!(out.contains("already there"), "{out}");
+    let other = format!("1220{}", "cd".repeat(32));
+    let (s, v) = node.http(
+        "POST",
+        "/anchors",
+        Some(json!({"domain": DOMAIN, "genesis": other})),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("anchor_exists")));
+    let (s, v) = node.http(
+        "POST",
+        "/anchors",
+        Some(json!({"domain": "not.joined", "genesis": other})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("domain_not_joined"))
+    );
+    let (s, v) = node.http(
+        "POST",
+        "/anchors",
+        Some(json!({"domain": DOMAIN, "genesis": "nope"})),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
+    // Kept in config.toml for the next start.
+    let cfg = acp_node::config::Config::load(dir.path()).unwrap();
+    assert_eq!(cfg.anchors.get(DOMAIN), Some(&policy.id));
+    // Anchored, but the genesis has not arrived: nothing to propose under.
+    let (s, v) = node.http(
+        "POST",
+        "/proposals",
+        Some(json!({"domain": DOMAIN, "kind": "loan.approve"})),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("no_policy")));
+    node.post_message(&policy.bytes);
+    let listed = ok(&acp(dir.path(), &["anchor", "list", "--url", &node.http]));
+    assert_eq!(
+        listed.trim(),
+        format!("{DOMAIN}  genesis {genesis}  current {genesis}")
+    );
+    genesis
 }
 
 /// A proposal signed by `by`, closing in `ms`, submitted raw; then `voters`
@@ -139,13 +206,22 @@ fn api_and_cli_end_to_end() {
         "{doc}"
     );
 
-    // Without a policy there is nothing to propose under.
+    // Without a trust anchor the node admits nothing of the domain.
     let (s, v) = node.http(
         "POST",
         "/proposals",
         Some(json!({"domain": DOMAIN, "kind": "loan.approve"})),
     );
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("no_policy")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
+        (403, Some("not_authorized"), Some("no_anchor")),
+        "{v}"
+    );
+    assert!(
+        doc["paths"]["/v1/anchors"]["post"].is_object(),
+        "{}",
+        doc["paths"]
+    );
     let policy = setup(&dir, &node, &k1, &k2);
     // `acp watch` follows the same stream from the command line.
     let watch = Command::new(BIN)
@@ -227,10 +303,21 @@ fn api_and_cli_end_to_end() {
         let (_, r) = response(k, a.parse().unwrap(), Stance::Endorse);
         node.post_message(&r);
     }
-    let va = wait_for(15, "A approved", || {
+    let va = wait_for(15, "A approved and certified", || {
         let v = node.get(&format!("/proposals/{a}"));
-        (v["status"] == "approved").then_some(v)
+        (v["finality"]["state"] == "certified").then_some(v)
     });
+    assert_eq!(va["status"], "approved", "{va}");
+    assert_eq!(
+        va["finality"]["summary"],
+        "certified by 1 of 1 organizations: approved"
+    );
+    assert_eq!(va["finality"]["certificate"]["organizations"][0]["name"], "acme");
+    assert_eq!(
+        va["finality"]["certificate"]["receipts"][0],
+        va["receipts"][0]["id"]
+    );
+    assert_eq!(va["finality"]["matches_certificate"], true);
     assert_eq!(va["package"]["proposal"]["confidence_bps"], 1235);
     assert_eq!(va["package"]["counted"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -269,11 +356,12 @@ fn api_and_cli_end_to_end() {
     assert!(out.starts_with("response 1220"), "{out}");
     let vb = wait_for(15, "B escalated", || {
         let v = node.get(&format!("/proposals/{b}"));
-        // Finalized: this node signed its receipt (and announced the escalation).
-        let signed = v["receipts"].as_array().is_some_and(|r| !r.is_empty());
-        (v["status"] == "escalated" && signed).then_some(v)
+        // This node's receipt certifies the escalation: a human decides.
+        (v["finality"]["state"] == "escalated").then_some(v)
     });
+    assert_eq!(vb["status"], "escalated");
     assert_eq!(vb["reasons"], json!(["no_margin"]));
+    assert_eq!(vb["finality"]["human_round_open"], true);
     let list = node.get(&format!("/proposals?domain={DOMAIN}&status=escalated"));
     let ids: Vec<&str> = list["proposals"]
         .as_array()
@@ -317,8 +405,17 @@ fn api_and_cli_end_to_end() {
         ],
     ));
     assert!(out.contains("human decision (reject) 1220"), "{out}");
-    let vb = node.get(&format!("/proposals/{b}"));
+    // The node signs a receipt of the human's result: certified in round 1.
+    let vb = wait_for(15, "B's decision certified", || {
+        let v = node.get(&format!("/proposals/{b}"));
+        (v["finality"]["state"] == "certified").then_some(v)
+    });
     assert_eq!(vb["status"], "rejected");
+    assert_eq!(vb["finality"]["certificate"]["round"], 1);
+    assert_eq!(
+        vb["finality"]["summary"],
+        "certified by 1 of 1 organizations: rejected (settled by a human)"
+    );
     assert_eq!(
         vb["package"]["human_decisions"][0][1]["rationale"],
         "verify income first"
@@ -367,10 +464,41 @@ fn api_and_cli_end_to_end() {
         }
     }
     let good = ok(&Command::new(BIN)
-        .args(["audit", "verify", file.to_str().unwrap()])
+        .args(["audit", "verify", file.to_str().unwrap(), "--genesis", &policy])
         .output()
         .unwrap());
     assert!(good.contains("verifies"), "{good}");
+    assert!(
+        good.contains("certified by 1 of 1 organizations: approved"),
+        "{good}"
+    );
+    assert!(
+        good.contains("recompute exactly the certified digest"),
+        "{good}"
+    );
+    assert!(good.contains(&format!("genesis     {policy} (the required one)")), "{good}");
+    let json_out = ok(&Command::new(BIN)
+        .args(["audit", "verify", file.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap());
+    let j: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(j["genesis"], policy.as_str());
+    assert_eq!(j["finality"]["state"], "certified");
+    assert_eq!(j["recomputed_matches_certificate"], true);
+    // Someone else's lineage: the auditor's own anchor differs.
+    let o = Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--genesis",
+            &format!("1220{}", "ef".repeat(32)),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("not the required"), "{e}");
     for i in [0, bundle.len() / 3, bundle.len() / 2, bundle.len() - 1] {
         let mut t = bundle.clone();
         t[i] ^= 0x04;
@@ -390,7 +518,7 @@ fn api_and_cli_end_to_end() {
     while let Ok(e) = events.recv_timeout(Duration::from_secs(2)) {
         seen.insert(e);
     }
-    for want in ["proposal", "response", "escalated", "decided"] {
+    for want in ["proposal", "response", "escalated", "decided", "certified"] {
         assert!(seen.contains(want), "no {want} event in {seen:?}");
     }
 }

@@ -113,6 +113,7 @@ fn tokens_sizes_loopback_and_identity() {
     let victim = Keypair::from_seed([31; 32]);
     let proposer = Keypair::from_seed([32; 32]);
     let (pol, pol_bytes) = policy(&[&dir.agent, &victim, &proposer]);
+    node.anchor(pol);
     node.post_message(&pol_bytes);
     let (pid, p_bytes) = proposal(&proposer, pol, 60_000);
     node.post_message(&p_bytes);
@@ -161,9 +162,40 @@ fn tokens_sizes_loopback_and_identity() {
     );
     assert_eq!((s, v["error"]["code"].as_str()), (422, Some("rejected")));
     assert_eq!(node.has(&forged.id), (false, false));
+    // A validly signed response by a key the policy does not name: 403,
+    // with the refusal code, and not stored.
+    let outsider = Keypair::from_seed([33; 32]);
+    let (oid, obytes) = response(&outsider, pid, Stance::Challenge);
+    let (s, v) = send(
+        c.post(url("/messages"))
+            .bearer_auth(&node.token)
+            .body(obytes),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
+        (403, Some("not_authorized"), Some("not_authorized")),
+        "{v}"
+    );
+    assert_eq!(node.has(&oid), (false, false));
+    // A member's response to a proposal this node does not hold: 422,
+    // naming the missing proposal; not stored, not kept waiting.
+    let unknown = acp_protocol::ContentId::of(b"a proposal nobody sent");
+    let (wid, wbytes) = response(&victim, unknown, Stance::Endorse);
+    let (s, v) = send(
+        c.post(url("/messages"))
+            .bearer_auth(&node.token)
+            .body(wbytes),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["missing"].as_str()),
+        (422, Some("depends_on_unknown"), Some(unknown.to_string().as_str())),
+        "{v}"
+    );
+    assert_eq!(node.has(&wid), (false, false));
     println!(
         "API-SECURITY unauthorized={unauthorized}/6 too_large={too_large}/2 \
-         sign_as_other=refused impersonation=422 loopback_default=yes"
+         sign_as_other=refused impersonation=422 outsider=403 unknown_proposal=422 \
+         loopback_default=yes"
     );
 }
 

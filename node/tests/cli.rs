@@ -66,6 +66,61 @@ fn init_creates_keys_0600_config_and_refuses_twice() {
     // `acp id` reads both keys back.
     let id = stdout(&acp(&dir, &["id"]));
     assert!(id.lines().next().unwrap().starts_with("agent "));
+    // No anchor yet: init says what that means.
+    assert!(out.contains("admit no message"), "{out}");
+}
+
+#[test]
+fn init_takes_a_genesis_per_domain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (g1, g2) = (
+        acp_protocol::ContentId::of(b"loans genesis"),
+        acp_protocol::ContentId::of(b"fraud genesis"),
+    );
+    let (g1s, g2s) = (g1.to_string(), g2.to_string());
+    // Bare ids pair with the --domain values in order.
+    let a = tmp.path().join("a");
+    let out = stdout(&acp(
+        &a,
+        &[
+            "init", "--domain", "loans", "--genesis", &g1s, "--domain", "fraud", "--genesis", &g2s,
+        ],
+    ));
+    assert!(out.contains(&format!("anchor loans {g1s}")), "{out}");
+    let cfg = acp_node::config::Config::load(&a).unwrap();
+    assert_eq!(cfg.anchors.get("loans"), Some(&g1));
+    assert_eq!(cfg.anchors.get("fraud"), Some(&g2));
+    let text = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(text.contains(&format!("loans = \"{g1s}\"")), "{text}");
+    // DOMAIN=ID for some domains only.
+    let b = tmp.path().join("b");
+    stdout(&acp(
+        &b,
+        &[
+            "init",
+            "--domain",
+            "loans.retail",
+            "--domain",
+            "fraud",
+            "--genesis",
+            &format!("loans.retail={g1s}"),
+        ],
+    ));
+    let cfg = acp_node::config::Config::load(&b).unwrap();
+    assert_eq!(cfg.anchors.len(), 1);
+    assert_eq!(cfg.anchors.get("loans.retail"), Some(&g1));
+    // Errors: a domain not joined, a bare id without its domain, a bad id;
+    // nothing is created.
+    for (args, want) in [
+        (vec!["init", "--domain", "loans", "--genesis", &format!("fraud={g1s}")], "does not join"),
+        (vec!["init", "--domain", "a", "--domain", "b", "--genesis", g1s.as_str()], "one per domain"),
+        (vec!["init", "--domain", "loans", "--genesis", "xyz"], "not a policy id"),
+    ] {
+        let d = tmp.path().join("bad");
+        let e = one_line_error(&acp(&d, &args));
+        assert!(e.contains(want), "{e}");
+        assert!(!d.join("config.toml").exists());
+    }
 }
 
 #[test]
@@ -86,6 +141,19 @@ fn org_policy_propose_respond_produce_valid_messages() {
         .unwrap();
     let org_key = org.join("org.key");
     let pol_file = tmp.path().join("policy.bin");
+    let org_spec = format!("{}:acme:6000", org_key.display());
+    let member = format!("{agent}:7000");
+    let attestor = format!("0:{agent}");
+    let desk = acp_protocol::Keypair::from_seed([5; 32]).public().to_string();
+    // Every organization needs an attestor: without one nothing certifies.
+    let e = one_line_error(&acp(
+        &node,
+        &[
+            "policy", "create", "--domain", "loans", "--org", &org_spec, "--member", &member,
+            "--out", pol_file.to_str().unwrap(),
+        ],
+    ));
+    assert!(e.contains("--attestor 0:"), "{e}");
     let pol = stdout(&acp(
         &node,
         &[
@@ -94,9 +162,15 @@ fn org_policy_propose_respond_produce_valid_messages() {
             "--domain",
             "loans",
             "--org",
-            &format!("{}:acme:6000", org_key.display()),
+            &org_spec,
+            "--attestor",
+            &attestor,
             "--member",
-            &format!("{agent}:7000"),
+            &member,
+            "--proposer",
+            &desk,
+            "--finality-quorum",
+            "1",
             "--out",
             pol_file.to_str().unwrap(),
         ],
@@ -109,6 +183,49 @@ fn org_policy_propose_respond_produce_valid_messages() {
     };
     assert_eq!(p.members[0].authority_bps, 7000);
     assert_eq!(p.organizations[0].weight_cap_bps, 6000);
+    assert_eq!(p.organizations[0].attestor.to_string(), agent);
+    assert_eq!(p.proposers[0].to_string(), desk);
+    assert_eq!((p.supersedes, p.finality_quorum), (None, 1));
+    // An amendment: a second organization joins; the first one's root signs
+    // (amendment quorum 1 of 1), and so does the new one's.
+    let org2 = tmp.path().join("org2");
+    stdout(&acp(&org2, &["org", "init"]));
+    let amend_file = tmp.path().join("amendment.bin");
+    let amend = stdout(&acp(
+        &node,
+        &[
+            "policy",
+            "create",
+            "--domain",
+            "loans",
+            "--org",
+            &org_spec,
+            "--org",
+            &format!("{}:second:5000", org2.join("org.key").display()),
+            "--attestor",
+            &attestor,
+            "--attestor",
+            &format!("1:{desk}"),
+            "--member",
+            &member,
+            "--supersedes",
+            pol,
+            "--amendment-quorum",
+            "2",
+            "--revision",
+            "2",
+            "--out",
+            amend_file.to_str().unwrap(),
+        ],
+    ));
+    let a = acp_protocol::decode_message(&std::fs::read(&amend_file).unwrap()).unwrap();
+    assert_eq!(a.id.to_string(), amend.trim());
+    let acp_protocol::Body::Policy(ap) = a.body() else {
+        panic!("not a policy")
+    };
+    assert_eq!(ap.supersedes.map(|s| s.to_string()).as_deref(), Some(pol));
+    assert_eq!((ap.revision, ap.amendment_quorum, ap.organizations.len()), (2, 2, 2));
+    assert!(acp_protocol::lineage::amends(&m.id, &p, ap));
 
     let prop_file = tmp.path().join("proposal.bin");
     let prop = stdout(&acp(
@@ -178,8 +295,20 @@ fn demo_runs_end_to_end() {
         "demo failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("same resolution"), "{text}");
-    // The second case escalates and says where to look at it.
+    assert!(
+        text.contains("certified by 3 of 3 organizations: approved; all four nodes hold the same certificate"),
+        "{text}"
+    );
+    // The second case escalates, the escalation is certified, the human
+    // approves and the three attestors certify that; it says where to look.
     assert!(text.contains("escalated to a human"), "{text}");
+    assert!(
+        text.contains("escalation certified by 3 of 3 organizations"),
+        "{text}"
+    );
+    assert!(
+        text.contains("certified by 3 of 3 organizations: approved (settled by a human)"),
+        "{text}"
+    );
     assert!(text.contains("/ui/#token="), "{text}");
 }

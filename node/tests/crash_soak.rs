@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use acp_node::launch::{Launch, Started};
 use acp_node::store::{SledStore, Store};
+use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
 
@@ -131,55 +132,62 @@ fn call(api: SocketAddr, req: &Value) -> std::io::Result<Value> {
     serde_json::from_str(&answer).map_err(|e| std::io::Error::other(format!("{e}: {answer:?}")))
 }
 
-/// A distinct observer key per message number (observers are not policy
-/// members: their responses are stored and gossiped but not counted).
-fn observer(n: u64) -> Keypair {
+/// Observers: members with authority 0, so the nodes admit their
+/// responses (stored and gossiped) but they weigh nothing.
+const OBSERVERS: u64 = 1_000;
+/// Long-lived proposals the observers abstain on; message `n` is observer
+/// `n % OBSERVERS` on proposal `n / OBSERVERS - 1`, a first response each.
+const STREAM_PROPOSALS: u64 = 16;
+/// The stream's first message number.
+const FIRST_MESSAGE: u64 = OBSERVERS;
+
+fn observer(i: u64) -> Keypair {
     let mut seed = [7u8; 32];
-    seed[..8].copy_from_slice(&n.to_le_bytes());
+    seed[..8].copy_from_slice(&i.to_le_bytes());
     Keypair::from_seed(seed)
 }
 
-/// The next message of the submission stream: an abstention on `proposal`
-/// by a fresh observer, numbered from the shared counter.
-fn stream_response(next: &Mutex<u64>, proposal: ContentId) -> (ContentId, Vec<u8>) {
+/// The next message of the submission stream: an abstention, numbered from
+/// the shared counter.
+fn stream_response(next: &Mutex<u64>, proposals: &[ContentId]) -> (ContentId, Vec<u8>) {
     let n = {
         let mut g = next.lock().unwrap();
         *g += 1;
         *g
     };
+    let proposal = proposals[usize::try_from(n / OBSERVERS - 1).unwrap()];
     common::response_in(
         DOMAIN,
-        &observer(n),
+        &observer(n % OBSERVERS),
         proposal,
         Stance::Abstain,
         &format!("soak message {n}"),
     )
 }
 
-/// Waits until both nodes hold `p` final with exactly one latest receipt per
-/// node, all with the same resolution digest and counted root; returns it.
+/// Waits until both nodes hold `p` certified with the same certificate and
+/// one receipt per node, all signing the certified digest and counted root;
+/// returns the first node's resolution.
 fn receipts_match(nodes: &[&Node], p: &ContentId, secs: u64) -> Value {
     common::wait_for(secs, "identical receipts on both nodes", || {
         let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
         let ok = rs.iter().all(|r| {
-            r["final"] == true
+            let cert = &r["finality"]["certificate"];
+            r["finality"]["state"] == "certified"
                 && r["receipts"].as_array().is_some_and(|a| {
-                    let latest: Vec<&Value> = a.iter().filter(|x| x["latest"] == true).collect();
-                    let signers: BTreeSet<&str> = latest
-                        .iter()
-                        .map(|x| x["node"].as_str().unwrap_or(""))
-                        .collect();
-                    latest.len() == nodes.len()
+                    let signers: BTreeSet<&str> =
+                        a.iter().map(|x| x["node"].as_str().unwrap_or("")).collect();
+                    a.len() == nodes.len()
                         && signers.len() == nodes.len()
-                        && latest.iter().all(|x| {
-                            x["resolution"] == r["resolution"]
-                                && x["counted_root"] == r["counted_root"]
+                        && a.iter().all(|x| {
+                            x["resolution"] == cert["resolution"]
+                                && x["counted_root"] == cert["counted_root"]
                         })
                 })
         });
-        let same = rs.windows(2).all(|w| {
-            w[0]["resolution"] == w[1]["resolution"] && w[0]["counted_root"] == w[1]["counted_root"]
-        });
+        let same = rs
+            .windows(2)
+            .all(|w| w[0]["finality"]["certificate"] == w[1]["finality"]["certificate"]);
         (ok && same).then(|| rs[0].clone())
     })
 }
@@ -198,24 +206,48 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     let started = Instant::now();
     let d1 = Dir::new();
     let d2 = Dir::new();
+    // The peer's agent attests for the one organization; the victim's agent
+    // is a voting member, so it signs receipts too.
+    let org = common::org_root(0);
+    let mut b = PolicyBuilder::new(DOMAIN)
+        .organization_attested(&org, "acme", 10_000, &d1.agent.public())
+        .member(&d1.agent.public(), 0, 5000)
+        .member(&d2.agent.public(), 0, 5000);
+    for i in 0..OBSERVERS {
+        b = b.member(&observer(i).public(), 0, 0);
+    }
+    let pol_msg = b
+        .rules(common::test_rules())
+        .issued(1, common::now())
+        .sign(&[&org])
+        .unwrap();
+    let (pol, pol_bytes) = (pol_msg.id, pol_msg.bytes);
+    // Both trust the genesis from config.toml, through every restart.
+    for d in [&d1, &d2] {
+        acp_node::config::persist_anchor(d.path(), DOMAIN, pol).unwrap();
+    }
     let peer = Node::start(d1.path(), &[]);
     let mut victim = Node::start(d2.path(), &[&peer.tcp]);
     common::wait_for(20, "connected", || (peer.peers() == 1).then_some(()));
-
-    let (pol, pol_bytes) = common::policy_in(DOMAIN, &[&d1.agent, &d2.agent]);
     peer.submit(&pol_bytes);
-    // A long-lived proposal that collects the observer stream, and one that
+    // Long-lived proposals that collect the observer stream, and one that
     // closes in the middle of the soak, so the victim finalizes it and
     // signs its receipt between kills.
-    let (stream_p, stream_bytes) = common::proposal_in(
-        DOMAIN,
-        &d1.agent,
-        pol,
-        3_600_000,
-        "loan.approve",
-        "{\"amount\":1}",
-    );
-    peer.submit(&stream_bytes);
+    let stream_ps: Vec<ContentId> = (0..STREAM_PROPOSALS)
+        .map(|i| {
+            let (id, bytes) = common::proposal_in(
+                DOMAIN,
+                &d1.agent,
+                pol,
+                3_600_000,
+                "loan.approve",
+                &format!("{{\"amount\":1,\"stream\":{i}}}"),
+            );
+            peer.submit(&bytes);
+            id
+        })
+        .collect();
+    let stream_ps = Arc::new(stream_ps);
     let (mid_p, mid_bytes) = common::proposal_in(
         DOMAIN,
         &d1.agent,
@@ -226,7 +258,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     );
     peer.submit(&mid_bytes);
     common::wait_for(15, "proposals reach the victim", || {
-        (victim.has(&stream_p).0 && victim.has(&mid_p).0).then_some(())
+        (stream_ps.iter().all(|p| victim.has(p).0) && victim.has(&mid_p).0).then_some(())
     });
     victim.submit(
         &common::response_in(
@@ -252,11 +284,12 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     // Every message the victim ever acknowledged, with its bytes.
     let mut acked: BTreeMap<ContentId, Vec<u8>> = BTreeMap::new();
     // Everything submitted anywhere (for the final same-set check).
-    let mut all: BTreeSet<ContentId> = [pol, stream_p, mid_p].into_iter().collect();
+    let mut all: BTreeSet<ContentId> = [pol, mid_p].into_iter().collect();
+    all.extend(stream_ps.iter().copied());
     let mut in_flight_total = 0usize;
     let mut restarts_checked = 0usize;
     let mut lost_after_restart = 0usize;
-    let next = Arc::new(Mutex::new(1_000u64));
+    let next = Arc::new(Mutex::new(FIRST_MESSAGE));
 
     for cycle in 0..CYCLES {
         // A steady stream: the submitter thread submits to the victim until
@@ -264,7 +297,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
         // gossip reaches the victim at the moment of the kill.
         let stop = Arc::new(AtomicBool::new(false));
         let api = victim.api;
-        let (next_a, stop_a) = (next.clone(), stop.clone());
+        let (next_a, stop_a, ps_a) = (next.clone(), stop.clone(), stream_ps.clone());
         let to_victim = std::thread::spawn(move || {
             let mut sent = Sent::default();
             // Bounded: at most 400 submissions per cycle.
@@ -272,7 +305,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                 if stop_a.load(Ordering::Relaxed) {
                     break;
                 }
-                let (id, bytes) = stream_response(&next_a, stream_p);
+                let (id, bytes) = stream_response(&next_a, &ps_a);
                 match call(api, &json!({"op": "submit", "hex": hex::encode(&bytes)})) {
                     Ok(v) if v["ok"] == true => {
                         assert_eq!(v["id"].as_str().unwrap(), id.to_string());
@@ -288,14 +321,14 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
             sent
         });
         let peer_api = peer.api;
-        let (next_b, stop_b) = (next.clone(), stop.clone());
+        let (next_b, stop_b, ps_b) = (next.clone(), stop.clone(), stream_ps.clone());
         let to_peer = std::thread::spawn(move || {
             let mut ids = Vec::new();
             for _ in 0..200 {
                 if stop_b.load(Ordering::Relaxed) {
                     break;
                 }
-                let (id, bytes) = stream_response(&next_b, stream_p);
+                let (id, bytes) = stream_response(&next_b, &ps_b);
                 let v = call(
                     peer_api,
                     &json!({"op": "submit", "hex": hex::encode(&bytes)}),
@@ -391,21 +424,20 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     let last = receipts_match(&[&peer, &victim], &last_p, 30);
     assert_eq!(mid["status"], "approved", "{mid}");
     assert_eq!(last["status"], "approved", "{last}");
-    // A node never holds two receipts of its own for one proposal that do
-    // not supersede each other (a receipt signed twice across a crash).
+    // A node never signs two receipts for one proposal and round, even
+    // across a crash (its receipts are durable before they are published).
     let mut receipt_dups = 0usize;
     for p in [&mid_p, &last_p] {
         for n in [&peer, &victim] {
             let r = n.resolution(p);
-            let latest: Vec<&str> = r["receipts"]
+            let signers: Vec<&str> = r["receipts"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|x| x["latest"] == true)
                 .map(|x| x["node"].as_str().unwrap())
                 .collect();
-            let distinct: BTreeSet<&str> = latest.iter().copied().collect();
-            receipt_dups += latest.len() - distinct.len();
+            let distinct: BTreeSet<&str> = signers.iter().copied().collect();
+            receipt_dups += signers.len() - distinct.len();
         }
     }
     // Gossip and receipts the victim wrote reach disk with sled's background

@@ -36,6 +36,9 @@ async fn forged_and_malformed_gossip_is_neither_stored_nor_forwarded() {
     wait_for(20, "honest nodes connected", || {
         (n1.peers() == 1).then_some(())
     });
+    let (genesis, genesis_bytes) = policy(&[&d1.agent, &d2.agent]);
+    n1.anchor(genesis);
+    n2.anchor(genesis);
 
     let cfg = NetConfig {
         listen: Vec::new(),
@@ -126,12 +129,7 @@ async fn forged_and_malformed_gossip_is_neither_stored_nor_forwarded() {
             n1.log_text().contains("gossip rejected").then_some(())
         });
         // ...and still serves honest traffic: a local message reaches n2.
-        let (honest, bytes) = response(
-            &Keypair::from_seed([9; 32]),
-            ContentId::of(b"p"),
-            Stance::Endorse,
-        );
-        n1.submit(&bytes);
+        let honest = n1.submit(&genesis_bytes);
         wait_for(20, "an honest message after the attack reaches n2", || {
             n2.has(&honest).1.then_some(())
         });

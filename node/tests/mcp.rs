@@ -58,7 +58,7 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         acp_node::keys::read_seed_file(&dir.path().join("reporter.key")).unwrap(),
     );
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&org, "acme", 10_000)
+        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
         .member(&dir.agent.public(), 0, 5_000)
         .member(&k1.public(), 0, 5_000)
         .reporter(&reporter.public())
@@ -66,6 +66,7 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         .issued(1, now())
         .sign(&[&org])
         .unwrap();
+    node.anchor(policy.id);
     node.post_message(&policy.bytes);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -126,6 +127,7 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         let v = ok(&client, "get_proposal", json!({"proposal": pid})).await;
         assert_eq!(v["id"], pid.as_str());
         assert_eq!(v["status"], "pending", "{v}");
+        assert_eq!(v["finality"]["state"], "provisional", "{v}");
         assert_eq!(v["package"]["proposal"]["action"]["kind"], "loan.approve");
         let v = ok(&client, "list_open_proposals", json!({"domain": DOMAIN})).await;
         let open: Vec<&str> = v["proposals"]
@@ -194,15 +196,22 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
             "{v}"
         );
 
-        // The decision, final once the window closes.
+        // Decided early (both votes are in), but settled only once the
+        // window closed and the node's receipt certified it.
         let v = ok(
             &client,
             "wait_for_resolution",
-            json!({"proposal": pid, "timeout_secs": 15, "require_final": true}),
+            json!({"proposal": pid, "timeout_secs": 20, "require_final": true}),
         )
         .await;
         assert_eq!(v["timed_out"], false, "{v}");
         assert_eq!(v["proposal"]["status"], "approved", "{v}");
+        assert_eq!(v["proposal"]["finality"]["state"], "certified", "{v}");
+        assert_eq!(
+            v["proposal"]["finality"]["summary"],
+            "certified by 1 of 1 organizations: approved",
+            "{v}"
+        );
         assert_eq!(v["proposal"]["final"], true, "{v}");
 
         let v = ok(

@@ -1,7 +1,8 @@
 //! `GET /metrics` against one real node: bearer token required, Prometheus
-//! text, and the counters move for a policy, a proposal, a response and a
-//! forged message (rejected with its reason), the proposals gauge and the
-//! resolution latency histogram.
+//! text, and the counters move for a policy, a proposal, a response, a
+//! forged message (rejected with its reason) and messages the lineage does
+//! not admit (refused by reason), the proposals gauges (status and
+//! finality) and the resolution latency histogram up to certification.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -55,9 +56,20 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
     let (s, _, _) = scrape(&node, Some("wrong"));
     assert_eq!(s, 401, "/metrics with a wrong token");
 
-    let (pol, pol_bytes) = policy(&[&dir.agent]);
+    // The node's agent votes (and attests); another member proposes.
+    let proposer = acp_protocol::Keypair::from_seed([78; 32]);
+    let (pol, pol_bytes) = policy(&[&dir.agent, &proposer]);
+    // Before the anchor: refused `no_anchor`.
+    let refused = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/messages", node.http))
+        .bearer_auth(&node.token)
+        .body(pol_bytes.clone())
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    node.anchor(pol);
     node.post_message(&pol_bytes);
-    let (prop, prop_bytes) = proposal(&dir.agent, pol, 1_000);
+    let (prop, prop_bytes) = proposal(&proposer, pol, 1_000);
     node.post_message(&prop_bytes);
     let (_, resp_bytes) = response(&dir.agent, prop, Stance::Endorse);
     node.post_message(&resp_bytes);
@@ -73,6 +85,16 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 422, "forged message refused");
+    // A non-member's response: refused `not_authorized`.
+    let outsider = acp_protocol::Keypair::from_seed([77; 32]);
+    let (_, outsider_bytes) = response(&outsider, prop, Stance::Challenge);
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/messages", node.http))
+        .bearer_auth(&node.token)
+        .body(outsider_bytes)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "non-member refused");
 
     // The proposal closes after a second and is finalized.
     let text = wait_for(30, "a finalized resolution in /metrics", || {
@@ -81,7 +103,7 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
         assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
         let done = sample(
             &text,
-            "acp_resolution_latency_seconds_count{stage=\"finalized\"}",
+            "acp_resolution_latency_seconds_count{stage=\"certified\"}",
         )
         .unwrap_or(0.0);
         (done >= 1.0).then_some(text)
@@ -109,8 +131,32 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
         "{text}"
     );
 
+    assert_eq!(
+        sample(&text, "acp_proposals_finality{state=\"certified\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "acp_finality_events_total{event=\"certified\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    for (reason, n) in [("no_anchor", 1.0), ("not_authorized", 1.0), ("wrong_domain", 0.0)] {
+        let series = format!("acp_admission_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), Some(n), "{series}\n{text}");
+    }
+    for name in [
+        "acp_admission_parked_total",
+        "acp_admission_released_total",
+        "acp_admission_expired_total",
+        "acp_admission_overflow_total",
+        "acp_admission_waiting",
+        "acp_gossip_penalized_total",
+    ] {
+        assert_eq!(sample(&text, name), Some(0.0), "{name}\n{text}");
+    }
     assert!(text.contains("# TYPE acp_resolution_latency_seconds histogram"));
-    for stage in ["decided", "finalized"] {
+    for stage in ["decided", "finalized", "certified"] {
         let inf = format!("acp_resolution_latency_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}}");
         assert!(sample(&text, &inf).unwrap() >= 1.0, "{stage}\n{text}");
         let b = format!("acp_resolution_latency_seconds_bucket{{stage=\"{stage}\",le=\"3600\"}}");
@@ -131,7 +177,7 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
         assert!(sample(&text, name).is_some(), "{name}\n{text}");
     }
     assert!(
-        sample(&text, "libp2p_gossipsub_mesh_peers{topic=\"acp/1/test\"}").is_some(),
+        sample(&text, "libp2p_gossipsub_mesh_peers{topic=\"acp/2/test\"}").is_some(),
         "{text}"
     );
 }
@@ -148,7 +194,7 @@ fn metrics_show_peers_sync_and_bandwidth() {
         let ok = sample(&text, "acp_sync_rounds_total").unwrap_or(0.0) >= 1.0
             && sample(&text, "libp2p_tcp_bytes_total{direction=\"sent\"}").unwrap_or(0.0) > 0.0
             && sample(&text, "libp2p_tcp_bytes_total{direction=\"received\"}").unwrap_or(0.0) > 0.0
-            && sample(&text, "libp2p_gossipsub_peers{topic=\"acp/1/test\"}").unwrap_or(0.0) >= 1.0;
+            && sample(&text, "libp2p_gossipsub_peers{topic=\"acp/2/test\"}").unwrap_or(0.0) >= 1.0;
         ok.then_some(text)
     });
     assert!(sample(&text, "acp_sync_requests_sent_total").unwrap() >= 1.0);

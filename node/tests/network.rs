@@ -3,12 +3,28 @@
 
 mod common;
 
-use acp_protocol::{Keypair, Stance};
+use std::collections::BTreeSet;
+
+use acp_protocol::{Body, ContentId, Keypair, Response, Stance, Timestamp};
 use common::*;
+use serde_json::{Value, json};
+
+/// Every node trusts `genesis`, then `submit_on` receives the policy and
+/// every node holds it.
+fn genesis_everywhere(nodes: &[&TestNode], genesis: ContentId, bytes: &[u8], submit_on: usize) {
+    for n in nodes {
+        n.anchor(genesis);
+    }
+    nodes[submit_on].submit(bytes);
+    for n in nodes {
+        wait_for(15, "the policy everywhere", || n.has(&genesis).0.then_some(()));
+    }
+}
 
 /// A proposal made on one node reaches all three; the responses submitted on
-/// the other two are counted everywhere, and every node signs a receipt with
-/// the same resolution digest and counted root.
+/// the other two are counted everywhere, every node (each its
+/// organization's attestor) signs a receipt of the same result, and the
+/// three receipts certify it on every node.
 #[test]
 fn three_nodes_agree_on_a_proposal() {
     let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
@@ -19,9 +35,9 @@ fn three_nodes_agree_on_a_proposal() {
     wait_for(20, "mesh", || (n1.peers() >= 2).then_some(()));
 
     let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
-    let (pol, pol_bytes) = policy(&agents);
-    n1.submit(&pol_bytes);
-    let (p, p_bytes) = proposal(&dirs[0].agent, pol, 4_000);
+    let pol = orgs_policy(DOMAIN, &agents, &[], None);
+    genesis_everywhere(&[&n1, &n2, &n3], pol.id, &pol.bytes, 0);
+    let (p, p_bytes) = proposal(&dirs[0].agent, pol.id, 4_000);
     n1.submit(&p_bytes);
     for n in [&n2, &n3] {
         wait_for(15, "proposal everywhere", || n.has(&p).0.then_some(()));
@@ -32,6 +48,12 @@ fn three_nodes_agree_on_a_proposal() {
     let r = identical_receipts(&[&n1, &n2, &n3], &p, 3, 30);
     assert_eq!(r["status"], "approved", "{r}");
     assert_eq!(r["counted"], 2, "{r}");
+    assert_eq!(r["finality"]["certified_by"], 3, "{r}");
+    assert_eq!(r["finality"]["quorum"], 3, "{r}");
+    assert_eq!(
+        r["finality"]["summary"],
+        "certified by 3 of 3 organizations: approved"
+    );
     let roots: Vec<Value> = [&n1, &n2, &n3]
         .iter()
         .map(|n| n.resolution(&p)["counted_root"].clone())
@@ -44,11 +66,9 @@ fn three_nodes_agree_on_a_proposal() {
     });
 }
 
-use serde_json::Value;
-
 /// Two groups that cannot reach each other each accept messages; after they
 /// connect, anti-entropy alone (no new gossip of the old messages) brings
-/// every node to the same set and identical receipts.
+/// every node to the same set and the same certificate.
 #[test]
 fn partition_heals_through_sync() {
     let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
@@ -60,11 +80,14 @@ fn partition_heals_through_sync() {
     assert_eq!(n3.peers(), 0);
 
     let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
-    let (pol, pol_bytes) = policy(&agents);
-    let (p, p_bytes) = proposal(&dirs[0].agent, pol, 6_000);
+    let pol = orgs_policy(DOMAIN, &agents, &[], None);
+    let (p, p_bytes) = proposal(&dirs[0].agent, pol.id, 6_000);
+    for n in [&n1, &n2, &n3] {
+        n.anchor(pol.id);
+    }
     // The policy and proposal are known on both sides of the partition.
     for n in [&n1, &n3] {
-        n.submit(&pol_bytes);
+        n.submit(&pol.bytes);
         n.submit(&p_bytes);
     }
     let (r2, r2_bytes) = response(&dirs[1].agent, p, Stance::Endorse);
@@ -93,8 +116,9 @@ fn partition_heals_through_sync() {
 }
 
 /// `kill -9` a node while it receives local submissions and gossip: after a
-/// restart it still holds every message it acknowledged, and it catches up
-/// on what it missed once it reconnects.
+/// restart it still holds every message it acknowledged (its trust anchor,
+/// added through the API, came back from config.toml, so the store replays),
+/// and it catches up on what it missed once it reconnects.
 #[test]
 fn crash_loses_nothing_acknowledged() {
     let d1 = DataDir::new();
@@ -102,19 +126,21 @@ fn crash_loses_nothing_acknowledged() {
     let n1 = d1.start(&[]);
     let mut n2 = d2.start(&[&n1.tcp]);
     wait_for(20, "connected", || (n1.peers() == 1).then_some(()));
-    let (pol, pol_bytes) = policy(&[&d1.agent, &d2.agent]);
-    n1.submit(&pol_bytes);
+    // Many voters, members of the policy, alternately submitted on n2
+    // directly and on n1 (so n2 also receives them by gossip).
+    let voters: Vec<Keypair> = (0..60u8)
+        .map(|i| Keypair::from_seed([i + 100; 32]))
+        .collect();
+    let mut members: Vec<&Keypair> = vec![&d1.agent, &d2.agent];
+    members.extend(voters.iter());
+    let (pol, pol_bytes) = policy(&members);
+    genesis_everywhere(&[&n1, &n2], pol, &pol_bytes, 0);
     let (p, p_bytes) = proposal(&d1.agent, pol, 3_600_000);
     n1.submit(&p_bytes);
 
-    // Responses from many observers, alternately submitted on n2 directly
-    // and on n1 (so n2 also receives them by gossip).
-    let observers: Vec<Keypair> = (0..60u8)
-        .map(|i| Keypair::from_seed([i + 100; 32]))
-        .collect();
     let mut acked_on_n2 = Vec::new();
     let mut all = vec![pol, p];
-    for (i, o) in observers.iter().enumerate().take(40) {
+    for (i, o) in voters.iter().enumerate().take(40) {
         let (id, bytes) = response(o, p, Stance::Abstain);
         if i % 2 == 0 {
             assert_eq!(n2.submit(&bytes), id);
@@ -126,14 +152,17 @@ fn crash_loses_nothing_acknowledged() {
     }
     n2.kill9();
     // While n2 is down, n1 goes on.
-    for o in &observers[40..] {
+    for o in &voters[40..] {
         let (id, bytes) = response(o, p, Stance::Abstain);
         n1.submit(&bytes);
         all.push(id);
     }
 
-    // Restart alone: everything acknowledged is on disk.
+    // Restart alone: everything acknowledged is on disk and replays under
+    // the anchor read back from config.toml.
     let n2 = d2.start(&[]);
+    let anchors = n2.get("/anchors");
+    assert_eq!(anchors["anchors"][0]["genesis"], pol.to_string(), "{anchors}");
     for id in &acked_on_n2 {
         assert_eq!(n2.has(id), (true, true), "acknowledged {id} lost");
     }
@@ -146,11 +175,12 @@ fn crash_loses_nothing_acknowledged() {
 }
 
 /// Both sides of a partition finalize the same proposal on different
-/// response sets and sign receipts; after the heal, sync brings every node
-/// to the same set, each node re-finalizes (a logged divergence) and signs a
-/// superseding receipt, and every node's latest receipt agrees.
+/// response sets and sign receipts. The side holding two of the three
+/// organizations (finality quorum 2) certifies its result; after the heal
+/// every node holds that certificate, the other side's receipt stays a
+/// minority attestation, and no node signs a second receipt.
 #[test]
-fn heal_after_finalization_converges_with_superseding_receipts() {
+fn heal_after_finalization_keeps_the_certificate() {
     let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
     let n1 = dirs[0].start(&[]);
     let n2 = dirs[1].start(&[&n1.tcp]);
@@ -158,46 +188,187 @@ fn heal_after_finalization_converges_with_superseding_receipts() {
     wait_for(20, "group A connected", || (n1.peers() == 1).then_some(()));
 
     let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
-    let (pol, pol_bytes) = policy(&agents);
-    let (p, p_bytes) = proposal(&dirs[0].agent, pol, 1_500);
+    let pol = orgs_policy(DOMAIN, &agents, &[], Some(2));
+    let (p, p_bytes) = proposal(&dirs[0].agent, pol.id, 1_500);
+    for n in [&n1, &n2, &n3] {
+        n.anchor(pol.id);
+    }
     for n in [&n1, &n3] {
-        n.submit(&pol_bytes);
+        n.submit(&pol.bytes);
         n.submit(&p_bytes);
     }
     n2.submit(&response(&dirs[1].agent, p, Stance::Endorse).1);
     n3.submit(&response(&dirs[2].agent, p, Stance::Challenge).1);
-    // Each side finalizes on its own.
-    let before: Vec<Value> = [&n1, &n3]
-        .iter()
-        .map(|n| {
-            wait_for(20, "finalized on both sides", || {
-                let r = n.resolution(&p);
-                (r["final"] == true && !r["receipts"].as_array().unwrap().is_empty()).then_some(r)
-            })
-        })
-        .collect();
-    assert_ne!(before[0]["resolution"], before[1]["resolution"]);
+    // Group A certifies on its own (2 of 3); n3 finalizes the other way.
+    let a = wait_for(20, "group A certifies", || {
+        let r = n1.resolution(&p);
+        (r["finality"]["state"] == "certified").then_some(r)
+    });
+    assert_eq!(a["status"], "approved", "{a}");
+    let b = wait_for(20, "n3 finalizes alone", || {
+        let r = n3.resolution(&p);
+        (r["receipts"].as_array().unwrap().len() == 1).then_some(r)
+    });
+    assert_eq!(b["computed_status"], "rejected", "{b}");
+    assert_eq!(b["finality"]["state"], "provisional", "{b}");
 
     n3.dial(&n1.tcp);
-    wait_for(30, "latest receipts agree everywhere", || {
+    let healed = wait_for(30, "the certificate everywhere", || {
         let rs: Vec<Value> = [&n1, &n2, &n3].iter().map(|n| n.resolution(&p)).collect();
-        let digest = &rs[0]["resolution"];
         let agree = rs.iter().all(|r| {
-            &r["resolution"] == digest && r["counted"] == 2 && {
-                let latest: Vec<&Value> = r["receipts"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|x| x["latest"] == true)
-                    .collect();
-                latest.len() == 3 && latest.iter().all(|x| &x["resolution"] == digest)
-            }
+            r["finality"]["state"] == "certified"
+                && r["finality"]["certificate"] == a["finality"]["certificate"]
+                && r["receipts"].as_array().unwrap().len() == 3
+                && r["counted"] == 2
         });
-        agree.then_some(())
+        agree.then_some(rs)
     });
+    for r in &healed {
+        assert_eq!(r["status"], "approved", "{r}");
+        // Both votes count now: a tie, so the node's own computation no
+        // longer gives the certified digest; the certificate stands.
+        assert_eq!(r["computed_status"], "escalated", "{r}");
+        assert_eq!(r["finality"]["matches_certificate"], false, "{r}");
+        // n3's receipt for the other result, never re-signed.
+        let signers: Vec<&str> = r["receipts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["node"].as_str().unwrap())
+            .collect();
+        let distinct: BTreeSet<&&str> = signers.iter().collect();
+        assert_eq!(distinct.len(), 3, "one receipt per node: {r}");
+        assert_eq!(r["finality"]["attestations"].as_array().unwrap().len(), 2);
+    }
     wait_for(15, "same set", || {
         let a = n1.ids();
         (a == n2.ids() && a == n3.ids()).then_some(())
     });
-    assert!(n3.log_text().contains("divergence"));
+}
+
+/// A response by `by`, signed at `issued_at`.
+fn response_at(by: &Keypair, p: ContentId, stance: Stance, issued_at: Timestamp) -> (ContentId, Vec<u8>) {
+    let m = Body::Response(Response {
+        responder: by.public(),
+        domain: DOMAIN.into(),
+        proposal: p,
+        stance,
+        confidence_bps: 9000,
+        reasoning: "after the fact".into(),
+        evidence: Vec::new(),
+        issued_at,
+    })
+    .sign(&[by])
+    .unwrap();
+    (m.id, m.bytes)
+}
+
+/// Four nodes, three organizations (each of three nodes attests for one;
+/// the fourth node's agent is a plain member and proposes). A proposal is
+/// certified by all three attestors; then a member who never voted sends a
+/// response backdated to before the close, and a member whose vote was
+/// counted sends a second, contradicting one. Both are stored on every node
+/// as evidence, listed under `after_certification`, and nothing about the
+/// certified result changes anywhere: status, certificate, receipts.
+#[test]
+fn certified_result_survives_backdated_and_equivocating_responses() {
+    let dirs: Vec<DataDir> = (0..4).map(|_| DataDir::new()).collect();
+    let n1 = dirs[0].start(&[]);
+    let n2 = dirs[1].start(&[&n1.tcp]);
+    let n3 = dirs[2].start(&[&n1.tcp]);
+    let n4 = dirs[3].start(&[&n2.tcp]);
+    let nodes = [&n1, &n2, &n3, &n4];
+    wait_for(20, "mesh", || (n1.peers() >= 2 && n4.peers() >= 1).then_some(()));
+
+    let voter = Keypair::from_seed([81; 32]);
+    let backdater = Keypair::from_seed([82; 32]);
+    let attestors = [&dirs[0].agent, &dirs[1].agent, &dirs[2].agent];
+    let pol = orgs_policy(DOMAIN, &attestors, &[&dirs[3].agent, &voter, &backdater], None);
+    genesis_everywhere(&nodes, pol.id, &pol.bytes, 0);
+
+    let (p, p_bytes) = proposal(&dirs[3].agent, pol.id, 3_000);
+    let closes_at = match acp_protocol::decode_message(&p_bytes).unwrap().body() {
+        Body::Proposal(x) => x.closes_at,
+        _ => unreachable!(),
+    };
+    n4.submit(&p_bytes);
+    for n in &nodes {
+        wait_for(15, "proposal everywhere", || n.has(&p).0.then_some(()));
+    }
+    for (i, n) in [&n1, &n2, &n3].iter().enumerate() {
+        n.submit(&response(&dirs[i].agent, p, Stance::Endorse).1);
+    }
+    let (counted_vote, vote_bytes) = response(&voter, p, Stance::Endorse);
+    n2.submit(&vote_bytes);
+
+    // Receipts: the three attestors and the member node n4.
+    let before = identical_receipts(&nodes, &p, 4, 40);
+    assert_eq!(before["status"], "approved", "{before}");
+    assert_eq!(before["counted"], 4, "{before}");
+    assert_eq!(
+        before["finality"]["summary"],
+        "certified by 3 of 3 organizations: approved"
+    );
+    let cert = before["finality"]["certificate"].clone();
+    let counted: Vec<String> = n1.get(&format!("/proposals/{p}"))["package"]["counted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["vote"]["response"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(counted.contains(&counted_vote.to_string()));
+
+    // After certification: a backdated response, and the counted voter
+    // contradicting itself (both signed before the close).
+    let (late, late_bytes) = response_at(&backdater, p, Stance::Challenge, closes_at.plus_ms(0));
+    let (second, second_bytes) =
+        response_at(&voter, p, Stance::Challenge, Timestamp(closes_at.0 - 1));
+    n4.submit(&late_bytes);
+    n3.submit(&second_bytes);
+    let evidence = [late.to_string(), second.to_string()];
+    for n in &nodes {
+        let v = wait_for(20, "both listed after certification on every node", || {
+            let v = n.get(&format!("/proposals/{p}"));
+            let after: Vec<&str> = v["finality"]["after_certification"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            evidence.iter().all(|e| after.contains(&e.as_str())).then_some(v)
+        });
+        assert_eq!(v["status"], "approved", "{v}");
+        assert_eq!(v["finality"]["state"], "certified", "{v}");
+        assert_eq!(v["finality"]["certificate"], cert, "{v}");
+        // The node's own computation moved (an equivocator is excluded, a
+        // new challenge counted); the certificate did not.
+        assert_eq!(v["finality"]["matches_certificate"], false, "{v}");
+        assert_eq!(v["receipts"].as_array().unwrap().len(), 4, "no new receipt: {v}");
+        let excluded: Vec<&Value> = v["package"]["excluded"].as_array().unwrap().iter().collect();
+        assert!(
+            excluded
+                .iter()
+                .any(|x| x["id"] == json!(second.to_string()) && x["reason"] == "equivocation"),
+            "{v}"
+        );
+        let r = n.resolution(&p);
+        assert_eq!(r["status"], "approved", "{r}");
+        assert_eq!(r["finality"]["certificate"], cert, "{r}");
+    }
+    // The audit bundle tells the same story offline.
+    let bytes = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/proposals/{p}/audit", n4.http))
+        .bearer_auth(&n4.token)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let report = acp_protocol::bundle::verify_bundle(&bytes).unwrap();
+    assert!(report.resolution.finality.is_certified());
+    assert_eq!(report.resolution.final_status(), acp_protocol::Status::Approved);
+    assert!(!report.recomputed_matches_certificate);
+    assert_eq!(
+        report.resolution.finality.certificate.unwrap().result.resolution.to_string(),
+        cert["resolution"].as_str().unwrap()
+    );
 }

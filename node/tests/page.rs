@@ -166,7 +166,7 @@ fn escalation_page_in_headless_chromium() {
     let (k1, k2) = (Keypair::from_seed([21; 32]), Keypair::from_seed([22; 32]));
     let org = Keypair::from_seed([9; 32]);
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&org, "acme", 10_000)
+        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
         .member(&dir.agent.public(), 0, 5_000)
         .member(&k1.public(), 0, 5_000)
         .member(&k2.public(), 0, 5_000)
@@ -175,6 +175,7 @@ fn escalation_page_in_headless_chromium() {
         .issued(1, now())
         .sign(&[&org])
         .unwrap();
+    node.anchor(policy.id);
     node.post_message(&policy.bytes);
     // k1 proposes, k2 endorses, the node's agent challenges: a tie.
     let (pid, bytes) = proposal(&k1, policy.id, 1200);
@@ -185,10 +186,9 @@ fn escalation_page_in_headless_chromium() {
         &format!("/proposals/{pid}/responses"),
         json!({"stance": "challenge", "confidence": 0.9, "reasoning": "income not verified"}),
     );
-    wait_for(15, "the escalation to be final", || {
+    wait_for(15, "the escalation to be certified", || {
         let v = node.get(&format!("/proposals/{pid}"));
-        (v["status"] == "escalated" && v["receipts"].as_array().is_some_and(|r| !r.is_empty()))
-            .then_some(())
+        (v["finality"]["state"] == "escalated").then_some(())
     });
 
     let (_browser, mut page) = launch(&bin, &node.page);
@@ -224,6 +224,7 @@ fn escalation_page_in_headless_chromium() {
         "no_margin",
         "escalated",
         "loan.approve",
+        "escalation certified by 1 of 1 organizations",
     ] {
         assert!(text.contains(want), "{want:?} not on the page:\n{text}");
     }
@@ -250,10 +251,15 @@ fn escalation_page_in_headless_chromium() {
         15,
         "document.getElementById('result').dataset.decision || ''",
     );
-    // The page re-renders: approved, the form gone, the list empty.
+    // The page follows the proposal until the node's receipt certifies the
+    // human's decision: approved, the form gone, the list empty.
     page.wait(
-        10,
+        15,
         "document.getElementById('d-status').textContent === 'approved'",
+    );
+    assert_eq!(
+        page.eval("document.getElementById('d-finality').textContent"),
+        "certified by 1 of 1 organizations: approved"
     );
     page.wait(
         10,

@@ -23,12 +23,13 @@ fn python_agent_responds_through_the_api() {
     let k1 = Keypair::from_seed([31; 32]);
     let org = Keypair::from_seed([32; 32]);
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&org, "acme", 10_000)
+        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
         .member(&dir.agent.public(), 0, 5_000)
         .member(&k1.public(), 0, 5_000)
         .issued(1, now())
         .sign(&[&org])
         .unwrap();
+    node.anchor(policy.id);
     node.post_message(&policy.bytes);
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -63,7 +63,7 @@ fn python_client_suite_against_a_real_node() {
     let (k1, k2) = (Keypair::from_seed([41; 32]), Keypair::from_seed([42; 32]));
     let org = Keypair::from_seed([43; 32]);
     let policy = PolicyBuilder::new(DOMAIN)
-        .organization(&org, "acme", 10_000)
+        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
         .member(&dir.agent.public(), 0, 5_000)
         .member(&k1.public(), 0, 5_000)
         .member(&k2.public(), 0, 5_000)
@@ -73,6 +73,7 @@ fn python_client_suite_against_a_real_node() {
         .issued(1, now())
         .sign(&[&org])
         .unwrap();
+    node.anchor(policy.id);
     let policy_id = node.post_message(&policy.bytes);
     // To escalate: k1 proposes, k2 endorses, the node's agent (through the
     // Python client) challenges: a tie at the close.

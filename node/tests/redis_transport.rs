@@ -139,7 +139,7 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
         return;
     };
     let url = format!("redis://127.0.0.1:{}/", redis.port);
-    let stream = format!("acp:1:{DOMAIN}");
+    let stream = acp_node::redis::stream_key(DOMAIN);
     // Garbage already in the log: every node must drop it, none re-appends it.
     redis_cli(redis.port, &["XADD", &stream, "*", "m", "not a message"]);
 
@@ -154,14 +154,19 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
     wait_for(15, "A and C connected", || (a.peers() >= 1).then_some(()));
 
     let agents: Vec<&Keypair> = vec![&da.agent, &db.agent, &dc.agent];
-    let (pol, pol_bytes) = policy(&agents);
+    let pol_msg = orgs_policy(DOMAIN, &agents, &[], None);
+    let (pol, pol_bytes) = (pol_msg.id, pol_msg.bytes);
+    a.anchor(pol);
+    c.anchor(pol);
     a.submit(&pol_bytes);
     let (p, p_bytes) = proposal(&da.agent, pol, 6_000);
     a.submit(&p_bytes);
     wait_for(10, "proposal on C", || c.has(&p).0.then_some(()));
 
     // B starts late and Redis-only: reading the stream from the start is
-    // its full sync.
+    // its full sync, so it must trust the genesis before it starts (the
+    // offline way: config.toml).
+    acp_node::config::persist_anchor(db.path(), DOMAIN, pol).unwrap();
     let b = start(
         db.path(),
         &["--redis-url", &url, "--redis-only"],
@@ -180,8 +185,10 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
     assert_eq!(r["status"], "approved", "{r}");
     assert_eq!(r["counted"], 2, "{r}");
     let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(&p)).collect();
+    assert_eq!(r["finality"]["certified_by"], 3, "{r}");
     for x in &rs {
         assert_eq!(x["status"], r["status"], "{x}");
+        assert_eq!(x["finality"]["certificate"], r["finality"]["certificate"], "{x}");
         assert_eq!(x["resolution"], r["resolution"], "{x}");
         assert_eq!(x["counted_root"], r["counted_root"], "{x}");
         for rc in x["receipts"].as_array().unwrap() {

@@ -10,9 +10,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use acp_node::launch::{self, Launch, Started};
+use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, DomainPolicy, Keypair, Member, Organization, Proposal,
-    Response, Stance, Timestamp,
+    Action, Body, ContentId, DecisionRules, Keypair, Proposal, Response, SignedMessage, Stance,
+    Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -155,6 +156,19 @@ impl TestNode {
         v
     }
 
+    /// Trusts `genesis` as the genesis policy of `DOMAIN` (`POST /v1/anchors`).
+    pub fn anchor(&self, genesis: ContentId) {
+        self.anchor_in(DOMAIN, genesis);
+    }
+
+    /// Trusts `genesis` as the genesis policy of `domain`.
+    pub fn anchor_in(&self, domain: &str, genesis: ContentId) {
+        self.post(
+            "/anchors",
+            json!({"domain": domain, "genesis": genesis.to_string()}),
+        );
+    }
+
     /// Submits raw signed bytes through `POST /v1/messages`.
     pub fn post_message(&self, bytes: &[u8]) -> ContentId {
         let r = reqwest::blocking::Client::new()
@@ -233,7 +247,9 @@ pub fn call(api: SocketAddr, req: &Value) -> Value {
     serde_json::from_str(&answer).unwrap()
 }
 
-/// A policy for `DOMAIN` naming `agents` (authority 5000 each) under one org.
+/// A genesis policy for `DOMAIN`: one organization `acme` whose attestor is
+/// `agents[0]` (a node's agent key: that node's receipts certify, finality
+/// quorum 1), every agent a member with authority 5000.
 pub fn policy(agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
     policy_in(DOMAIN, agents)
 }
@@ -251,35 +267,44 @@ pub fn test_rules() -> DecisionRules {
     }
 }
 
-/// A policy for `domain` naming `agents` (authority 5000 each) under one org.
+/// [`policy`] for `domain`.
 pub fn policy_in(domain: &str, agents: &[&Keypair]) -> (ContentId, Vec<u8>) {
-    let org = Keypair::from_seed([42; 32]);
-    let mut members: Vec<Member> = agents
-        .iter()
-        .map(|a| Member {
-            agent: a.public(),
-            organization: 0,
-            authority_bps: 5000,
-        })
-        .collect();
-    members.sort_by_key(|m| m.agent);
-    let m = Body::Policy(DomainPolicy {
-        domain: domain.into(),
-        revision: 1,
-        issued_at: now(),
-        organizations: vec![Organization {
-            root: org.public(),
-            name: "acme".into(),
-            weight_cap_bps: 10_000,
-        }],
-        members,
-        humans: Vec::new(),
-        reporters: Vec::new(),
-        rules: test_rules(),
-    })
-    .sign(&[&org])
-    .unwrap();
+    let m = orgs_policy(domain, &[agents[0]], &agents[1..], None);
     (m.id, m.bytes)
+}
+
+/// The root key of the `i`-th test organization.
+pub fn org_root(i: usize) -> Keypair {
+    Keypair::from_seed([42 + i as u8; 32])
+}
+
+/// A genesis policy for `domain` with one organization per attestor (the
+/// `i`-th named `org<i>`, root [`org_root`]`(i)`), each attestor a member of
+/// its organization; `members` join the first organization; every member
+/// has authority 5000. `finality_quorum` defaults to more than two thirds.
+pub fn orgs_policy(
+    domain: &str,
+    attestors: &[&Keypair],
+    members: &[&Keypair],
+    finality_quorum: Option<u16>,
+) -> SignedMessage {
+    let roots: Vec<Keypair> = (0..attestors.len()).map(org_root).collect();
+    let mut b = PolicyBuilder::new(domain);
+    for (i, (root, a)) in roots.iter().zip(attestors).enumerate() {
+        b = b
+            .organization_attested(root, &format!("org{i}"), 10_000, &a.public())
+            .member(&a.public(), i as u16, 5000);
+    }
+    for m in members {
+        b = b.member(&m.public(), 0, 5000);
+    }
+    if let Some(q) = finality_quorum {
+        b = b.finality_quorum(q);
+    }
+    b.rules(test_rules())
+        .issued(1, now())
+        .sign(&roots.iter().collect::<Vec<_>>())
+        .unwrap()
 }
 
 pub fn proposal(by: &Keypair, policy: ContentId, closes_in_ms: u64) -> (ContentId, Vec<u8>) {
@@ -350,25 +375,27 @@ pub fn response_in(
     (m.id, m.bytes)
 }
 
-/// Waits until every node has finalized `p` and holds one receipt from
-/// every node, all with the same resolution; returns that resolution digest.
+/// Waits until every node shows `p` certified, all with the same
+/// certificate, holding `n_receipts` receipts that all sign the certified
+/// digest; returns the first node's resolution (control channel).
 pub fn identical_receipts(
     nodes: &[&TestNode],
     p: &ContentId,
     n_receipts: usize,
     secs: u64,
 ) -> Value {
-    wait_for(secs, "identical receipts on every node", || {
+    wait_for(secs, "the same certificate on every node", || {
         let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
         let ok = rs.iter().all(|r| {
-            r["final"] == true
+            let cert = &r["finality"]["certificate"];
+            r["finality"]["state"] == "certified"
                 && r["receipts"].as_array().is_some_and(|a| {
-                    a.len() == n_receipts && a.iter().all(|x| x["resolution"] == r["resolution"])
+                    a.len() == n_receipts && a.iter().all(|x| x["resolution"] == cert["resolution"])
                 })
         });
         let same = rs
             .windows(2)
-            .all(|w| w[0]["resolution"] == w[1]["resolution"]);
+            .all(|w| w[0]["finality"]["certificate"] == w[1]["finality"]["certificate"]);
         (ok && same).then(|| rs[0].clone())
     })
 }

@@ -14,6 +14,9 @@ falls back to a few lines of standard library otherwise.
         --token-file <data-dir>/api.token --domain loans.retail
 
 Options: --max-amount (default 100000), --count N (stop after N responses).
+
+The node admits a response only from a member of the proposal's pinned
+policy; proposals this agent may not answer are reported and skipped.
 """
 
 import argparse
@@ -24,11 +27,16 @@ import sys
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                              "clients", "python", "src"))
 try:
-    from acp_client import Client
+    from acp_client import AcpError, Client
 except ImportError:  # no httpx: the standard-library subset this agent needs
     import http.client
     import urllib.parse
     import urllib.request
+
+    class AcpError(Exception):
+        def __init__(self, message, code):
+            super().__init__(f"{message} ({code})")
+            self.code = code
 
     class Client:
         def __init__(self, url, token):
@@ -44,7 +52,7 @@ except ImportError:  # no httpx: the standard-library subset this agent needs
                     return json.load(r)
             except urllib.error.HTTPError as e:
                 err = json.load(e).get("error", {})
-                raise RuntimeError(f"{err.get('message')} ({err.get('code')})") from None
+                raise AcpError(err.get("message"), err.get("code")) from None
 
         def status(self):
             return self._call("GET", "/status")
@@ -118,7 +126,13 @@ def main():
             continue
         pkg = node.proposal(p["id"])["package"]
         stance, confidence, why = judge(pkg["proposal"], a.max_amount)
-        r = node.respond(p["id"], stance, confidence, reasoning=why)
+        try:
+            r = node.respond(p["id"], stance, confidence, reasoning=why)
+        except AcpError as e:
+            if e.code != "not_authorized":
+                raise
+            print(f"skip {p['id']}: {e}", flush=True)
+            continue
         print(f"{stance} {p['id']} ({why}) -> response {r['id']}", flush=True)
         answered += 1
         if a.count and answered >= a.count:

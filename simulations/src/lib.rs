@@ -2,6 +2,7 @@
 //! [`acp_protocol::Engine`]. Not a network stack and not a node: it owns no
 //! sockets, threads or wall clock.
 //!
+//! - [`error`]: what can go wrong building, running or writing a run.
 //! - [`rng`]: the seeded PRNG every draw comes from.
 //! - [`scenario`]: the TOML scenario format.
 //! - [`world`]: the event queue, nodes (one `Engine` each), links, agents,
@@ -21,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod error;
 pub mod metrics;
 pub mod plot;
 pub mod rng;
@@ -30,12 +32,13 @@ pub mod world;
 
 use std::time::Instant;
 
+use error::SimError;
 use metrics::Report;
 use scenario::Scenario;
 use world::World;
 
 /// Run one scenario with one seed; returns the report and the finished world.
-pub fn run_one(sc: Scenario, seed: u64, progress: bool) -> anyhow::Result<(Report, World)> {
+pub fn run_one(sc: Scenario, seed: u64, progress: bool) -> Result<(Report, World), SimError> {
     let duration = sc.duration_ms;
     let mut world = World::new(sc, seed)?;
     let bar = if progress {

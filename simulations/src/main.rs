@@ -260,13 +260,14 @@ fn main() -> anyhow::Result<()> {
                             let dir = out.join(format!("{}={}-seed{}", sweep.path, v, seed + k));
                             output(&report, &world, &dir)?;
                             println!(
-                                "{} = {v} (seed {}): accuracy {:.3}, escalation {:.3}, agreement {:.4}, divergences {}",
+                                "{} = {v} (seed {}): accuracy {:.3}, escalation {:.3}, agreement {:.4}, certified {:.3}, changed after certification {}",
                                 sweep.path,
                                 seed + k,
                                 report.accuracy,
                                 report.escalation_rate,
                                 report.agreement_mean,
-                                report.divergences
+                                report.certified_share,
+                                report.certified_changes
                             );
                             rows.push((v.to_string(), value_f64(v), report));
                         }
@@ -373,11 +374,12 @@ fn output(r: &Report, w: &World, dir: &Path) -> anyhow::Result<()> {
 fn sweep_output(path: &str, rows: &[(String, f64, Report)], out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     let mut s = format!(
-        "{path},seed,accuracy,escalation_rate,agreement_mean,agreement_full,divergences,equivocation_events,t_final_median_ms,bytes_sent_per_node,sync_bytes_per_node,stored_per_node\n"
+        "{path},seed,accuracy,escalation_rate,agreement_mean,agreement_full,divergences,equivocation_events,t_final_median_ms,bytes_sent_per_node,sync_bytes_per_node,stored_per_node,certified_share,escalated_share,contested_share,unsettled_share,cert_within_5s_share,t_cert_p50_ms,t_cert_p99_ms,certified_changes,finalized_changes\n"
     );
+    let opt = |x: Option<u64>| x.map_or(String::new(), |v| v.to_string());
     for (v, _, r) in rows {
         s.push_str(&format!(
-            "{v},{},{:.4},{:.4},{:.4},{:.4},{},{},{},{:.0},{:.0},{:.0}\n",
+            "{v},{},{:.4},{:.4},{:.4},{:.4},{},{},{},{:.0},{:.0},{:.0},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{}\n",
             r.seed,
             r.accuracy,
             r.escalation_rate,
@@ -385,10 +387,19 @@ fn sweep_output(path: &str, rows: &[(String, f64, Report)], out: &Path) -> anyho
             r.agreement_full,
             r.divergences,
             r.equivocation_events,
-            r.t_final_median_ms.map_or(String::new(), |x| x.to_string()),
+            opt(r.t_final_median_ms),
             r.bytes_sent_per_node,
             r.sync_bytes_per_node,
-            r.stored_per_node
+            r.stored_per_node,
+            r.certified_share,
+            r.escalated_share,
+            r.contested_share,
+            r.unsettled_share,
+            r.cert_within_5s_share,
+            opt(r.t_cert_p50_ms),
+            opt(r.t_cert_p99_ms),
+            r.certified_changes,
+            r.finalized_changes
         ));
     }
     std::fs::write(out.join("sweep.csv"), s)?;
@@ -425,6 +436,7 @@ fn sweep_output(path: &str, rows: &[(String, f64, Report)], out: &Path) -> anyho
                 }),
             ),
             ("full agreement".into(), avg(&|r| r.agreement_full)),
+            ("certified".into(), avg(&|r| r.certified_share)),
         ],
         Some((0.0, 1.05)),
     )?;

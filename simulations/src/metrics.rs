@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use acp_protocol::finality::State;
 
+use crate::error::SimError;
 use crate::world::{Class, Micros, Sample, TrustPoint, View, World};
 
 /// A proposal's finality over the live honest nodes of its domain.
@@ -480,7 +481,7 @@ impl Report {
 
     /// Write `summary.json`, `proposals.csv`, `rounds.csv`, `nodes.csv`,
     /// `timeline.csv` and `trust.csv` into `dir`.
-    pub fn write(&self, w: &World, dir: &Path) -> anyhow::Result<()> {
+    pub fn write(&self, w: &World, dir: &Path) -> Result<(), SimError> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(
             dir.join("summary.json"),

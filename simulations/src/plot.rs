@@ -4,6 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::error::SimError;
+
 /// One named line.
 pub type Series = (String, Vec<(f64, f64)>);
 
@@ -15,8 +17,11 @@ pub fn lines(
     y_desc: &str,
     series: &[Series],
     y_range: Option<(f64, f64)>,
-) -> anyhow::Result<()> {
-    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot {}: {e}", path.display());
+) -> Result<(), SimError> {
+    let err = |e: &dyn std::fmt::Display| SimError::Plot {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let pts = series.iter().flat_map(|s| s.1.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {

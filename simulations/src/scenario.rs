@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SimError;
+
 /// A whole scenario.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -368,13 +370,13 @@ fn one() -> u64 {
 }
 
 /// Set a dotted path in a TOML document (creating tables on the way).
-pub fn set_path(doc: &mut toml::Value, path: &str, value: toml::Value) -> anyhow::Result<()> {
+pub fn set_path(doc: &mut toml::Value, path: &str, value: toml::Value) -> Result<(), SimError> {
     let mut cur = doc;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let table = cur
-            .as_table_mut()
-            .ok_or_else(|| anyhow::anyhow!("`{path}`: `{part}` is not inside a table"))?;
+        let table = cur.as_table_mut().ok_or_else(|| {
+            SimError::Scenario(format!("`{path}`: `{part}` is not inside a table"))
+        })?;
         if i + 1 == parts.len() {
             table.insert((*part).to_owned(), value);
             return Ok(());
@@ -387,10 +389,10 @@ pub fn set_path(doc: &mut toml::Value, path: &str, value: toml::Value) -> anyhow
 }
 
 /// Parse a `key=value` override; the value is read as TOML, or as a string.
-pub fn parse_override(s: &str) -> anyhow::Result<(String, toml::Value)> {
+pub fn parse_override(s: &str) -> Result<(String, toml::Value), SimError> {
     let (k, v) = s
         .split_once('=')
-        .ok_or_else(|| anyhow::anyhow!("override `{s}` is not key=value"))?;
+        .ok_or_else(|| SimError::Scenario(format!("override `{s}` is not key=value")))?;
     let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
@@ -400,12 +402,12 @@ pub fn parse_override(s: &str) -> anyhow::Result<(String, toml::Value)> {
 
 impl Scenario {
     /// Parse a scenario document.
-    pub fn from_value(v: toml::Value) -> anyhow::Result<Self> {
+    pub fn from_value(v: toml::Value) -> Result<Self, SimError> {
         Ok(v.try_into()?)
     }
 
     /// Parse scenario text.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub fn parse(text: &str) -> Result<Self, SimError> {
         Ok(toml::from_str(text)?)
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
+use crate::error::SimError;
 use crate::metrics::{Report, percentile};
 use crate::plot;
 use crate::scenario::{FaultEvent, FaultKind, Scenario};
@@ -206,7 +207,7 @@ pub fn run(
     grid: &Grid,
     jobs: usize,
     done: &(dyn Fn(usize, usize) + Sync),
-) -> anyhow::Result<Vec<Run>> {
+) -> Result<Vec<Run>, SimError> {
     grid.axis()?;
     let tasks: Vec<(u32, i64, u64)> = grid
         .points()
@@ -215,7 +216,7 @@ pub fn run(
         .collect();
     let next = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
-    let out: Mutex<Vec<anyhow::Result<Run>>> = Mutex::new(Vec::with_capacity(tasks.len()));
+    let out: Mutex<Vec<Result<Run, SimError>>> = Mutex::new(Vec::with_capacity(tasks.len()));
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
@@ -240,9 +241,9 @@ pub fn run(
     });
     let mut runs = out
         .into_inner()
-        .map_err(|_| anyhow::anyhow!("a sweep worker panicked"))?
+        .map_err(|_| SimError::Worker)?
         .into_iter()
-        .collect::<anyhow::Result<Vec<Run>>>()?;
+        .collect::<Result<Vec<Run>, SimError>>()?;
     let order = |r: &Run| (r.strength, r.late_ms, r.seed);
     runs.sort_by_key(order);
     Ok(runs)
@@ -325,7 +326,7 @@ pub fn aggregate(runs: &[Run]) -> Vec<Point> {
 
 /// Write `runs.csv`, `points.csv`, `points.json` and the charts
 /// `changes.svg`, `shares.svg` and `t_cert.svg` into `dir`.
-pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> anyhow::Result<()> {
+pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<(), SimError> {
     std::fs::create_dir_all(dir)?;
     let opt = |x: Option<u64>| x.map_or(String::new(), |v| v.to_string());
     let mut s = String::from(

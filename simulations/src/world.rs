@@ -19,6 +19,7 @@ use acp_protocol::{
     decode_unverified,
 };
 
+use crate::error::{SimError, ensure};
 use crate::rng::Rng;
 use crate::scenario::{FaultKind, Latency, Scenario};
 
@@ -546,15 +547,14 @@ impl std::fmt::Debug for World {
 
 impl World {
     /// Build the world of a scenario with a seed: keys, policies, nodes, schedule.
-    pub fn new(sc: Scenario, seed: u64) -> anyhow::Result<Self> {
+    pub fn new(sc: Scenario, seed: u64) -> Result<Self, SimError> {
         let mut rng = Rng::new(seed);
         let t = &sc.topology;
-        anyhow::ensure!(
-            t.nodes >= 1 && t.domains >= 1,
-            "need at least one node and domain"
-        );
-        anyhow::ensure!(t.nodes >= t.domains, "every domain needs a node");
-        anyhow::ensure!(sc.agents.count >= 2 * t.domains, "too few agents");
+        ensure(t.nodes >= 1 && t.domains >= 1, || {
+            "need at least one node and domain".into()
+        })?;
+        ensure(t.nodes >= t.domains, || "every domain needs a node".into())?;
+        ensure(sc.agents.count >= 2 * t.domains, || "too few agents".into())?;
         let mut keys = rng.fork(1);
         let mut nodes: Vec<Node> = (0..t.nodes)
             .map(|i| {
@@ -606,10 +606,9 @@ impl World {
             ] {
                 classes.extend(std::iter::repeat_n(class, share(s)));
             }
-            anyhow::ensure!(
-                classes.len() < count,
-                "Byzantine/miscalibrated shares leave no honest agent"
-            );
+            ensure(classes.len() < count, || {
+                "Byzantine/miscalibrated shares leave no honest agent".into()
+            })?;
             classes.resize(count, Class::Honest);
             rng.shuffle(&mut classes);
             let mut members = Vec::new();
@@ -639,16 +638,18 @@ impl World {
             let name = format!("sim.d{d}");
             let has_sybil = members.iter().any(|&m| agents[m].class == Class::Sybil);
             let n_orgs = t.organizations.max(1) + usize::from(has_sybil);
-            anyhow::ensure!(
-                dnodes.len() >= n_orgs,
-                "domain {d} has {} nodes for {n_orgs} organizations: every organization needs a node to run its attestor",
-                dnodes.len()
-            );
-            anyhow::ensure!(
-                b.equivocating_attestors <= n_orgs,
-                "{} equivocating attestors for {n_orgs} organizations",
-                b.equivocating_attestors
-            );
+            ensure(dnodes.len() >= n_orgs, || {
+                format!(
+                    "domain {d} has {} nodes for {n_orgs} organizations: every organization needs a node to run its attestor",
+                    dnodes.len()
+                )
+            })?;
+            ensure(b.equivocating_attestors <= n_orgs, || {
+                format!(
+                    "{} equivocating attestors for {n_orgs} organizations",
+                    b.equivocating_attestors
+                )
+            })?;
             let mut org_keys: Vec<Keypair> = (0..n_orgs)
                 .map(|_| Keypair::from_seed(keys.bytes32()))
                 .collect();

@@ -204,14 +204,24 @@ fn a_burst_over_the_rate_limit_gets_429() {
     let dir = DataDir::new();
     // A low limit for the test: 5 requests per second, 10 at once.
     let cfg = dir.path().join("config.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    let keep: Vec<&str> = text
+    // Edited in place: top-level keys appended after the file's closing
+    // `[anchors]` table would belong to it.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let edited: Vec<&str> = text
         .lines()
-        .filter(|l| !l.starts_with("api_rate_"))
+        .map(|l| {
+            if l.starts_with("api_rate_per_sec") {
+                "api_rate_per_sec = 5"
+            } else if l.starts_with("api_rate_burst") {
+                "api_rate_burst = 10"
+            } else {
+                l
+            }
+        })
         .collect();
-    text = keep.join("\n");
-    text.push_str("\napi_rate_per_sec = 5\napi_rate_burst = 10\n");
-    std::fs::write(&cfg, text).unwrap();
+    std::fs::write(&cfg, edited.join("\n")).unwrap();
+    let loaded = acp_node::config::Config::load(dir.path()).unwrap();
+    assert_eq!((loaded.api_rate_per_sec, loaded.api_rate_burst), (5, 10));
     let node = dir.start(&[]);
     let c = reqwest::blocking::Client::new();
     let url = format!("{}/v1/status", node.http);

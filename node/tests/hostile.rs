@@ -37,8 +37,11 @@ async fn forged_and_malformed_gossip_is_neither_stored_nor_forwarded() {
         (n1.peers() == 1).then_some(())
     });
     let (genesis, genesis_bytes) = policy(&[&d1.agent, &d2.agent]);
-    n1.anchor(genesis);
-    n2.anchor(genesis);
+    // The HTTP client blocks: off the async workers.
+    tokio::task::block_in_place(|| {
+        n1.anchor(genesis);
+        n2.anchor(genesis);
+    });
 
     let cfg = NetConfig {
         listen: Vec::new(),

@@ -137,6 +137,8 @@ fn crash_loses_nothing_acknowledged() {
     genesis_everywhere(&[&n1, &n2], pol, &pol_bytes, 0);
     let (p, p_bytes) = proposal(&d1.agent, pol, 3_600_000);
     n1.submit(&p_bytes);
+    // A response waits for its proposal; a local one is refused until then.
+    wait_for(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
 
     let mut acked_on_n2 = Vec::new();
     let mut all = vec![pol, p];

@@ -2,8 +2,9 @@
 //! a network namespace of its own, joined through a bridge in a fourth
 //! namespace by veth pairs, on private addresses (10.88.0.0/24) that exist
 //! only inside those namespaces. `tc netem` adds latency and loss; a link is
-//! cut (the bridge port goes down) and healed. After the heal every node must
-//! hold the same set and the same latest receipts.
+//! cut (the bridge port goes down) and healed. The side holding two of the
+//! three organizations (finality quorum 2) certifies its result while cut;
+//! after the heal every node must hold the same set and that certificate.
 //!
 //! It needs root and iproute2 (`ip`, `tc`). Where those are missing the test
 //! prints `NETNS SKIPPED: <why>` and returns: it is skipped, and says so.
@@ -18,6 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Instant;
 
 use acp_node::launch::{Launch, Started};
+use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
 
@@ -214,12 +216,8 @@ impl NsNode {
         Keypair::from_seed(acp_node::keys::read_seed_file(&dir.join("agent.key")).unwrap())
     }
 
-    fn start(ns: &str, dir: &Path, bootstrap: Option<&str>) -> Self {
-        let agent = Self::init(
-            ns,
-            dir,
-            &format!("/ip4/{}/tcp/{P2P_PORT}", addr(ns_index(ns))),
-        );
+    /// Starts a node initialized with [`NsNode::init`], whose agent is `agent`.
+    fn start(ns: &str, dir: &Path, bootstrap: Option<&str>, agent: Keypair) -> Self {
         let Started {
             child, announced, ..
         } = Self::launch(ns, dir)
@@ -294,34 +292,26 @@ fn ns_index(ns: &str) -> usize {
     ns.rsplit('n').next().unwrap().parse().unwrap()
 }
 
-/// The latest receipts of `p` agree on every node: final, one latest receipt
-/// per node, all with one resolution digest and counted root.
-fn latest_receipts_agree(nodes: &[NsNode], p: &ContentId) -> Option<Value> {
+/// Every node holds `p` certified with the same certificate, and one
+/// receipt from every node.
+fn certificate_agrees(nodes: &[NsNode], p: &ContentId) -> Option<Value> {
     let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
-    let digest = &rs[0]["resolution"];
-    let root = &rs[0]["counted_root"];
+    let cert = &rs[0]["finality"]["certificate"];
     let ok = rs.iter().all(|r| {
-        r["final"] == true && &r["resolution"] == digest && &r["counted_root"] == root && {
-            let latest: Vec<&Value> = r["receipts"]
+        r["finality"]["state"] == "certified" && &r["finality"]["certificate"] == cert && {
+            let signers: BTreeSet<&str> = r["receipts"]
                 .as_array()
-                .map(|a| a.iter().filter(|x| x["latest"] == true).collect())
+                .map(|a| a.iter().map(|x| x["node"].as_str().unwrap_or("")).collect())
                 .unwrap_or_default();
-            let signers: BTreeSet<&str> = latest
-                .iter()
-                .map(|x| x["node"].as_str().unwrap_or(""))
-                .collect();
-            latest.len() == nodes.len()
-                && signers.len() == nodes.len()
-                && latest
-                    .iter()
-                    .all(|x| &x["resolution"] == digest && &x["counted_root"] == root)
+            signers.len() == nodes.len()
+                && r["receipts"].as_array().map_or(0, Vec::len) == nodes.len()
         }
     });
     ok.then(|| rs[0].clone())
 }
 
 #[test]
-fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
+fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     let started = Instant::now();
     let tag = format!("{}", std::process::id() % 1_000_000);
     if let Some(why) = unavailable(&format!("acpt{tag}probe")) {
@@ -332,11 +322,51 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     // Declared first, dropped last: nodes die before their namespaces go.
     let net = build(&tag);
     let dirs: Vec<tempfile::TempDir> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
-    let n0 = NsNode::start(&net.nodes[0], dirs[0].path(), None);
+    // The policy names the nodes' agents, so they are initialized first; each
+    // trusts the genesis from config.toml before it starts. Each agent
+    // attests for an organization of its own; two of three certify.
+    let agents: Vec<Keypair> = net
+        .nodes
+        .iter()
+        .zip(&dirs)
+        .map(|(ns, dir)| {
+            NsNode::init(
+                ns,
+                dir.path(),
+                &format!("/ip4/{}/tcp/{P2P_PORT}", addr(ns_index(ns))),
+            )
+        })
+        .collect();
+    let observers: Vec<Keypair> = (0..30u8)
+        .map(|i| Keypair::from_seed([i + 60; 32]))
+        .collect();
+    let roots: Vec<Keypair> = (0..NODES).map(common::org_root).collect();
+    let mut b = PolicyBuilder::new(DOMAIN);
+    for (i, (root, a)) in roots.iter().zip(&agents).enumerate() {
+        b = b
+            .organization_attested(root, &format!("org{i}"), 10_000, &a.public())
+            .member(&a.public(), i as u16, 5000);
+    }
+    // Observers are members without authority: stored and synced, weightless.
+    for o in &observers {
+        b = b.member(&o.public(), 0, 0);
+    }
+    let pol_msg = b
+        .finality_quorum(2)
+        .rules(common::test_rules())
+        .issued(1, common::now())
+        .sign(&roots.iter().collect::<Vec<_>>())
+        .unwrap();
+    let (pol, pol_bytes) = (pol_msg.id, pol_msg.bytes);
+    for dir in &dirs {
+        acp_node::config::persist_anchor(dir.path(), DOMAIN, pol).unwrap();
+    }
+    let mut agents = agents.into_iter();
+    let n0 = NsNode::start(&net.nodes[0], dirs[0].path(), None, agents.next().unwrap());
     let mut nodes = vec![n0];
     let bootstrap = nodes[0].tcp.clone();
-    for (ns, dir) in net.nodes.iter().zip(&dirs).skip(1) {
-        nodes.push(NsNode::start(ns, dir.path(), Some(&bootstrap)));
+    for ((ns, dir), agent) in net.nodes.iter().zip(&dirs).skip(1).zip(agents) {
+        nodes.push(NsNode::start(ns, dir.path(), Some(&bootstrap), agent));
     }
     common::wait_for(30, "mesh over the bridge", || {
         (nodes[0].peers() >= NODES - 1).then_some(())
@@ -353,8 +383,6 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     for ns in &net.nodes {
         shape(ns, "delay 40ms 10ms loss 2%", netem);
     }
-    let agents: Vec<&Keypair> = nodes.iter().map(|n| &n.agent).collect();
-    let (pol, pol_bytes) = common::policy_in(DOMAIN, &agents);
     nodes[0].submit(&pol_bytes);
     let (p, p_bytes) = common::proposal_in(
         DOMAIN,
@@ -373,9 +401,6 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
     link(&net, 2, false);
     shape(&net.nodes[1], "delay 80ms 20ms loss 10%", netem);
     let mut all: Vec<ContentId> = vec![pol, p];
-    let observers: Vec<Keypair> = (0..30u8)
-        .map(|i| Keypair::from_seed([i + 60; 32]))
-        .collect();
     let (r1, r1_bytes) = common::response_in(DOMAIN, &nodes[1].agent, p, Stance::Endorse, "side A");
     let (r2, r2_bytes) =
         common::response_in(DOMAIN, &nodes[2].agent, p, Stance::Challenge, "side B");
@@ -389,12 +414,14 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
         all.push(id);
     }
     common::wait_for(20, "r1 within side A", || nodes[0].has(&r1).then_some(()));
-    // Both sides finalize on what they hold; the partition holds.
-    common::wait_for(20, "each side finalizes", || {
-        [&nodes[0], &nodes[2]]
-            .iter()
-            .all(|n| n.resolution(&p)["final"] == true)
-            .then_some(())
+    // Side A (two organizations) certifies its result; host 2 signs its
+    // own receipt of another one; the partition holds.
+    common::wait_for(20, "side A certifies, host 2 signs", || {
+        let a = nodes[0].resolution(&p);
+        let b = nodes[2].resolution(&p);
+        (a["finality"]["state"] == "certified"
+            && b["receipts"].as_array().is_some_and(|r| !r.is_empty()))
+        .then_some(())
     });
     let crossed = nodes[0].has(&r2) || nodes[1].has(&r2) || nodes[2].has(&r1);
     assert!(!crossed, "a message crossed the cut link");
@@ -414,18 +441,23 @@ fn partition_across_namespaces_heals_to_identical_sets_and_receipts() {
         (sets.windows(2).all(|w| w[0] == w[1]) && want.is_subset(&held)).then(|| sets[0].clone())
     });
     let sets_secs = healed.elapsed().as_secs_f64();
-    let r = common::wait_for(40, "identical latest receipts on every host", || {
-        latest_receipts_agree(&nodes, &p)
+    let r = common::wait_for(40, "the same certificate on every host", || {
+        certificate_agrees(&nodes, &p)
     });
     let receipts_secs = healed.elapsed().as_secs_f64();
     // The receipts are part of the set: compare once more after them.
     let sets: Vec<Vec<String>> = nodes.iter().map(NsNode::ids).collect();
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "sets differ");
-    assert_eq!(r["counted"], 2, "{r}");
+    // Both votes and every (weightless) observer abstention.
+    assert_eq!(r["counted"], 2 + observers.len(), "{r}");
+    // The certificate side A made while cut stands; host 2's receipt for
+    // the other result stays a minority attestation.
+    assert_eq!(r["status"], "approved", "{r}");
+    assert_eq!(r["finality"]["certified_by"], 2, "{r}");
     println!(
         "NETNS hosts={NODES} shaping={} \
          messages={} held_after_heal={} partitioned_until={cut_secs:.1}s \
-         identical_sets_after={sets_secs:.1}s identical_receipts_after={receipts_secs:.1}s \
+         identical_sets_after={sets_secs:.1}s same_certificate_after={receipts_secs:.1}s \
          status={} total={:.1}s",
         if netem {
             "netem 'delay 40ms 10ms loss 2%' (80ms/10% on one host while cut)"

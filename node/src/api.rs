@@ -213,8 +213,8 @@ impl From<SubmitError> for ApiError {
 fn refusal_hint(r: Refusal) -> &'static str {
     match r {
         Refusal::NoAnchor => {
-            "this node has no trust anchor for the domain: `acp anchor add --domain D --genesis ID` \
-             or POST /v1/anchors"
+            "the node trusts no genesis policy for the domain yet: add one with \
+             `acp anchor add --domain D --genesis ID` or POST /v1/anchors"
         }
         Refusal::NotInLineage => {
             "the policy is neither the domain's genesis nor a valid amendment of a policy in its lineage"
@@ -714,7 +714,7 @@ async fn create_proposal(
                 return Err(ApiError::not_admitted(
                     Refusal::NoAnchor,
                     format!(
-                        "this node has no trust anchor for domain {:?}: {}",
+                        "no trust anchor for domain {:?}: {}",
                         p.domain,
                         refusal_hint(Refusal::NoAnchor)
                     ),

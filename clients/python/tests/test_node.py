@@ -82,6 +82,17 @@ def test_health_needs_no_token_and_everything_else_does(client):
     bad.close()
 
 
+def test_anchors(client, domain):
+    anchors = client.anchors()
+    mine = [a for a in anchors if a["domain"] == domain]
+    assert mine == [{"domain": domain, "genesis": env("ACP_TEST_POLICY"),
+                     "current": env("ACP_TEST_POLICY")}]
+    again = client.add_anchor(domain, env("ACP_TEST_POLICY"))
+    assert again["new"] is False
+    with pytest.raises(acp_client.AnchorExists):
+        client.add_anchor(domain, "1220" + "ab" * 32)
+
+
 def test_status_and_openapi(client):
     s = client.status()
     assert s["agent"] and s["human"] and s["reporter"]
@@ -132,8 +143,11 @@ def test_typed_errors_from_the_node(client, domain):
     assert e.value.status == 400
     with pytest.raises(acp_client.BadRequest):  # InvalidConfidence is a BadRequest too
         client.respond(env("ACP_TEST_ESCALATE"), "endorse", -0.1)
-    with pytest.raises(acp_client.NoPolicy):
+    with pytest.raises(acp_client.NotAuthorized) as e:
         client.propose("no.such.domain", "x", {})
+    assert e.value.status == 403 and e.value.reason == "no_anchor"
+    with pytest.raises(acp_client.DomainNotJoined):
+        client.add_anchor("no.such.domain", env("ACP_TEST_POLICY"))
     with pytest.raises(acp_client.NotFound):
         client.proposal("1220" + "00" * 32)
     with pytest.raises(acp_client.NotFound):

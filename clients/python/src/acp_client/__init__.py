@@ -4,14 +4,18 @@ from .client import DEFAULT_URL, Client, Event, EventStream, default_data_dir
 from .errors import (
     ERRORS,
     AcpError,
+    AnchorExists,
     BadRequest,
     Conflict,
+    DependsOnUnknown,
+    DomainNotJoined,
     Internal,
     InvalidConfidence,
     MethodNotAllowed,
     NoHumanKey,
     NoPolicy,
     NoReporterKey,
+    NotAuthorized,
     NotEscalated,
     NotFound,
     PayloadTooLarge,
@@ -25,8 +29,9 @@ from .errors import (
 
 __all__ = [
     "DEFAULT_URL", "Client", "Event", "EventStream", "default_data_dir",
-    "ERRORS", "AcpError", "BadRequest", "Conflict", "Internal", "InvalidConfidence",
-    "MethodNotAllowed", "NoHumanKey", "NoPolicy", "NoReporterKey", "NotEscalated", "NotFound",
+    "ERRORS", "AcpError", "AnchorExists", "BadRequest", "Conflict", "DependsOnUnknown",
+    "DomainNotJoined", "Internal", "InvalidConfidence", "MethodNotAllowed", "NoHumanKey",
+    "NoPolicy", "NoReporterKey", "NotAuthorized", "NotEscalated", "NotFound",
     "PayloadTooLarge", "RateLimited", "Rejected", "TransportError", "Unauthorized",
     "Unavailable", "error_for",
 ]

@@ -159,10 +159,11 @@ class Client:
     def _raise_for(r: httpx.Response) -> None:
         if r.is_success:
             return
-        code = message = None
+        code = message = reason = missing = None
         try:
             err = r.json().get("error", {})
             code, message = err.get("code"), err.get("message")
+            reason, missing = err.get("reason"), err.get("missing")
         except (ValueError, AttributeError):
             pass
         retry: Optional[float] = None
@@ -170,7 +171,7 @@ class Client:
             retry = float(r.headers["retry-after"])
         except (KeyError, ValueError):
             pass
-        raise error_for(r.status_code, code, message, retry)
+        raise error_for(r.status_code, code, message, retry, reason=reason, missing=missing)
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
@@ -230,8 +231,12 @@ class Client:
         return self._json("GET", "/proposals", params=params)["proposals"]
 
     def proposal(self, proposal: str) -> Json:
-        """``GET /v1/proposals/{id}``: status, final, early, reasons, resolution,
-        tally, the decision ``package`` and ``receipts``."""
+        """``GET /v1/proposals/{id}``: ``status`` (the status to act on),
+        ``computed_status``, ``finality`` (``state``: provisional, escalated,
+        contested or certified; ``summary``; the ``certificate``;
+        ``after_certification``), final, early, reasons, resolution, tally, the
+        decision ``package`` and ``receipts``. Act on ``status`` once
+        ``finality["state"]`` is ``certified``."""
         return self._json("GET", f"/proposals/{proposal}")
 
     def decide(self, proposal: str, verdict: str, rationale: str = "") -> Json:
@@ -262,6 +267,17 @@ class Client:
         ``new`` is False when the node already held it."""
         return self._json("POST", "/messages", content=message,
                           headers={"Content-Type": "application/octet-stream"})
+
+    def anchors(self) -> List[Json]:
+        """``GET /v1/anchors``: ``[{"domain", "genesis", "current"}]``, the trust
+        anchors (genesis policy per domain) and each lineage's newest policy."""
+        return self._json("GET", "/anchors")["anchors"]
+
+    def add_anchor(self, domain: str, genesis: str) -> Json:
+        """``POST /v1/anchors``: trust ``genesis`` as the genesis policy of
+        ``domain`` (kept in the node's config.toml). ``new`` is False when it
+        was already the anchor."""
+        return self._json("POST", "/anchors", json={"domain": domain, "genesis": genesis})
 
     def trust(self, domain: str) -> Json:
         """``GET /v1/trust?domain=``: ``{"domain", "policy", "agents": [{"agent",

@@ -59,6 +59,19 @@ class PayloadTooLarge(AcpError):
     code = "payload_too_large"
 
 
+class NotAuthorized(AcpError):
+    """403: the domain's lineage does not admit the message; ``reason`` is the
+    refusal code (``no_anchor``, ``not_in_lineage``, ``policy_not_in_lineage``,
+    ``wrong_domain``, ``not_authorized``)."""
+
+    code = "not_authorized"
+
+    def __init__(self, message: str, *, code: Optional[str] = None, status: Optional[int] = None,
+                 reason: Optional[str] = None):
+        super().__init__(message, code=code, status=status)
+        self.reason = reason
+
+
 class NotFound(AcpError):
     """404: no such proposal (on this node) or route."""
 
@@ -101,10 +114,34 @@ class NoReporterKey(Conflict):
     code = "no_reporter_key"
 
 
+class DomainNotJoined(Conflict):
+    """409: a trust anchor for a domain the node does not join."""
+
+    code = "domain_not_joined"
+
+
+class AnchorExists(Conflict):
+    """409: the domain already has another genesis (changed in config.toml, with a restart)."""
+
+    code = "anchor_exists"
+
+
 class Rejected(AcpError):
     """422: the engine refused the signed message (reason in the message)."""
 
     code = "rejected"
+
+
+class DependsOnUnknown(AcpError):
+    """422: the message refers to a policy or proposal the node does not hold;
+    ``missing`` is its id."""
+
+    code = "depends_on_unknown"
+
+    def __init__(self, message: str, *, code: Optional[str] = None, status: Optional[int] = None,
+                 missing: Optional[str] = None):
+        super().__init__(message, code=code, status=status)
+        self.missing = missing
 
 
 class RateLimited(AcpError):
@@ -133,20 +170,25 @@ class Internal(AcpError):
 ERRORS: Dict[str, Type[AcpError]] = {
     cls.code: cls
     for cls in (
-        Unauthorized, BadRequest, InvalidConfidence, PayloadTooLarge, NotFound,
-        MethodNotAllowed, NoPolicy, NotEscalated, NoHumanKey, NoReporterKey, Rejected,
-        RateLimited, Unavailable, Internal,
+        Unauthorized, BadRequest, InvalidConfidence, PayloadTooLarge, NotAuthorized, NotFound,
+        MethodNotAllowed, NoPolicy, NotEscalated, NoHumanKey, NoReporterKey, DomainNotJoined,
+        AnchorExists, Rejected, DependsOnUnknown, RateLimited, Unavailable, Internal,
     )
 }
 
 
 def error_for(status: int, code: Optional[str], message: Optional[str],
-              retry_after: Optional[float] = None) -> AcpError:
+              retry_after: Optional[float] = None, reason: Optional[str] = None,
+              missing: Optional[str] = None) -> AcpError:
     """The exception for an error answer; unknown codes give a plain :class:`AcpError`."""
     msg = message or f"node API answered HTTP {status}"
     cls = ERRORS.get(code or "")
     if cls is RateLimited:
         return RateLimited(msg, status=status, retry_after=retry_after)
+    if cls is NotAuthorized:
+        return NotAuthorized(msg, status=status, reason=reason)
+    if cls is DependsOnUnknown:
+        return DependsOnUnknown(msg, status=status, missing=missing)
     if cls is not None:
         return cls(msg, status=status)
     return AcpError(msg, code=code or f"http_{status}", status=status)

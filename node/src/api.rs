@@ -187,10 +187,9 @@ impl From<node::NodeError> for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         match e {
-            SubmitError::Ingest(IngestError::NotAdmitted(r)) => Self::not_admitted(
-                r,
-                format!("not admitted: {r} ({})", refusal_hint(r)),
-            ),
+            SubmitError::Ingest(IngestError::NotAdmitted(r)) => {
+                Self::not_admitted(r, format!("not admitted: {r} ({})", refusal_hint(r)))
+            }
             SubmitError::Ingest(IngestError::Pending { needs }) => Self {
                 missing: Some(needs.to_string()),
                 ..Self::new(
@@ -913,8 +912,7 @@ async fn list_proposals(
                 };
                 let mut out = Vec::new();
                 for d in domains {
-                    let ids: Vec<ContentId> =
-                        e.set().proposals_in(&d).map(|(_, id)| id).collect();
+                    let ids: Vec<ContentId> = e.set().proposals_in(&d).map(|(_, id)| id).collect();
                     for id in ids {
                         let Ok(r) = e.resolve(&id, t) else { continue };
                         let s = r.final_status();

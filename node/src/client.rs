@@ -272,12 +272,16 @@ pub fn print_proposal(v: &Value) {
             r["round"],
             r["status"].as_str().unwrap_or("?"),
             short(&r["resolution"]),
-            r["organization"]["name"]
-                .as_str()
-                .map_or_else(|| "counts for no organization".to_owned(), |n| format!("attests for {n}"))
+            r["organization"]["name"].as_str().map_or_else(
+                || "counts for no organization".to_owned(),
+                |n| format!("attests for {n}")
+            )
         );
     }
-    let after = f["after_certification"].as_array().cloned().unwrap_or_default();
+    let after = f["after_certification"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !after.is_empty() {
         println!(
             "after certification ({} message(s), evidence only; the certified result stands):",

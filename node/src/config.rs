@@ -315,7 +315,11 @@ pub fn check_domain(d: &str) -> Result<(), ConfigError> {
 /// Sets the trust anchor of `domain` in the data directory's `config.toml`,
 /// keeping every other line and comment of the file as it is. The result is
 /// checked to load before it replaces the file (write, then rename).
-pub fn persist_anchor(data_dir: &Path, domain: &str, genesis: ContentId) -> Result<(), ConfigError> {
+pub fn persist_anchor(
+    data_dir: &Path,
+    domain: &str,
+    genesis: ContentId,
+) -> Result<(), ConfigError> {
     check_domain(domain)?;
     let path = data_dir.join(CONFIG_FILE);
     let io = |path: &Path| {
@@ -323,12 +327,12 @@ pub fn persist_anchor(data_dir: &Path, domain: &str, genesis: ContentId) -> Resu
         move |source| ConfigError::Io { path, source }
     };
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        ConfigError::Parse {
-            path: path.clone(),
-            message: e.message().replace('\n', " "),
-        }
-    })?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
+                path: path.clone(),
+                message: e.message().replace('\n', " "),
+            })?;
     let anchors = doc
         .entry("anchors")
         .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
@@ -426,8 +430,8 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().contains("gossip_mesh_degree"), "{e}");
         }
-        let e = Config::from_toml("[anchors]\nloans = \"not an id\"\n", Path::new("c"))
-            .unwrap_err();
+        let e =
+            Config::from_toml("[anchors]\nloans = \"not an id\"\n", Path::new("c")).unwrap_err();
         assert!(e.to_string().contains("line 2: content id"), "{e}");
     }
 
@@ -445,7 +449,10 @@ mod tests {
         persist_anchor(dir.path(), "fraud", b).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# kept: the operator's note\n"), "{text}");
-        assert!(text.contains(&format!("\"loans.retail\" = \"{a}\"")), "{text}");
+        assert!(
+            text.contains(&format!("\"loans.retail\" = \"{a}\"")),
+            "{text}"
+        );
         let cfg = Config::load(dir.path()).unwrap();
         assert_eq!(
             cfg.anchors,

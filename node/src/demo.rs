@@ -242,12 +242,7 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     let policy = PolicyBuilder::new(DOMAIN)
         .organization_attested(&roots[0], "Credit Risk", 10_000, &risk.agent.public())
         .organization_attested(&roots[1], "Compliance", 10_000, &comp.agent.public())
-        .organization_attested(
-            &roots[2],
-            "Customer Experience",
-            10_000,
-            &cx.agent.public(),
-        )
+        .organization_attested(&roots[2], "Customer Experience", 10_000, &cx.agent.public())
         .member(&risk.agent.public(), 0, 6_000)
         .member(&comp.agent.public(), 1, 5_000)
         .member(&cx.agent.public(), 2, 3_000)
@@ -281,7 +276,9 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
             .post("/anchors", &json!({"domain": DOMAIN, "genesis": pid}))
             .with_context(|| format!("adding the trust anchor on {}", n.name))?;
     }
-    println!("  every node trusts it as the domain's genesis (POST /v1/anchors, kept in config.toml)");
+    println!(
+        "  every node trusts it as the domain's genesis (POST /v1/anchors, kept in config.toml)"
+    );
     desk.api.post_bytes("/messages", policy.bytes.clone())?;
     for n in &nodes[1..] {
         wait_for(15, "the policy to spread", || {

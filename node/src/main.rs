@@ -532,7 +532,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         "{}  genesis {}  current {}",
                         a["domain"].as_str().unwrap_or("?"),
                         a["genesis"].as_str().unwrap_or("?"),
-                        a["current"].as_str().unwrap_or("(genesis not received yet)")
+                        a["current"]
+                            .as_str()
+                            .unwrap_or("(genesis not received yet)")
                     );
                 }
             }
@@ -765,18 +767,20 @@ fn parse_anchors(
     for g in genesis {
         let (domain, id) = match g.split_once('=') {
             Some((d, id)) => (d.to_owned(), id),
-            None => (
-                next_domain.next().cloned().unwrap_or_default(),
-                g.as_str(),
-            ),
+            None => (next_domain.next().cloned().unwrap_or_default(), g.as_str()),
         };
         let id: ContentId = id
             .parse()
             .map_err(|e| anyhow!("--genesis {g}: not a policy id: {e}"))?;
         if !domains.contains(&domain) {
-            bail!("--genesis {g}: the node does not join domain {domain:?} (add --domain {domain})");
+            bail!(
+                "--genesis {g}: the node does not join domain {domain:?} (add --domain {domain})"
+            );
         }
-        if out.insert(domain.clone(), id).is_some_and(|prev| prev != id) {
+        if out
+            .insert(domain.clone(), id)
+            .is_some_and(|prev| prev != id)
+        {
             bail!("--genesis: two anchors for domain {domain:?}");
         }
     }
@@ -948,9 +952,8 @@ fn policy_create(a: PolicyArgs) -> anyhow::Result<()> {
         let (agent, auth, org) = parse_member(spec, orgs.len())?;
         b = b.member(&agent, u16::try_from(org)?, auth);
     }
-    let unique = |v: &[PublicKey]| -> std::collections::BTreeSet<PublicKey> {
-        v.iter().copied().collect()
-    };
+    let unique =
+        |v: &[PublicKey]| -> std::collections::BTreeSet<PublicKey> { v.iter().copied().collect() };
     for k in unique(&a.proposers) {
         b = b.proposer(&k);
     }
@@ -1109,11 +1112,9 @@ fn audit_verify(path: &Path, want_genesis: Option<ContentId>, json: bool) -> any
     let report = acp_protocol::bundle::verify_bundle(&bytes)
         .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
     // Verified, so it decodes: the genesis it was verified under.
-    let bundle: AuditBundle = acp_protocol::codec::decode_large(
-        &bytes,
-        acp_protocol::codec::MAX_CONTAINER_BYTES,
-    )
-    .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
+    let bundle: AuditBundle =
+        acp_protocol::codec::decode_large(&bytes, acp_protocol::codec::MAX_CONTAINER_BYTES)
+            .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
     if let Some(want) = want_genesis
         && want != bundle.genesis
     {

@@ -218,7 +218,10 @@ impl NodeMetrics {
             // escalation certified in round 0 does not restart the clock.
             Event::Certified { resolution } => {
                 let p = resolution.proposal;
-                let started = l.finalized_at.remove(&p).or_else(|| l.seen.remove(&p).map(|s| s.0));
+                let started = l
+                    .finalized_at
+                    .remove(&p)
+                    .or_else(|| l.seen.remove(&p).map(|s| s.0));
                 if let Some(t) = started {
                     l.certified.observe(t.elapsed().as_secs_f64());
                 }

@@ -122,7 +122,9 @@ pub enum SubmitError {
 pub enum AnchorError {
     /// The node does not join the domain: without its topic the anchor
     /// would admit nothing.
-    #[error("this node does not join domain {0:?} (add it to `domains` in config.toml and restart)")]
+    #[error(
+        "this node does not join domain {0:?} (add it to `domains` in config.toml and restart)"
+    )]
     NotJoined(String),
     /// The domain already has another genesis. Messages were admitted under
     /// it; switching lineages on a running node would leave them in the set,
@@ -282,7 +284,11 @@ impl NodeHandle {
     /// writes it to config.toml (when the node has a data directory) before
     /// the engine takes it, so the anchor survives a restart. Returns false
     /// when the domain already had exactly this anchor.
-    pub async fn add_anchor(&self, domain: String, genesis: ContentId) -> Result<bool, AnchorError> {
+    pub async fn add_anchor(
+        &self,
+        domain: String,
+        genesis: ContentId,
+    ) -> Result<bool, AnchorError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::AddAnchor {
@@ -666,7 +672,11 @@ impl Core {
     /// Adds a trust anchor: written to config.toml first (so a failure
     /// leaves both unchanged), then taken by the engine, then a sync round
     /// for the domain fetches what was refused while it had no anchor.
-    async fn add_anchor(&mut self, domain: String, genesis: ContentId) -> Result<bool, AnchorError> {
+    async fn add_anchor(
+        &mut self,
+        domain: String,
+        genesis: ContentId,
+    ) -> Result<bool, AnchorError> {
         config::check_domain(&domain)?;
         if !self.cfg.domains.contains(&domain) {
             return Err(AnchorError::NotJoined(domain));
@@ -859,10 +869,7 @@ impl Core {
                 Err(IngestError::NotAdmitted(refusal)) if peer_at_fault(refusal) => {
                     let source = burst[i].source;
                     // A source already disconnected has no strikes to add to.
-                    let penalize = self
-                        .peers
-                        .get_mut(&source)
-                        .is_some_and(|s| s.strike(at));
+                    let penalize = self.peers.get_mut(&source).is_some_and(|s| s.strike(at));
                     if penalize {
                         self.metrics.penalized();
                         tracing::info!(peer = %source, reason = refusal.code(),

@@ -42,14 +42,15 @@ pub fn summary(f: &Finality) -> String {
     let n = f.organizations;
     match f.state {
         State::Certified => {
-            let by_human = f
-                .certificate
-                .as_ref()
-                .is_some_and(|c| c.result.is_human());
+            let by_human = f.certificate.as_ref().is_some_and(|c| c.result.is_human());
             format!(
                 "certified by {signed} of {n} organizations: {}{}",
                 status_str(f.status),
-                if by_human { " (settled by a human)" } else { "" }
+                if by_human {
+                    " (settled by a human)"
+                } else {
+                    ""
+                }
             )
         }
         State::Escalated => format!(
@@ -136,9 +137,7 @@ pub fn finality(r: &Resolution, policy: Option<&DomainPolicy>, after: &[ContentI
 /// Every receipt held for `proposal`, with the organization it counts for
 /// (`null`: signed by a member that attests for no organization).
 pub fn receipts(set: &MessageSet, proposal: &ContentId) -> Vec<Value> {
-    let policy = set
-        .proposal(proposal)
-        .and_then(|p| set.policy(&p.policy));
+    let policy = set.proposal(proposal).and_then(|p| set.policy(&p.policy));
     let Some(refs) = set.refs(proposal) else {
         return Vec::new();
     };

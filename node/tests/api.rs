@@ -81,13 +81,31 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
     let genesis = policy.id.to_string();
     let out = ok(&acp(
         dir.path(),
-        &["anchor", "add", "--domain", DOMAIN, "--genesis", &genesis, "--url", &node.http],
+        &[
+            "anchor",
+            "add",
+            "--domain",
+            DOMAIN,
+            "--genesis",
+            &genesis,
+            "--url",
+            &node.http,
+        ],
     ));
     assert_eq!(out.trim(), format!("anchor {DOMAIN} {genesis}"));
     // Again: idempotent. Another genesis: refused, the anchor kept.
     let out = ok(&acp(
         dir.path(),
-        &["anchor", "add", "--domain", DOMAIN, "--genesis", &genesis, "--url", &node.http],
+        &[
+            "anchor",
+            "add",
+            "--domain",
+            DOMAIN,
+            "--genesis",
+            &genesis,
+            "--url",
+            &node.http,
+        ],
     ));
     assert!(out.contains("already there"), "{out}");
     let other = format!("1220{}", "cd".repeat(32));
@@ -96,7 +114,10 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
         "/anchors",
         Some(json!({"domain": DOMAIN, "genesis": other})),
     );
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("anchor_exists")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("anchor_exists"))
+    );
     let (s, v) = node.http(
         "POST",
         "/anchors",
@@ -111,7 +132,11 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
         "/anchors",
         Some(json!({"domain": DOMAIN, "genesis": "nope"})),
     );
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
     // Kept in config.toml for the next start.
     let cfg = acp_node::config::Config::load(dir.path()).unwrap();
     assert_eq!(cfg.anchors.get(DOMAIN), Some(&policy.id));
@@ -213,7 +238,11 @@ fn api_and_cli_end_to_end() {
         Some(json!({"domain": DOMAIN, "kind": "loan.approve"})),
     );
     assert_eq!(
-        (s, v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
+        (
+            s,
+            v["error"]["code"].as_str(),
+            v["error"]["reason"].as_str()
+        ),
         (403, Some("not_authorized"), Some("no_anchor")),
         "{v}"
     );
@@ -312,7 +341,10 @@ fn api_and_cli_end_to_end() {
         va["finality"]["summary"],
         "certified by 1 of 1 organizations: approved"
     );
-    assert_eq!(va["finality"]["certificate"]["organizations"][0]["name"], "acme");
+    assert_eq!(
+        va["finality"]["certificate"]["organizations"][0]["name"],
+        "acme"
+    );
     assert_eq!(
         va["finality"]["certificate"]["receipts"][0],
         va["receipts"][0]["id"]
@@ -464,7 +496,13 @@ fn api_and_cli_end_to_end() {
         }
     }
     let good = ok(&Command::new(BIN)
-        .args(["audit", "verify", file.to_str().unwrap(), "--genesis", &policy])
+        .args([
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--genesis",
+            &policy,
+        ])
         .output()
         .unwrap());
     assert!(good.contains("verifies"), "{good}");
@@ -476,7 +514,10 @@ fn api_and_cli_end_to_end() {
         good.contains("recompute exactly the certified digest"),
         "{good}"
     );
-    assert!(good.contains(&format!("genesis     {policy} (the required one)")), "{good}");
+    assert!(
+        good.contains(&format!("genesis     {policy} (the required one)")),
+        "{good}"
+    );
     let json_out = ok(&Command::new(BIN)
         .args(["audit", "verify", file.to_str().unwrap(), "--json"])
         .output()

@@ -172,7 +172,11 @@ fn tokens_sizes_loopback_and_identity() {
             .body(obytes),
     );
     assert_eq!(
-        (s, v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
+        (
+            s,
+            v["error"]["code"].as_str(),
+            v["error"]["reason"].as_str()
+        ),
         (403, Some("not_authorized"), Some("not_authorized")),
         "{v}"
     );
@@ -187,8 +191,16 @@ fn tokens_sizes_loopback_and_identity() {
             .body(wbytes),
     );
     assert_eq!(
-        (s, v["error"]["code"].as_str(), v["error"]["missing"].as_str()),
-        (422, Some("depends_on_unknown"), Some(unknown.to_string().as_str())),
+        (
+            s,
+            v["error"]["code"].as_str(),
+            v["error"]["missing"].as_str()
+        ),
+        (
+            422,
+            Some("depends_on_unknown"),
+            Some(unknown.to_string().as_str())
+        ),
         "{v}"
     );
     assert_eq!(node.has(&wid), (false, false));

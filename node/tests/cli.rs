@@ -83,7 +83,15 @@ fn init_takes_a_genesis_per_domain() {
     let out = stdout(&acp(
         &a,
         &[
-            "init", "--domain", "loans", "--genesis", &g1s, "--domain", "fraud", "--genesis", &g2s,
+            "init",
+            "--domain",
+            "loans",
+            "--genesis",
+            &g1s,
+            "--domain",
+            "fraud",
+            "--genesis",
+            &g2s,
         ],
     ));
     assert!(out.contains(&format!("anchor loans {g1s}")), "{out}");
@@ -112,9 +120,32 @@ fn init_takes_a_genesis_per_domain() {
     // Errors: a domain not joined, a bare id without its domain, a bad id;
     // nothing is created.
     for (args, want) in [
-        (vec!["init", "--domain", "loans", "--genesis", &format!("fraud={g1s}")], "does not join"),
-        (vec!["init", "--domain", "a", "--domain", "b", "--genesis", g1s.as_str()], "one per domain"),
-        (vec!["init", "--domain", "loans", "--genesis", "xyz"], "not a policy id"),
+        (
+            vec![
+                "init",
+                "--domain",
+                "loans",
+                "--genesis",
+                &format!("fraud={g1s}"),
+            ],
+            "does not join",
+        ),
+        (
+            vec![
+                "init",
+                "--domain",
+                "a",
+                "--domain",
+                "b",
+                "--genesis",
+                g1s.as_str(),
+            ],
+            "one per domain",
+        ),
+        (
+            vec!["init", "--domain", "loans", "--genesis", "xyz"],
+            "not a policy id",
+        ),
     ] {
         let d = tmp.path().join("bad");
         let e = one_line_error(&acp(&d, &args));
@@ -144,13 +175,23 @@ fn org_policy_propose_respond_produce_valid_messages() {
     let org_spec = format!("{}:acme:6000", org_key.display());
     let member = format!("{agent}:7000");
     let attestor = format!("0:{agent}");
-    let desk = acp_protocol::Keypair::from_seed([5; 32]).public().to_string();
+    let desk = acp_protocol::Keypair::from_seed([5; 32])
+        .public()
+        .to_string();
     // Every organization needs an attestor: without one nothing certifies.
     let e = one_line_error(&acp(
         &node,
         &[
-            "policy", "create", "--domain", "loans", "--org", &org_spec, "--member", &member,
-            "--out", pol_file.to_str().unwrap(),
+            "policy",
+            "create",
+            "--domain",
+            "loans",
+            "--org",
+            &org_spec,
+            "--member",
+            &member,
+            "--out",
+            pol_file.to_str().unwrap(),
         ],
     ));
     assert!(e.contains("--attestor 0:"), "{e}");
@@ -224,7 +265,10 @@ fn org_policy_propose_respond_produce_valid_messages() {
         panic!("not a policy")
     };
     assert_eq!(ap.supersedes.map(|s| s.to_string()).as_deref(), Some(pol));
-    assert_eq!((ap.revision, ap.amendment_quorum, ap.organizations.len()), (2, 2, 2));
+    assert_eq!(
+        (ap.revision, ap.amendment_quorum, ap.organizations.len()),
+        (2, 2, 2)
+    );
     assert!(acp_protocol::lineage::amends(&m.id, &p, ap));
 
     let prop_file = tmp.path().join("proposal.bin");
@@ -296,7 +340,9 @@ fn demo_runs_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("certified by 3 of 3 organizations: approved; all four nodes hold the same certificate"),
+        text.contains(
+            "certified by 3 of 3 organizations: approved; all four nodes hold the same certificate"
+        ),
         "{text}"
     );
     // The second case escalates, the escalation is certified, the human

@@ -299,12 +299,8 @@ async fn hostile_peer_suite() {
     // so both nodes sign receipts. The nodes' agents carry most of the
     // authority: their two votes approve, and the proposal is certified.
     let org = org_root(0);
-    let mut b = PolicyBuilder::new(DOMAIN).organization_attested(
-        &org,
-        "acme",
-        10_000,
-        &d1.agent.public(),
-    );
+    let mut b =
+        PolicyBuilder::new(DOMAIN).organization_attested(&org, "acme", 10_000, &d1.agent.public());
     for (k, authority) in [
         (&d1.agent, 5000),
         (&d2.agent, 5000),
@@ -687,19 +683,26 @@ async fn hostile_peer_suite() {
     member.send(br.bytes.clone());
     member.flush().await;
     for n in [&n1, &n2] {
-        eventually(20, "the backdated response listed after certification", || {
-            let r = n.resolution(&pid);
-            r["finality"]["after_certification"]
-                .as_array()
-                .unwrap()
-                .contains(&json!(br.id.to_string()))
-                .then_some(())
-        })
+        eventually(
+            20,
+            "the backdated response listed after certification",
+            || {
+                let r = n.resolution(&pid);
+                r["finality"]["after_certification"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(br.id.to_string()))
+                    .then_some(())
+            },
+        )
         .await;
     }
     let cert_2 = converged(&n1, &n2, &pid, "after the backdated response").await;
     let backdate_counted = cert_2 != cert_1;
-    assert!(!backdate_counted, "the certificate changed: {cert_1} -> {cert_2}");
+    assert!(
+        !backdate_counted,
+        "the certificate changed: {cert_1} -> {cert_2}"
+    );
 
     // 6. What the lineage does not authorize, by a peer that sends nothing
     // else: a non-member's response, proposal and receipt, a rogue genesis

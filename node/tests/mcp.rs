@@ -208,8 +208,7 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         assert_eq!(v["proposal"]["status"], "approved", "{v}");
         assert_eq!(v["proposal"]["finality"]["state"], "certified", "{v}");
         assert_eq!(
-            v["proposal"]["finality"]["summary"],
-            "certified by 1 of 1 organizations: approved",
+            v["proposal"]["finality"]["summary"], "certified by 1 of 1 organizations: approved",
             "{v}"
         );
         assert_eq!(v["proposal"]["final"], true, "{v}");

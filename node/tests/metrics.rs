@@ -141,7 +141,11 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
         Some(1.0),
         "{text}"
     );
-    for (reason, n) in [("no_anchor", 1.0), ("not_authorized", 1.0), ("wrong_domain", 0.0)] {
+    for (reason, n) in [
+        ("no_anchor", 1.0),
+        ("not_authorized", 1.0),
+        ("wrong_domain", 0.0),
+    ] {
         let series = format!("acp_admission_refused_total{{reason=\"{reason}\"}}");
         assert_eq!(sample(&text, &series), Some(n), "{series}\n{text}");
     }

@@ -17,7 +17,9 @@ fn genesis_everywhere(nodes: &[&TestNode], genesis: ContentId, bytes: &[u8], sub
     }
     nodes[submit_on].submit(bytes);
     for n in nodes {
-        wait_for(15, "the policy everywhere", || n.has(&genesis).0.then_some(()));
+        wait_for(15, "the policy everywhere", || {
+            n.has(&genesis).0.then_some(())
+        });
     }
 }
 
@@ -164,7 +166,11 @@ fn crash_loses_nothing_acknowledged() {
     // the anchor read back from config.toml.
     let n2 = d2.start(&[]);
     let anchors = n2.get("/anchors");
-    assert_eq!(anchors["anchors"][0]["genesis"], pol.to_string(), "{anchors}");
+    assert_eq!(
+        anchors["anchors"][0]["genesis"],
+        pol.to_string(),
+        "{anchors}"
+    );
     for id in &acked_on_n2 {
         assert_eq!(n2.has(id), (true, true), "acknowledged {id} lost");
     }
@@ -249,7 +255,12 @@ fn heal_after_finalization_keeps_the_certificate() {
 }
 
 /// A response by `by`, signed at `issued_at`.
-fn response_at(by: &Keypair, p: ContentId, stance: Stance, issued_at: Timestamp) -> (ContentId, Vec<u8>) {
+fn response_at(
+    by: &Keypair,
+    p: ContentId,
+    stance: Stance,
+    issued_at: Timestamp,
+) -> (ContentId, Vec<u8>) {
     let m = Body::Response(Response {
         responder: by.public(),
         domain: DOMAIN.into(),
@@ -280,12 +291,19 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
     let n3 = dirs[2].start(&[&n1.tcp]);
     let n4 = dirs[3].start(&[&n2.tcp]);
     let nodes = [&n1, &n2, &n3, &n4];
-    wait_for(20, "mesh", || (n1.peers() >= 2 && n4.peers() >= 1).then_some(()));
+    wait_for(20, "mesh", || {
+        (n1.peers() >= 2 && n4.peers() >= 1).then_some(())
+    });
 
     let voter = Keypair::from_seed([81; 32]);
     let backdater = Keypair::from_seed([82; 32]);
     let attestors = [&dirs[0].agent, &dirs[1].agent, &dirs[2].agent];
-    let pol = orgs_policy(DOMAIN, &attestors, &[&dirs[3].agent, &voter, &backdater], None);
+    let pol = orgs_policy(
+        DOMAIN,
+        &attestors,
+        &[&dirs[3].agent, &voter, &backdater],
+        None,
+    );
     genesis_everywhere(&nodes, pol.id, &pol.bytes, 0);
 
     let (p, p_bytes) = proposal(&dirs[3].agent, pol.id, 3_000);
@@ -337,7 +355,10 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
                 .iter()
                 .map(|x| x.as_str().unwrap())
                 .collect();
-            evidence.iter().all(|e| after.contains(&e.as_str())).then_some(v)
+            evidence
+                .iter()
+                .all(|e| after.contains(&e.as_str()))
+                .then_some(v)
         });
         assert_eq!(v["status"], "approved", "{v}");
         assert_eq!(v["finality"]["state"], "certified", "{v}");
@@ -345,8 +366,16 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
         // The node's own computation moved (an equivocator is excluded, a
         // new challenge counted); the certificate did not.
         assert_eq!(v["finality"]["matches_certificate"], false, "{v}");
-        assert_eq!(v["receipts"].as_array().unwrap().len(), 4, "no new receipt: {v}");
-        let excluded: Vec<&Value> = v["package"]["excluded"].as_array().unwrap().iter().collect();
+        assert_eq!(
+            v["receipts"].as_array().unwrap().len(),
+            4,
+            "no new receipt: {v}"
+        );
+        let excluded: Vec<&Value> = v["package"]["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect();
         assert!(
             excluded
                 .iter()
@@ -367,10 +396,20 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
         .unwrap();
     let report = acp_protocol::bundle::verify_bundle(&bytes).unwrap();
     assert!(report.resolution.finality.is_certified());
-    assert_eq!(report.resolution.final_status(), acp_protocol::Status::Approved);
+    assert_eq!(
+        report.resolution.final_status(),
+        acp_protocol::Status::Approved
+    );
     assert!(!report.recomputed_matches_certificate);
     assert_eq!(
-        report.resolution.finality.certificate.unwrap().result.resolution.to_string(),
+        report
+            .resolution
+            .finality
+            .certificate
+            .unwrap()
+            .result
+            .resolution
+            .to_string(),
         cert["resolution"].as_str().unwrap()
     );
 }

@@ -188,7 +188,10 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
     assert_eq!(r["finality"]["certified_by"], 3, "{r}");
     for x in &rs {
         assert_eq!(x["status"], r["status"], "{x}");
-        assert_eq!(x["finality"]["certificate"], r["finality"]["certificate"], "{x}");
+        assert_eq!(
+            x["finality"]["certificate"], r["finality"]["certificate"],
+            "{x}"
+        );
         assert_eq!(x["resolution"], r["resolution"], "{x}");
         assert_eq!(x["counted_root"], r["counted_root"], "{x}");
         for rc in x["receipts"].as_array().unwrap() {

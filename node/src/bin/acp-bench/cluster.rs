@@ -188,8 +188,7 @@ pub fn policy(agents: &[&Keypair], proposer: &Keypair) -> anyhow::Result<SignedM
     for a in agents {
         b = b.member(&a.public(), 0, 5000);
     }
-    Ok(b
-        .proposer(&proposer.public())
+    Ok(b.proposer(&proposer.public())
         .rules(DecisionRules {
             quorum_margin_bps: 1000,
             min_participation_bps: 10_000,

@@ -269,7 +269,7 @@ fn org_policy_propose_respond_produce_valid_messages() {
         (ap.revision, ap.amendment_quorum, ap.organizations.len()),
         (2, 2, 2)
     );
-    assert!(acp_protocol::lineage::amends(&m.id, &p, ap));
+    assert!(acp_protocol::lineage::amends(&m.id, p, ap));
 
     let prop_file = tmp.path().join("proposal.bin");
     let prop = stdout(&acp(

@@ -525,6 +525,22 @@ pub struct SubmittedBody {
     pub new: bool,
 }
 
+/// A human decision taken in, with where the proposal stands now: the
+/// decision counts once the round-0 receipts open the human round, and the
+/// result is final once the attestors certify it (follow `finality.state`).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DecisionSubmitted {
+    /// The decision's content id.
+    pub id: String,
+    /// False when the node already held it.
+    pub new: bool,
+    /// The proposal's status to act on now.
+    pub status: String,
+    /// The proposal's finality now (as in `GET /v1/proposals/{id}`).
+    #[schema(value_type = Object)]
+    pub finality: Value,
+}
+
 /// Create a proposal, signed by the node's agent key.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewProposal {
@@ -793,13 +809,13 @@ async fn respond(
 
 #[utoipa::path(post, path = "/v1/proposals/{id}/decision", request_body = NewDecision,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
-    responses((status = 201, body = SubmittedBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = DecisionSubmitted), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn decide(
     State(st): State<ApiState>,
     Path(id): Path<String>,
     JsonBody(d): JsonBody<NewDecision>,
-) -> ApiResult<(StatusCode, Json<SubmittedBody>)> {
+) -> ApiResult<(StatusCode, Json<DecisionSubmitted>)> {
     let id = parse_id(&id)?;
     let Some(human) = st.0.keys.human.clone() else {
         return Err(ApiError::conflict(
@@ -833,7 +849,28 @@ async fn decide(
         decided_at: node::now(),
     });
     let bytes = sign(body, &human)?;
-    submit(&st, bytes).await
+    let (code, Json(submitted)) = submit(&st, bytes).await?;
+    let (status, finality) =
+        st.0.handle
+            .with_engine(move |e| {
+                let pkg = e.decision_package(&id, node::now()).ok()?;
+                let r = &pkg.resolution;
+                Some((
+                    status_str(r.final_status()).to_owned(),
+                    view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
+                ))
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?;
+    Ok((
+        code,
+        Json(DecisionSubmitted {
+            id: submitted.id,
+            new: submitted.new,
+            status,
+            finality,
+        }),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/proposals/{id}/outcome", request_body = NewOutcome,
@@ -986,25 +1023,42 @@ async fn get_proposal(
 
 #[utoipa::path(get, path = "/v1/proposals/{id}/audit", params(("id" = String, Path, description = "Proposal id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The audit bundle (binary); verify offline with `acp audit verify`",
-               content_type = "application/octet-stream"),
+    responses((status = 200, description = "The audit bundle (binary); verify offline with `acp audit verify \
+                   --genesis <your anchor>`, which recomputes the certificate",
+               content_type = "application/octet-stream",
+               headers(("x-acp-status" = String, description = "The status to act on, as this node holds it"),
+                       ("x-acp-finality" = String, description = "provisional, escalated, contested or certified"),
+                       ("x-acp-genesis" = String, description = "The genesis policy the bundle is verified under"))),
               (status = 404, body = ErrorBody)))]
 async fn audit_bundle(
     State(st): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_id(&id)?;
-    let bytes =
+    let (bundle, status, state) =
         st.0.handle
-            .with_engine(move |e| AuditBundle::collect(e.set(), &id).map(|b| b.to_bytes()))
+            .with_engine(move |e| {
+                let bundle = AuditBundle::collect(e.set(), &id)?;
+                let r = e.resolve(&id, node::now()).ok()?;
+                Some((
+                    bundle,
+                    status_str(r.final_status()),
+                    view::state_str(r.finality.state),
+                ))
+            })
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?
-            .map_err(ApiError::internal)?;
+            .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?;
+    let bytes = bundle.to_bytes().map_err(ApiError::internal)?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    headers.insert("x-acp-status", HeaderValue::from_static(status));
+    headers.insert("x-acp-finality", HeaderValue::from_static(state));
+    if let Ok(v) = HeaderValue::from_str(&bundle.genesis.to_string()) {
+        headers.insert("x-acp-genesis", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.acpbundle\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -1245,7 +1299,7 @@ impl utoipa::Modify for SecurityAddon {
     paths(health, status, create_proposal, list_proposals, get_proposal, respond, decide,
           report_outcome, audit_bundle, submit_message, add_anchor, list_anchors, trust, events),
     components(schemas(ErrorBody, ErrorDetail, SubmittedBody, NewProposal, NewResponse,
-                       NewDecision, NewOutcome, AnchorBody, AnchorAdded)),
+                       NewDecision, DecisionSubmitted, NewOutcome, AnchorBody, AnchorAdded)),
     modifiers(&SecurityAddon)
 )]
 #[derive(Debug)]

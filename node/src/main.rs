@@ -76,7 +76,7 @@ enum Cmd {
         /// Only this domain.
         #[arg(long)]
         domain: Option<String>,
-        /// Only this status (pending, approved, rejected, escalated, invalid).
+        /// Only this status to act on (pending, approved, rejected, escalated, invalid).
         #[arg(long)]
         status: Option<String>,
         #[command(flatten)]
@@ -591,9 +591,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 for p in v["proposals"].as_array().into_iter().flatten() {
                     println!(
-                        "{}  {:<9}  {:<16}  {}  {} responses",
+                        "{}  {:<9} {:<11}  {:<16}  {}  {} responses",
                         p["id"].as_str().unwrap_or("?"),
                         p["status"].as_str().unwrap_or("?"),
+                        p["finality"].as_str().unwrap_or("?"),
                         p["domain"].as_str().unwrap_or("?"),
                         p["kind"].as_str().unwrap_or("?"),
                         p["responses"]
@@ -630,6 +631,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &json!({"verdict": verdict, "rationale": rationale}),
             )?;
             print_submitted(&v, http.json, &format!("human decision ({verdict})"));
+            if !http.json {
+                println!(
+                    "proposal {}: {}",
+                    v["status"].as_str().unwrap_or("?"),
+                    v["finality"]["summary"].as_str().unwrap_or("?")
+                );
+            }
             Ok(())
         }
         Cmd::Outcome {

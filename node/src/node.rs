@@ -405,6 +405,19 @@ impl Strikes {
     }
 }
 
+/// A stable number per peer for the engine's per-source bound on messages
+/// waiting for a dependency: one peer cannot fill the whole buffer.
+fn source_of(peer: &PeerId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    peer.hash(&mut h);
+    h.finish()
+}
+
+/// The source of Redis stream entries (one shared log, one share of the
+/// waiting buffer).
+const REDIS_SOURCE: u64 = u64::MAX;
+
 /// Whether a refusal is the forwarding peer's doing. Without an anchor this
 /// node refuses every honest message of the domain: its own configuration,
 /// not the peer's fault.
@@ -841,7 +854,7 @@ impl Core {
             match Unverified::decode(&g.data, Origin::Peer) {
                 Ok(u) if u.envelope().body.domain() == g.domain => {
                     checked.push(i);
-                    decoded.push(Ok(u));
+                    decoded.push(Ok(u.from_source(source_of(&g.source))));
                 }
                 Ok(_) => self.metrics.refused(Origin::Peer, "wrong_topic".into()),
                 Err(e) => {
@@ -937,8 +950,8 @@ impl Core {
     /// An entry read from a domain's Redis stream: validated exactly like
     /// gossip; accepted entries are stored and bridged to gossipsub.
     async fn on_redis(&mut self, domain: &str, data: &[u8]) {
-        match acp_protocol::decode_unverified(data) {
-            Ok((env, _)) if env.body.domain() == domain => {}
+        let u = match Unverified::decode(data, Origin::Peer) {
+            Ok(u) if u.envelope().body.domain() == domain => u.from_source(REDIS_SOURCE),
             Ok(_) => {
                 self.metrics.refused(Origin::Peer, "wrong_topic".into());
                 tracing::info!(%domain, "redis entry on the wrong stream rejected");
@@ -949,8 +962,11 @@ impl Core {
                 self.metrics.refused(Origin::Peer, e.code());
                 return;
             }
-        }
-        let r = self.engine.ingest(data, Origin::Peer, now());
+        };
+        // One message in, one result out.
+        let Some(r) = self.engine.ingest_batch_decoded(vec![Ok(u)], now()).pop() else {
+            return;
+        };
         self.metrics.ingested(Origin::Peer, &r);
         match r {
             Ok(ing) => {
@@ -1011,15 +1027,20 @@ impl Core {
         let step = sync::on_response(&self.engine, &req, resp, self.cfg.sync_batch);
         if !step.messages.is_empty() {
             let t = now();
-            let items: Vec<(&[u8], Origin)> = step
+            let source = source_of(&peer);
+            let decoded = step
                 .messages
                 .iter()
-                .map(|b| (b.as_slice(), Origin::Sync))
+                .map(|b| {
+                    Unverified::decode(b, Origin::Sync)
+                        .map(|u| u.from_source(source))
+                        .map_err(IngestError::from)
+                })
                 .collect();
             let mut fetched = 0usize;
             let mut effects = Vec::new();
             let mut bridged = Vec::new();
-            for r in self.engine.ingest_batch(&items, t) {
+            for r in self.engine.ingest_batch_decoded(decoded, t) {
                 self.metrics.ingested(Origin::Sync, &r);
                 match r {
                     Ok(ing) => {
@@ -1062,6 +1083,7 @@ impl Core {
                     "peers": peers,
                     "listen": listen,
                     "domains": self.cfg.domains,
+                    "anchors": self.engine.set().anchors(),
                     "metrics": self.net.metrics().snapshot(),
                 })
             }

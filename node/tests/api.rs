@@ -437,6 +437,13 @@ fn api_and_cli_end_to_end() {
         ],
     ));
     assert!(out.contains("human decision (reject) 1220"), "{out}");
+    // It says where the proposal stands: the human round is open until this
+    // node's receipt certifies the decision.
+    assert!(
+        out.contains("proposal escalated: escalation certified by 1 of 1")
+            || out.contains("proposal rejected: certified by 1 of 1 organizations: rejected"),
+        "{out}"
+    );
     // The node signs a receipt of the human's result: certified in round 1.
     let vb = wait_for(15, "B's decision certified", || {
         let v = node.get(&format!("/proposals/{b}"));
@@ -483,6 +490,26 @@ fn api_and_cli_end_to_end() {
         ],
     ));
     let bundle = std::fs::read(&file).unwrap();
+    // The API names the bundle's lineage and finality alongside it.
+    let r = c
+        .get(format!("{}/v1/proposals/{a}/audit", node.http))
+        .bearer_auth(&node.token)
+        .send()
+        .unwrap();
+    let header = |k: &str| r.headers()[k].to_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            header("x-acp-status"),
+            header("x-acp-finality"),
+            header("x-acp-genesis")
+        ),
+        (
+            "approved".to_owned(),
+            "certified".to_owned(),
+            policy.clone()
+        )
+    );
+    assert_eq!(node.get("/status")["anchors"][DOMAIN], policy.as_str());
     let report = acp_protocol::bundle::verify_bundle(&bundle).unwrap();
     assert_eq!(report.proposal.to_string(), a);
     for i in 0..bundle.len() {

@@ -5,12 +5,13 @@
 //! acp-sim run simulations/scenarios/flood.toml --set agents.count=1000
 //! acp-sim list
 //! acp-sim sweep --adversary backdate --shares 0,5,10,20,30,40 --seeds 100 --partitions
+//! acp-sim replot sim-out/sweep
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use acp_sim::metrics::Report;
-use acp_sim::plot::{self, Series};
+use acp_sim::plot::{self, Legend, Series};
 use acp_sim::scenario::{Scenario, parse_override, set_path};
 use acp_sim::sweep::{self as grid_sweep, Adversary, Grid};
 use acp_sim::world::{Class, World};
@@ -96,6 +97,11 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Redraw a sweep's charts from its `points.json`.
+    Replot {
+        /// Sweep output directories.
+        dirs: Vec<PathBuf>,
+    },
 }
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
@@ -123,6 +129,13 @@ fn main() -> anyhow::Result<()> {
             names.sort();
             for n in names {
                 println!("{n}");
+            }
+            Ok(())
+        }
+        Cmd::Replot { dirs } => {
+            for dir in dirs {
+                grid_sweep::charts(&grid_sweep::Results::read(&dir)?, &dir)?;
+                println!("  redrew {}", dir.display());
             }
             Ok(())
         }
@@ -303,6 +316,7 @@ fn output(r: &Report, w: &World, dir: &Path) -> anyhow::Result<()> {
             ("agreement".into(), rounds(&|x| x.agreement)),
         ],
         Some((0.0, 1.05)),
+        Legend::LowerRight,
     )?;
     let present: Vec<Class> = Class::ALL
         .into_iter()
@@ -328,6 +342,7 @@ fn output(r: &Report, w: &World, dir: &Path) -> anyhow::Result<()> {
         "trust (bps)",
         &trust,
         Some((0.0, 10_000.0)),
+        Legend::LowerRight,
     )?;
     let share: Vec<Series> = present
         .iter()
@@ -346,6 +361,7 @@ fn output(r: &Report, w: &World, dir: &Path) -> anyhow::Result<()> {
         "share of weight",
         &share,
         Some((0.0, 1.0)),
+        Legend::LowerRight,
     )?;
     let agreed: Vec<(f64, f64)> = r
         .samples
@@ -367,6 +383,7 @@ fn output(r: &Report, w: &World, dir: &Path) -> anyhow::Result<()> {
             ("nodes alive".into(), alive),
         ],
         Some((0.0, 1.05)),
+        Legend::LowerRight,
     )?;
     Ok(())
 }
@@ -439,6 +456,7 @@ fn sweep_output(path: &str, rows: &[(String, f64, Report)], out: &Path) -> anyho
             ("certified".into(), avg(&|r| r.certified_share)),
         ],
         Some((0.0, 1.05)),
+        Legend::LowerRight,
     )?;
     Ok(())
 }

@@ -9,6 +9,9 @@ use crate::error::SimError;
 /// One named line.
 pub type Series = (String, Vec<(f64, f64)>);
 
+/// Where the legend goes: where the lines are not.
+pub use plotters::chart::SeriesLabelPosition as Legend;
+
 /// Draw `series` as lines into an SVG file.
 pub fn lines(
     path: &Path,
@@ -17,6 +20,7 @@ pub fn lines(
     y_desc: &str,
     series: &[Series],
     y_range: Option<(f64, f64)>,
+    legend: Legend,
 ) -> Result<(), SimError> {
     let err = |e: &dyn std::fmt::Display| SimError::Plot {
         path: path.to_owned(),
@@ -73,7 +77,7 @@ pub fn lines(
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend)
         .draw()
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;

@@ -8,15 +8,15 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::metrics::{Report, percentile};
-use crate::plot;
+use crate::metrics::{CERT_TARGET_MS, Report, percentile};
+use crate::plot::{self, Legend};
 use crate::scenario::{FaultEvent, FaultKind, Scenario};
 
 /// Who misbehaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Adversary {
     /// Members that sign a response backdated to `closes_at` and publish it late.
@@ -74,7 +74,7 @@ pub enum SweepError {
 }
 
 /// The grid to run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Grid {
     /// Who misbehaves.
     pub adversary: Adversary,
@@ -95,8 +95,7 @@ pub struct Grid {
 }
 
 /// The values along the varying axis (strength, or `late_ms`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Axis {
     /// Adversary strength.
     Strength,
@@ -250,7 +249,7 @@ pub fn run(
 }
 
 /// The runs of one grid point, aggregated.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
     /// Adversary strength.
     pub strength: u32,
@@ -388,16 +387,34 @@ pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<
         );
     }
     std::fs::write(dir.join("points.csv"), s)?;
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        grid: &'a Grid,
-        points: &'a [Point],
-    }
-    std::fs::write(
-        dir.join("points.json"),
-        serde_json::to_string_pretty(&Doc { grid, points })?,
-    )?;
+    let doc = Results {
+        grid: grid.clone(),
+        points: points.to_vec(),
+    };
+    std::fs::write(dir.join("points.json"), serde_json::to_string_pretty(&doc)?)?;
+    charts(&doc, dir)
+}
 
+/// What `points.json` holds: the grid and its aggregated points.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Results {
+    /// The grid run.
+    pub grid: Grid,
+    /// Its points.
+    pub points: Vec<Point>,
+}
+
+impl Results {
+    /// Read `points.json` from a sweep's output directory.
+    pub fn read(dir: &Path) -> Result<Self, SimError> {
+        let text = std::fs::read_to_string(dir.join("points.json"))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// Draw `changes.svg`, `shares.svg` and `t_cert.svg` of a sweep into `dir`.
+pub fn charts(results: &Results, dir: &Path) -> Result<(), SimError> {
+    let (grid, points) = (&results.grid, &results.points);
     let axis = grid.axis()?;
     let x = |p: &Point| match axis {
         Axis::Strength => f64::from(p.strength),
@@ -438,6 +455,7 @@ pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<
             ),
         ],
         None,
+        Legend::UpperLeft,
     )?;
     plot::lines(
         &dir.join("shares.svg"),
@@ -447,7 +465,7 @@ pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<
         &[
             ("certified".into(), series(&|p| p.certified_share)),
             (
-                "certified by close + 5 s".into(),
+                "certificate (any status) by close + 5 s".into(),
                 series(&|p| p.cert_within_5s_share),
             ),
             ("escalated".into(), series(&|p| p.escalated_share)),
@@ -455,6 +473,7 @@ pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<
             ("unsettled".into(), series(&|p| p.unsettled_share)),
         ],
         Some((0.0, 1.05)),
+        Legend::MiddleRight,
     )?;
     let ms = |f: &dyn Fn(&Point) -> Option<u64>| -> Vec<(f64, f64)> {
         points
@@ -462,6 +481,11 @@ pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<
             .filter_map(|p| f(p).map(|t| (x(p), t as f64)))
             .collect()
     };
+    let p99 = ms(&|p| p.t_cert_p99_ms);
+    let top = p99
+        .iter()
+        .map(|&(_, t)| t)
+        .fold(CERT_TARGET_MS as f64, f64::max);
     plot::lines(
         &dir.join("t_cert.svg"),
         &title("time to certificate after closes_at"),
@@ -469,9 +493,14 @@ pub fn write(grid: &Grid, runs: &[Run], points: &[Point], dir: &Path) -> Result<
         "ms",
         &[
             ("p50".into(), ms(&|p| p.t_cert_p50_ms)),
-            ("p99".into(), ms(&|p| p.t_cert_p99_ms)),
+            ("p99".into(), p99),
+            (
+                "target: close + 5 s".into(),
+                series(&|_| CERT_TARGET_MS as f64),
+            ),
         ],
-        None,
+        Some((0.0, top * 1.1)),
+        Legend::LowerRight,
     )?;
     Ok(())
 }

@@ -106,6 +106,9 @@ fn init_takes_a_genesis_per_domain() {
         &b,
         &[
             "init",
+            "--no-mdns",
+            "--http-addr",
+            "127.0.0.1:0",
             "--domain",
             "loans.retail",
             "--domain",
@@ -117,6 +120,21 @@ fn init_takes_a_genesis_per_domain() {
     let cfg = acp_node::config::Config::load(&b).unwrap();
     assert_eq!(cfg.anchors.len(), 1);
     assert_eq!(cfg.anchors.get("loans.retail"), Some(&g1));
+    // With no node running, `anchor add` writes config.toml directly (the
+    // configured HTTP address is the ephemeral 127.0.0.1:0: nobody answers).
+    stdout(&acp(&b, &["anchor", "add", "--domain", "fraud", "--genesis", &g2s]));
+    let cfg = acp_node::config::Config::load(&b).unwrap();
+    assert_eq!(cfg.anchors.get("fraud"), Some(&g2));
+    let e = one_line_error(&acp(
+        &b,
+        &["anchor", "add", "--domain", "fraud", "--genesis", &g1s],
+    ));
+    assert!(e.contains("already has the genesis"), "{e}");
+    let e = one_line_error(&acp(
+        &b,
+        &["anchor", "add", "--domain", "elsewhere", "--genesis", &g1s],
+    ));
+    assert!(e.contains("does not join"), "{e}");
     // Errors: a domain not joined, a bare id without its domain, a bad id;
     // nothing is created.
     for (args, want) in [

@@ -122,7 +122,10 @@ fn init_takes_a_genesis_per_domain() {
     assert_eq!(cfg.anchors.get("loans.retail"), Some(&g1));
     // With no node running, `anchor add` writes config.toml directly (the
     // configured HTTP address is the ephemeral 127.0.0.1:0: nobody answers).
-    stdout(&acp(&b, &["anchor", "add", "--domain", "fraud", "--genesis", &g2s]));
+    stdout(&acp(
+        &b,
+        &["anchor", "add", "--domain", "fraud", "--genesis", &g2s],
+    ));
     let cfg = acp_node::config::Config::load(&b).unwrap();
     assert_eq!(cfg.anchors.get("fraud"), Some(&g2));
     let e = one_line_error(&acp(

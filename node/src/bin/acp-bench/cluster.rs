@@ -119,6 +119,34 @@ pub fn submit(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Submits a vote as an agent on its own node would: a node refuses a vote
+/// on a proposal it does not hold yet (`waiting for <id>`), so the agent
+/// retries until the proposal has reached its node (within 10 s).
+pub fn submit_vote(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let req = json!({"op": "submit", "hex": hex::encode(bytes)});
+    loop {
+        let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut line = req.to_string();
+        line.push('\n');
+        s.write_all(line.as_bytes())?;
+        let mut answer = String::new();
+        BufReader::new(s).read_line(&mut answer)?;
+        let v: Value = serde_json::from_str(&answer).context("malformed control answer")?;
+        if v["ok"] == true {
+            return Ok(());
+        }
+        let waiting = v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("waiting for"));
+        if !waiting || Instant::now() > deadline {
+            bail!("node refused: {}", v["error"]);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 pub fn status(api: SocketAddr) -> anyhow::Result<Value> {
     call(api, &json!({"op": "status"}))
 }
@@ -347,7 +375,9 @@ fn pace(start: Instant, i: usize, interval: Duration) {
 
 /// ACP: proposal submitted on the proposer's node, then each agent's vote on
 /// its own node (agent `j` lives on node `j`, the proposer on node `n-1`),
-/// all at once; done when every node has logged the early decision.
+/// all at once, each as soon as its node holds the proposal (a node refuses
+/// a vote on a proposal it has not seen); done when every node has logged
+/// the early decision.
 fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<Stats> {
     let scratch = Scratch::new(&format!("lat{n}"))?;
     let agents: Vec<Keypair> = (0..k).map(|j| key(22, j as u32)).collect();
@@ -380,7 +410,7 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
                 .enumerate()
                 .map(|(j, v)| {
                     let api = nodes[j].api;
-                    s.spawn(move || submit(api, v))
+                    s.spawn(move || submit_vote(api, v))
                 })
                 .collect();
             hs.into_iter()

@@ -77,11 +77,20 @@ pub fn start_node(
     sync_secs: u64,
     genesis: ContentId,
 ) -> anyhow::Result<Node> {
+    let genesis = genesis.to_string();
+    Launch::new(exe, dir).init_loopback(
+        DOMAIN,
+        sync_secs,
+        &["--log-json", "--genesis", &genesis],
+    )?;
+    launch_node(exe, dir, bootstrap)
+}
+
+/// Starts `acp node` in a directory `acp init` already prepared.
+pub fn launch_node(exe: &Path, dir: &Path, bootstrap: &[String]) -> anyhow::Result<Node> {
     let launch = Launch::new(exe, dir)
         .bootstrap(bootstrap.iter().cloned())
         .timeout(Duration::from_secs(60));
-    let genesis = genesis.to_string();
-    launch.init_loopback(DOMAIN, sync_secs, &["--log-json", "--genesis", &genesis])?;
     let Started {
         child, announced, ..
     } = launch.start()?;
@@ -151,7 +160,7 @@ pub fn status(api: SocketAddr) -> anyhow::Result<Value> {
     call(api, &json!({"op": "status"}))
 }
 
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -172,6 +181,18 @@ pub fn start_cluster(
     sync_secs: u64,
     genesis: ContentId,
 ) -> anyhow::Result<Vec<Node>> {
+    connect(n, |i, boot| {
+        start_node(exe, &root.join(format!("n{i}")), boot, sync_secs, genesis)
+    })
+}
+
+/// Starts `n` nodes with `start(i, bootstrap)`: node `i` bootstraps to nodes
+/// 0, `i-1` and `i/2`; returns once every node has a peer and the meshes had
+/// time to form.
+pub fn connect(
+    n: usize,
+    mut start: impl FnMut(usize, &[String]) -> anyhow::Result<Node>,
+) -> anyhow::Result<Vec<Node>> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let mut boot: Vec<String> = Vec::new();
@@ -180,13 +201,7 @@ pub fn start_cluster(
                 boot.push(nodes[j].tcp.clone());
             }
         }
-        nodes.push(start_node(
-            exe,
-            &root.join(format!("n{i}")),
-            &boot,
-            sync_secs,
-            genesis,
-        )?);
+        nodes.push(start(i, &boot)?);
     }
     wait_for(60, "every node to have a peer", || {
         nodes
@@ -268,13 +283,13 @@ pub fn response(by: &Keypair, proposal: ContentId) -> anyhow::Result<SignedMessa
     .sign(&[by])?)
 }
 
-fn has_all(nodes: &[Node], id: &ContentId) -> bool {
+pub fn has_all(nodes: &[Node], id: &ContentId) -> bool {
     nodes.iter().all(|n| {
         call(n.api, &json!({"op": "has", "id": id.to_string()})).is_ok_and(|v| v["engine"] == true)
     })
 }
 
-fn now_us() -> u64 {
+pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -282,7 +297,7 @@ fn now_us() -> u64 {
 
 /// Microseconds since the epoch of an RFC 3339 UTC timestamp
 /// (`2026-11-30T01:23:45.123456Z`, as the node's JSON log writes it).
-fn parse_ts(s: &str) -> Option<u64> {
+pub fn parse_ts(s: &str) -> Option<u64> {
     let (date, time) = s.trim_end_matches('Z').split_once('T')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
@@ -304,13 +319,18 @@ fn parse_ts(s: &str) -> Option<u64> {
 
 /// Time of each proposal's `resolved` (early decision) log line of a node.
 fn decided_times(log: &Path) -> HashMap<String, u64> {
+    event_times(log, "resolved")
+}
+
+/// Time of the first log line with `message` for each proposal of a node.
+pub fn event_times(log: &Path, message: &str) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     let text = std::fs::read_to_string(log).unwrap_or_default();
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        if v["fields"]["message"] == "resolved"
+        if v["fields"]["message"] == message
             && let (Some(p), Some(t)) = (
                 v["fields"]["proposal"].as_str(),
                 v["timestamp"].as_str().and_then(parse_ts),
@@ -327,34 +347,34 @@ fn decided_times(log: &Path) -> HashMap<String, u64> {
 pub struct LatencyArgs {
     /// Cluster sizes.
     #[arg(long, value_delimiter = ',', default_value = "3,10,20")]
-    nodes: Vec<usize>,
+    pub nodes: Vec<usize>,
     /// Voting agents per proposal (at most the cluster size).
     #[arg(long, default_value_t = 5)]
-    k: usize,
+    pub k: usize,
     /// Measured proposals per cluster size (after 3 warm-up proposals).
     #[arg(long, default_value_t = 60)]
-    proposals: usize,
+    pub proposals: usize,
     /// Milliseconds between proposal starts (bounded, paced load).
     #[arg(long, default_value_t = 500)]
-    interval_ms: u64,
+    pub interval_ms: u64,
     /// Proposal window; early decision decides long before it closes.
     #[arg(long, default_value_t = 20_000)]
-    closes_in_ms: u64,
+    pub closes_in_ms: u64,
     /// The `acp` binary (default: next to this one).
     #[arg(long)]
-    acp: Option<PathBuf>,
+    pub acp: Option<PathBuf>,
 }
 
-struct Stats {
-    p50: f64,
-    p99: f64,
-    n: usize,
-    missing: usize,
+pub struct Stats {
+    pub p50: f64,
+    pub p99: f64,
+    pub n: usize,
+    pub missing: usize,
     /// CPU time of all nodes per decision, in ms (ACP runs only).
     cpu_ms: Option<f64>,
 }
 
-fn stats(mut v: Vec<f64>, missing: usize) -> Stats {
+pub fn stats(mut v: Vec<f64>, missing: usize) -> Stats {
     v.sort_by(f64::total_cmp);
     Stats {
         p50: quantile(&v, 0.5),
@@ -365,7 +385,7 @@ fn stats(mut v: Vec<f64>, missing: usize) -> Stats {
     }
 }
 
-fn pace(start: Instant, i: usize, interval: Duration) {
+pub fn pace(start: Instant, i: usize, interval: Duration) {
     let at = start + interval * u32::try_from(i + 1).unwrap_or(u32::MAX);
     let now = Instant::now();
     if at > now {
@@ -445,7 +465,7 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
 /// The coordinator baseline: proposal POSTed, the same `k` vote bytes POSTed
 /// at once, `n` observers long-polling the decision; done when the last
 /// observer has it.
-fn coord_run(a: &LatencyArgs, n: usize, k: usize, durable: bool) -> anyhow::Result<Stats> {
+pub fn coord_run(a: &LatencyArgs, n: usize, k: usize, durable: bool) -> anyhow::Result<Stats> {
     let scratch = Scratch::new("coord")?;
     let file = scratch.0.join("votes.log");
     let c = Coordinator::start(k, durable.then_some(file.as_path()))?;
@@ -584,7 +604,7 @@ pub struct GossipArgs {
     acp: Option<PathBuf>,
 }
 
-fn total_sent(nodes: &[Node]) -> anyhow::Result<(u64, usize)> {
+pub fn total_sent(nodes: &[Node]) -> anyhow::Result<(u64, usize)> {
     let mut bytes = 0;
     let mut degree = 0;
     for n in nodes {
@@ -625,7 +645,7 @@ fn mean_mesh(nodes: &[Node]) -> anyhow::Result<f64> {
     Ok(sum / nodes.len() as f64)
 }
 
-fn held(n: &Node) -> usize {
+pub fn held(n: &Node) -> usize {
     status(n.api)
         .ok()
         .and_then(|v| v["messages"].as_u64())

@@ -7,10 +7,12 @@
 //! ```text
 //! acp-bench ingest      # node ingest (decode..sled) vs raw signature verification
 //! acp-bench latency     # decision latency of N acp nodes vs an HTTP coordinator
+//! acp-bench certify     # time to certificate of N acp nodes vs an HTTP coordinator
 //! acp-bench gossip      # wire bytes per delivered message vs size × receivers
 //! acp-bench overload    # RSS and CPU of one node at 1× and 10× its sustainable rate
 //! ```
 
+mod certify;
 mod cluster;
 mod coord;
 mod ingest;
@@ -32,6 +34,8 @@ enum Cmd {
     Ingest(ingest::Args),
     /// Decision latency: N acp nodes vs a central HTTP coordinator.
     Latency(cluster::LatencyArgs),
+    /// Time to certificate: N acp nodes of several organizations vs a coordinator.
+    Certify(certify::Args),
     /// Gossip cost: wire bytes per delivered message / (size × receivers).
     Gossip(cluster::GossipArgs),
     /// RSS and CPU of one node at 1× and 10× its sustainable rate.
@@ -43,6 +47,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Ingest(a) => ingest::run(&a),
         Cmd::Latency(a) => cluster::latency(&a),
+        Cmd::Certify(a) => certify::certify(&a),
         Cmd::Gossip(a) => cluster::gossip(&a),
         Cmd::Overload(a) => overload::run(&a),
     };

@@ -265,7 +265,9 @@ pub fn print_proposal(v: &Value) {
             h[1]["rationale"].as_str().unwrap_or("")
         );
     }
-    for r in v["receipts"].as_array().into_iter().flatten() {
+    let mut receipts: Vec<&Value> = v["receipts"].as_array().into_iter().flatten().collect();
+    receipts.sort_by_key(|r| (r["round"].as_u64(), r["node"].as_str()));
+    for r in receipts {
         println!(
             "  receipt by {} round {} {} resolution {} ({})",
             short(&r["node"]),

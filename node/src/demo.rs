@@ -395,9 +395,19 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         "\n  The loan officer reads the decision package on the escalation page and approves \
          (signed with the human key on loan-desk):"
     );
+    // The nodes listen on ephemeral ports, so commands name the API address.
+    let desk_cli = |cmd: &str| {
+        format!(
+            "acp --data-dir {} {cmd} --url {}",
+            desk.dir.display(),
+            desk.api.base()
+        )
+    };
     println!(
-        "    acp --data-dir {} decide {p2} approve --rationale \"down payment documented by phone\"",
-        desk.dir.display()
+        "    {}",
+        desk_cli(&format!(
+            "decide {p2} approve --rationale \"down payment documented by phone\""
+        ))
     );
     desk.api.post(
         &format!("/proposals/{p2}/decision"),
@@ -419,21 +429,19 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         }
     );
     println!("  the escalation page: {}", desk.page);
+    println!("  the command line:    {}", desk_cli(&format!("show {p2}")));
     println!(
-        "  the command line:    acp --data-dir {} show {p2}",
-        desk.dir.display()
-    );
-    println!(
-        "  the audit bundle:    acp --data-dir {} audit export {p2} --out p2.bundle && acp audit verify p2.bundle --genesis {pid}",
-        desk.dir.display()
+        "  the audit bundle:    {} && acp audit verify p2.bundle --genesis {pid}",
+        desk_cli(&format!("audit export {p2} --out p2.bundle"))
     );
     if keep_running {
         println!(
             "\nThe network and the page stay up (--keep-running). A proposal with stakes of \
-             250000 or more escalates to the page:\n  acp --data-dir {} propose --domain {DOMAIN} \
-             --kind loan.approve --stakes 300000 --closes-in-ms 10000\nPress Ctrl-C to stop; \
+             250000 or more escalates to the page:\n  {}\nPress Ctrl-C to stop; \
              the temporary data is removed.",
-            desk.dir.display()
+            desk_cli(&format!(
+                "propose --domain {DOMAIN} --kind loan.approve --stakes 300000 --closes-in-ms 10000"
+            ))
         );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -301,11 +301,6 @@ impl NodeHandle {
         rx.await.map_err(|_| AnchorError::Stopped)?
     }
 
-    /// The trust anchors in force: genesis policy id by domain.
-    pub async fn anchors(&self) -> Result<BTreeMap<String, ContentId>, NodeError> {
-        self.with_engine(|e| e.set().anchors().clone()).await
-    }
-
     /// Dials a peer.
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
         let (reply, rx) = oneshot::channel();
@@ -381,7 +376,7 @@ impl std::fmt::Debug for Core {
 
 /// Refused gossip forwarded by one peer in the current window.
 #[derive(Debug, Clone, Copy)]
-pub struct Strikes {
+struct Strikes {
     since: Instant,
     count: u32,
 }
@@ -396,7 +391,7 @@ impl Strikes {
 
     /// Counts one refused message; true once the peer is over
     /// [`STRIKES_TOLERATED`] within [`STRIKE_WINDOW`].
-    pub fn strike(&mut self, now: Instant) -> bool {
+    fn strike(&mut self, now: Instant) -> bool {
         if now.saturating_duration_since(self.since) > STRIKE_WINDOW {
             *self = Self::new(now);
         }
@@ -1239,5 +1234,30 @@ fn log_event(ev: &Event) {
             ?kind,
             "message after certification: kept as evidence, the certified result stands"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strikes_penalize_past_the_tolerance_within_the_window() {
+        let t0 = Instant::now();
+        let mut s = Strikes::new(t0);
+        let verdicts: Vec<bool> = (0..=STRIKES_TOLERATED).map(|_| s.strike(t0)).collect();
+        assert!(verdicts[..STRIKES_TOLERATED as usize].iter().all(|p| !p));
+        assert!(verdicts[STRIKES_TOLERATED as usize]);
+        // A new window forgives.
+        let later = t0 + STRIKE_WINDOW + Duration::from_secs(1);
+        assert!(!s.strike(later));
+        // Refusals for want of an anchor are this node's configuration.
+        assert!(!peer_at_fault(Refusal::NoAnchor));
+        assert!(
+            Refusal::ALL
+                .iter()
+                .filter(|r| **r != Refusal::NoAnchor)
+                .all(|r| peer_at_fault(*r))
+        );
     }
 }

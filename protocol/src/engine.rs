@@ -221,7 +221,9 @@ pub enum Event {
         current: Arc<Resolution>,
     },
     /// Attestors of at least the finality quorum of organizations signed one
-    /// result: the proposal's status and digest are final.
+    /// result: the proposal's status and digest are final — or, when the
+    /// resolution's finality state is `Escalated`, the escalation is, and a
+    /// human's decision will be certified next.
     Certified {
         /// The resolution, whose `finality` holds the certificate.
         resolution: Arc<Resolution>,
@@ -393,6 +395,9 @@ pub struct Engine {
     to_fetch: BTreeMap<ContentId, String>,
     /// When to run the pre-receipt anti-entropy round, per proposal.
     sync_deadlines: BTreeSet<(Timestamp, ContentId)>,
+    /// Finalization postponed past the usual deadline because the
+    /// pre-receipt sync was asked for late.
+    finalize_after: HashMap<ContentId, Timestamp>,
     stats: AdmissionStats,
 }
 
@@ -415,6 +420,7 @@ impl Engine {
             pending_by_source: HashMap::new(),
             to_fetch: BTreeMap::new(),
             sync_deadlines: BTreeSet::new(),
+            finalize_after: HashMap::new(),
             stats: AdmissionStats::default(),
         }
     }
@@ -959,6 +965,7 @@ impl Engine {
         }
         let mut effects = Vec::new();
         let mut sync_domains = BTreeSet::new();
+        let half_grace = self.config.finalize_grace_ms / 2;
         while let Some(&(due, id)) = self.sync_deadlines.first() {
             if due > now {
                 break;
@@ -966,6 +973,14 @@ impl Engine {
             self.sync_deadlines.pop_first();
             if let Some(p) = self.set.proposal(&id) {
                 sync_domains.insert(p.domain.clone());
+                // Overdue (after a restart or a stall): the sync asked for
+                // now must have time to land before this node signs.
+                let signs_at = p.closes_at.plus_ms(self.config.finalize_grace_ms);
+                if now.plus_ms(half_grace) > signs_at {
+                    let after = now.plus_ms(half_grace);
+                    self.finalize_after.insert(id, after);
+                    self.deadlines.insert((after, id));
+                }
             }
         }
         effects.extend(
@@ -987,11 +1002,18 @@ impl Engine {
             let Some(p) = self.set.proposal(&id) else {
                 continue; // a response whose proposal has not arrived yet
             };
-            let finalize_at = p.closes_at.plus_ms(self.config.finalize_grace_ms);
+            let finalize_at = p
+                .closes_at
+                .plus_ms(self.config.finalize_grace_ms)
+                .max(self.finalize_after.get(&id).copied().unwrap_or_default());
             let Ok(r) = self.resolve(&id, now) else {
                 continue;
             };
-            self.step(id, r, now >= finalize_at, &mut effects);
+            let finalize = now >= finalize_at;
+            if finalize {
+                self.finalize_after.remove(&id);
+            }
+            self.step(id, r, finalize, &mut effects);
         }
         effects
     }
@@ -1056,7 +1078,7 @@ impl Engine {
                     effects.push(Effect::Event(Event::Decided {
                         resolution: r.clone(),
                     }));
-                } else if !r.finality.is_certified() {
+                } else if r.finality.certificate.is_none() {
                     // Before certification a late message can still change
                     // the result; after it, it is evidence and was reported
                     // as it arrived.
@@ -1091,7 +1113,11 @@ impl Engine {
             }
         }
         match (f.state, &f.certificate) {
-            (State::Certified, Some(cert)) if track.certified != Some(cert.result) => {
+            // A certified escalation fixes round 0 too: what arrives later
+            // is evidence, and the event says a human must now decide.
+            (State::Certified | State::Escalated, Some(cert))
+                if track.certified != Some(cert.result) =>
+            {
                 track.certified = Some(cert.result);
                 effects.push(Effect::Event(Event::Certified {
                     resolution: r.clone(),

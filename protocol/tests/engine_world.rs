@@ -469,3 +469,70 @@ fn one_source_cannot_fill_the_pending_buffer() {
         assert_eq!(e.set().contains(&v.id), i != 2, "vote {i}");
     }
 }
+
+#[test]
+fn an_overdue_node_syncs_before_it_signs() {
+    // A node that wakes long after the close (a restart, a stall) asks for
+    // a sync round and signs only half a grace period later, so its receipt
+    // is not computed on a stale set.
+    let f = Fixture::standard();
+    let mut e = Engine::new(EngineConfig {
+        receipt_key: Some(attestor(0)),
+        ..EngineConfig::default()
+    });
+    e.add_anchor(DOMAIN, f.policy.id);
+    let t = CREATED.plus_ms(10);
+    for m in [&f.policy, &f.proposal, &f.vote(0, Stance::Endorse, 9_000)] {
+        e.ingest(&m.bytes, Origin::Peer, t).expect("admitted");
+    }
+    let late = CLOSES.plus_ms(600_000);
+    let first = e.tick(late);
+    assert!(first.iter().any(|x| matches!(x, Effect::Sync { .. })));
+    assert!(
+        !first.iter().any(|x| matches!(x, Effect::Store { .. })),
+        "no receipt in the tick that asks for the sync: {first:?}"
+    );
+    let half = EngineConfig::default().finalize_grace_ms / 2;
+    assert_eq!(e.next_wakeup(), Some(late.plus_ms(half)));
+    let second = e.tick(late.plus_ms(half));
+    assert!(
+        second.iter().any(|x| matches!(x, Effect::Store { .. })),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn a_certified_escalation_makes_later_votes_evidence() {
+    let f = Fixture::new(&[10_000; 2], acp_protocol::build::default_rules());
+    let mut w = world_with(&f, 2, 4, 0);
+    w.submit(0, &f.vote(0, Stance::Endorse, 9_000));
+    w.submit(1, &f.vote(1, Stance::Challenge, 9_000));
+    w.run_until(CLOSES.plus_ms(5_000));
+    let now = w.now;
+    let r = w.engines[1].resolve(&f.proposal.id, now).expect("r");
+    assert_eq!(r.finality.state, State::Escalated);
+    assert!(
+        w.events[1]
+            .iter()
+            .any(|e| matches!(e, Event::Certified { resolution }
+        if resolution.finality.state == State::Escalated))
+    );
+    // A contradicting response by agent 0 dated at the close: evidence, no
+    // divergence.
+    let twin = f.vote_at(0, Stance::Challenge, 10_000, CLOSES);
+    let ing = w.engines[1]
+        .ingest(&twin.bytes, Origin::Sync, now)
+        .expect("a member's response");
+    assert!(
+        ing.effects
+            .iter()
+            .any(|x| matches!(x, Effect::Event(Event::AfterCertification { .. })))
+    );
+    let effects = w.engines[1].tick(now);
+    assert!(
+        !effects
+            .iter()
+            .any(|x| matches!(x, Effect::Event(Event::Divergence { .. }))),
+        "{effects:?}"
+    );
+}

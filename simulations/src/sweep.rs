@@ -473,7 +473,12 @@ pub fn charts(results: &Results, dir: &Path) -> Result<(), SimError> {
             ("unsettled".into(), series(&|p| p.unsettled_share)),
         ],
         Some((0.0, 1.05)),
-        Legend::MiddleRight,
+        // Over late_ms the curves dip in the middle; over strength they
+        // stay near 0 and 1.
+        match axis {
+            Axis::Strength => Legend::MiddleRight,
+            Axis::LateMs => Legend::LowerLeft,
+        },
     )?;
     let ms = |f: &dyn Fn(&Point) -> Option<u64>| -> Vec<(f64, f64)> {
         points

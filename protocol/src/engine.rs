@@ -708,7 +708,13 @@ impl Engine {
             Body::Proposal(p) => {
                 let grace = self.config.finalize_grace_ms;
                 self.deadlines.insert((p.closes_at.plus_ms(grace), id));
-                if self.node.is_some() {
+                // Only attestors sign, so only they sync before signing.
+                if let Some(node) = self.node
+                    && self
+                        .set
+                        .policy(&p.policy)
+                        .is_some_and(|pol| pol.attestor_of(&node).is_some())
+                {
                     self.sync_deadlines
                         .insert((p.closes_at.plus_ms(grace / 2), id));
                 }
@@ -1153,11 +1159,12 @@ impl Engine {
             // Once round 1 is open the votes are settled without us.
             track.round0.is_some() || r.finality.human_round_open
         };
-        // Receipts by keys the policy gives no role are not admitted anywhere.
+        // Only an organization's attestor signs: its receipt is what counts,
+        // and receipts by every member would cost every node N signature
+        // checks per decision for nothing a certificate reads.
         let policy = self.set.policy(&p.policy)?;
-        let has_role =
-            policy.attestor_of(&key.public()).is_some() || policy.member(&key.public()).is_some();
-        if signed || !has_role || !r.is_final || r.status == Status::Pending {
+        let attests = policy.attestor_of(&key.public()).is_some();
+        if signed || !attests || !r.is_final || r.status == Status::Pending {
             return newest;
         }
         let body = Body::Receipt(Receipt {

@@ -206,20 +206,21 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     let started = Instant::now();
     let d1 = Dir::new();
     let d2 = Dir::new();
-    // The peer's agent attests for the one organization; the victim's agent
-    // is a voting member, so it signs receipts too.
-    let org = common::org_root(0);
+    // Two organizations, each attested by one node's agent, so the victim
+    // signs receipts too — the thing a kill -9 must never make it do twice.
+    let (org, org2) = (common::org_root(0), common::org_root(1));
     let mut b = PolicyBuilder::new(DOMAIN)
         .organization_attested(&org, "acme", 10_000, &d1.agent.public())
+        .organization_attested(&org2, "globex", 10_000, &d2.agent.public())
         .member(&d1.agent.public(), 0, 5000)
-        .member(&d2.agent.public(), 0, 5000);
+        .member(&d2.agent.public(), 1, 5000);
     for i in 0..OBSERVERS {
         b = b.member(&observer(i).public(), 0, 0);
     }
     let pol_msg = b
         .rules(common::test_rules())
         .issued(1, common::now())
-        .sign(&[&org])
+        .sign(&[&org, &org2])
         .unwrap();
     let (pol, pol_bytes) = (pol_msg.id, pol_msg.bytes);
     // Both trust the genesis from config.toml, through every restart.

@@ -295,28 +295,29 @@ async fn hostile_peer_suite() {
     let backdater = Keypair::from_seed([53; 32]);
     let prober = Keypair::from_seed([54; 32]);
     let reporter = Keypair::from_seed([55; 32]);
-    // n1's agent attests for the one organization; n2's agent is a member,
-    // so both nodes sign receipts. The nodes' agents carry most of the
-    // authority: their two votes approve, and the proposal is certified.
-    let org = org_root(0);
-    let mut b =
-        PolicyBuilder::new(DOMAIN).organization_attested(&org, "acme", 10_000, &d1.agent.public());
-    for (k, authority) in [
-        (&d1.agent, 5000),
-        (&d2.agent, 5000),
-        (&proposer, 5000),
-        (&equivocator, 1000),
-        (&late, 1000),
-        (&backdater, 1000),
-        (&prober, 1000),
+    // Two organizations, attested by n1's and n2's agents, so both nodes
+    // sign receipts and the certificate needs both. The nodes' agents carry
+    // most of the authority: their two votes approve.
+    let (org, org2) = (org_root(0), org_root(1));
+    let mut b = PolicyBuilder::new(DOMAIN)
+        .organization_attested(&org, "acme", 10_000, &d1.agent.public())
+        .organization_attested(&org2, "globex", 10_000, &d2.agent.public());
+    for (k, organization, authority) in [
+        (&d1.agent, 0, 5000),
+        (&d2.agent, 1, 5000),
+        (&proposer, 0, 5000),
+        (&equivocator, 0, 1000),
+        (&late, 0, 1000),
+        (&backdater, 0, 1000),
+        (&prober, 0, 1000),
     ] {
-        b = b.member(&k.public(), 0, authority);
+        b = b.member(&k.public(), organization, authority);
     }
     let pol_msg = b
         .reporter(&reporter.public())
         .rules(test_rules())
         .issued(1, now())
-        .sign(&[&org])
+        .sign(&[&org, &org2])
         .unwrap();
     let (pol, pol_bytes) = (pol_msg.id, pol_msg.bytes.clone());
     // The HTTP client blocks: off the async workers.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use acp_node::launch::Launch;
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{ContentId, DecisionRules, Keypair, SignedMessage};
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 
 use crate::cluster::{
     self, DOMAIN, LatencyArgs, Node, Stats, event_times, has_all, held, launch_node, now_us, pace,
@@ -146,19 +146,7 @@ fn run(a: &Args, exe: &Path, n: usize) -> anyhow::Result<Run> {
             .collect::<Result<_, _>>()?;
         let t0 = now_us();
         submit(nodes[n - 1].api, &p.bytes)?;
-        std::thread::scope(|s| {
-            let hs: Vec<_> = votes
-                .iter()
-                .enumerate()
-                .map(|(j, v)| {
-                    let api = nodes[j].api;
-                    s.spawn(move || submit_vote(api, v))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().map_err(|_| anyhow!("vote thread panicked"))?)
-                .collect::<anyhow::Result<Vec<()>>>()
-        })?;
+        submit_votes(&nodes, &votes)?;
         started.push((p.id, t0, closes_us));
         pace(start, i, interval);
     }

@@ -107,8 +107,9 @@ pub fn launch_node(exe: &Path, dir: &Path, bootstrap: &[String]) -> anyhow::Resu
     })
 }
 
-/// One control-channel request on a fresh connection (as `acp submit` does).
-pub fn call(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
+/// One control-channel request on a fresh connection (as `acp submit`
+/// does); the answer whether or not the node accepted it.
+fn request(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
     let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = req.to_string();
@@ -116,7 +117,12 @@ pub fn call(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
     s.write_all(line.as_bytes())?;
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer)?;
-    let v: Value = serde_json::from_str(&answer).context("malformed control answer")?;
+    serde_json::from_str(&answer).context("malformed control answer")
+}
+
+/// [`request`], failing unless the node accepted it.
+pub fn call(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
+    let v = request(api, req)?;
     if v["ok"] != true {
         bail!("node refused: {}", v["error"]);
     }
@@ -135,14 +141,7 @@ pub fn submit_vote(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let req = json!({"op": "submit", "hex": hex::encode(bytes)});
     loop {
-        let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut line = req.to_string();
-        line.push('\n');
-        s.write_all(line.as_bytes())?;
-        let mut answer = String::new();
-        BufReader::new(s).read_line(&mut answer)?;
-        let v: Value = serde_json::from_str(&answer).context("malformed control answer")?;
+        let v = request(api, &req)?;
         if v["ok"] == true {
             return Ok(());
         }
@@ -154,6 +153,25 @@ pub fn submit_vote(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Vote `j` submitted on node `j`, all at once, as agents on their own
+/// nodes would.
+pub fn submit_votes(nodes: &[Node], votes: &[Vec<u8>]) -> anyhow::Result<()> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = votes
+            .iter()
+            .enumerate()
+            .map(|(j, v)| {
+                let api = nodes[j].api;
+                s.spawn(move || submit_vote(api, v))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("vote thread panicked"))?)
+            .collect::<anyhow::Result<Vec<()>>>()
+    })?;
+    Ok(())
 }
 
 pub fn status(api: SocketAddr) -> anyhow::Result<Value> {
@@ -424,19 +442,7 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
             .collect::<Result<_, _>>()?;
         let t0 = now_us();
         submit(nodes[n - 1].api, &p.bytes)?;
-        std::thread::scope(|s| {
-            let hs: Vec<_> = votes
-                .iter()
-                .enumerate()
-                .map(|(j, v)| {
-                    let api = nodes[j].api;
-                    s.spawn(move || submit_vote(api, v))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().map_err(|_| anyhow!("vote thread panicked"))?)
-                .collect::<anyhow::Result<Vec<()>>>()
-        })?;
+        submit_votes(&nodes, &votes)?;
         started.push((p.id, t0));
         pace(start, i, interval);
     }

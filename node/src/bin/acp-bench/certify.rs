@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 
 use crate::cluster::{
     self, DOMAIN, LatencyArgs, Node, Stats, event_times, has_all, held, launch_node, now_us, pace,
-    proposal, response, stats, submit, submit_vote, total_sent, wait_for,
+    proposal, response, stats, submit, submit_votes, total_sent, wait_for,
 };
 use crate::util::{Scratch, key, load, proc_sample};
 

@@ -7,8 +7,9 @@
 //! - [`scenario`]: the TOML scenario format.
 //! - [`world`]: the event queue, nodes (one `Engine` each), links, agents,
 //!   Byzantine behaviours, faults and anti-entropy.
-//! - [`metrics`]: agreement, accuracy, escalation, latency, traffic, trust;
-//!   CSV and JSON output.
+//! - [`metrics`]: certified finality (changes after certification, shares,
+//!   time to certificate), agreement, accuracy, escalation, latency,
+//!   traffic, trust; CSV and JSON output.
 //! - [`plot`]: SVG charts.
 //! - [`sweep`]: the adversary grid (strength × seeds, with or without
 //!   partitions) and its certified-finality curves.

@@ -64,6 +64,8 @@ pub struct Topology {
     /// Domains (one policy and one gossip topic each).
     pub domains: usize,
     /// Honest organizations per domain; members are spread round-robin.
+    /// Each organization's attestor runs on a node of the domain, so a
+    /// domain needs at least this many nodes (one more with a sybil).
     pub organizations: usize,
     /// Eager-push mesh degree per topic (gossipsub `D`).
     pub mesh_degree: usize,

@@ -262,8 +262,8 @@ pub struct Node {
     mesh: Vec<usize>,
     agents: Vec<usize>,
     uplink_free: Micros,
-    /// This node runs its organization's attestor key and signs receipts
-    /// for results it did not compute (see [`World::sign_also`]).
+    /// This node runs its organization's attestor key and also signs
+    /// receipts for results it did not compute.
     pub equivocating_attestor: bool,
     /// Round-0 results this node's key signed, by proposal (its engine's
     /// receipt and, for an equivocating attestor, the extra ones).
@@ -656,9 +656,9 @@ impl World {
             // The last generated org is the sybil one; remember it before sorting.
             let sybil_root = has_sybil.then(|| org_keys[n_orgs - 1].public());
             org_keys.sort_by_key(Keypair::public);
-            // Each organization runs nodes; the receipt key of one of them is
-            // its attestor. Placement is drawn per seed so that partitions
-            // split the attestors in every way over a sweep.
+            // One node per organization runs its attestor key; the others
+            // observe. Placement is drawn per seed so that, over a sweep,
+            // partitions split the attestors in every way.
             let mut placed = dnodes.clone();
             rng.shuffle(&mut placed);
             let attestors = &placed[..n_orgs];

@@ -22,10 +22,10 @@ use acp_protocol::{ContentId, DecisionRules, Keypair, SignedMessage};
 use anyhow::{Context, bail};
 
 use crate::cluster::{
-    self, DOMAIN, LatencyArgs, Node, Stats, event_times, has_all, held, launch_node, now_us, pace,
-    proposal, response, stats, submit, submit_votes, total_sent, wait_for,
+    self, DOMAIN, LatencyArgs, Node, Stats, cpu_ticks, event_times, has_all, held, launch_node,
+    pace, propose_and_vote, stats, submit, total_sent, wait_for,
 };
-use crate::util::{Scratch, key, load, proc_sample};
+use crate::util::{Scratch, key, load};
 
 /// Options of `acp-bench certify`.
 #[derive(clap::Args, Debug)]
@@ -128,25 +128,16 @@ fn run(a: &Args, exe: &Path, n: usize) -> anyhow::Result<Run> {
     })?;
     let k = a.k.min(n);
     let total = a.proposals + WARMUP;
-    let cpu =
-        |nodes: &[Node]| -> u64 { nodes.iter().map(|nd| proc_sample(nd.pid()).cpu_ticks).sum() };
-    let (cpu0, held0, (sent0, _)) = (cpu(&nodes), held(&nodes[0]), total_sent(&nodes)?);
+    let (cpu0, held0, (sent0, _)) = (cpu_ticks(&nodes), held(&nodes[0]), total_sent(&nodes)?);
     let interval = Duration::from_millis(a.interval_ms);
     let start = Instant::now();
     let mut started: Vec<(ContentId, u64, u64)> = Vec::new();
     for i in 0..total {
-        let p = proposal(&proposer, pol.id, i as u64, a.closes_in_ms)?;
+        let (p, t0) = propose_and_vote(&nodes, &proposer, &agents[..k], pol.id, i, a.closes_in_ms)?;
         let closes_us = match p.body() {
             acp_protocol::Body::Proposal(b) => b.closes_at.0 * 1_000,
             _ => 0,
         };
-        let votes: Vec<Vec<u8>> = agents[..k]
-            .iter()
-            .map(|ag| response(ag, p.id).map(|m| m.bytes))
-            .collect::<Result<_, _>>()?;
-        let t0 = now_us();
-        submit(nodes[n - 1].api, &p.bytes)?;
-        submit_votes(&nodes, &votes)?;
         started.push((p.id, t0, closes_us));
         pace(start, i, interval);
     }
@@ -169,7 +160,7 @@ fn run(a: &Args, exe: &Path, n: usize) -> anyhow::Result<Run> {
                 .then_some(())
         },
     );
-    let cpu_ms = (cpu(&nodes) - cpu0) as f64 * 10.0 / total as f64;
+    let cpu_ms = (cpu_ticks(&nodes) - cpu0) as f64 * 10.0 / total as f64;
     let messages = held(&nodes[0]).saturating_sub(held0) as f64 / total as f64;
     let bytes = total_sent(&nodes)?.0.saturating_sub(sent0) as f64 / total as f64;
     let logs = logs(&nodes);

@@ -155,6 +155,33 @@ pub fn submit_vote(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// CPU ticks (10 ms) used so far by all the nodes' processes.
+pub fn cpu_ticks(nodes: &[Node]) -> u64 {
+    nodes.iter().map(|nd| proc_sample(nd.pid()).cpu_ticks).sum()
+}
+
+/// Proposal number `i` submitted on the last node by `proposer`, then a vote
+/// by each of `agents` on its own node; returns the proposal and the time
+/// just before it was submitted.
+pub fn propose_and_vote(
+    nodes: &[Node],
+    proposer: &Keypair,
+    agents: &[Keypair],
+    policy: ContentId,
+    i: usize,
+    closes_in_ms: u64,
+) -> anyhow::Result<(SignedMessage, u64)> {
+    let p = proposal(proposer, policy, i as u64, closes_in_ms)?;
+    let votes: Vec<Vec<u8>> = agents
+        .iter()
+        .map(|ag| response(ag, p.id).map(|m| m.bytes))
+        .collect::<Result<_, _>>()?;
+    let t0 = now_us();
+    submit(nodes[nodes.len() - 1].api, &p.bytes)?;
+    submit_votes(nodes, &votes)?;
+    Ok((p, t0))
+}
+
 /// Vote `j` submitted on node `j`, all at once, as agents on their own
 /// nodes would.
 pub fn submit_votes(nodes: &[Node], votes: &[Vec<u8>]) -> anyhow::Result<()> {
@@ -430,26 +457,17 @@ fn acp_run(a: &LatencyArgs, exe: &Path, n: usize, k: usize) -> anyhow::Result<St
     let total = a.proposals + 3;
     let mut started: Vec<(ContentId, u64)> = Vec::new();
     let interval = Duration::from_millis(a.interval_ms);
-    let cpu =
-        |nodes: &[Node]| -> u64 { nodes.iter().map(|nd| proc_sample(nd.pid()).cpu_ticks).sum() };
-    let cpu0 = cpu(&nodes);
+    let cpu0 = cpu_ticks(&nodes);
     let start = Instant::now();
     for i in 0..total {
-        let p = proposal(&proposer, pol.id, i as u64, a.closes_in_ms)?;
-        let votes: Vec<Vec<u8>> = agents
-            .iter()
-            .map(|ag| response(ag, p.id).map(|m| m.bytes))
-            .collect::<Result<_, _>>()?;
-        let t0 = now_us();
-        submit(nodes[n - 1].api, &p.bytes)?;
-        submit_votes(&nodes, &votes)?;
+        let (p, t0) = propose_and_vote(&nodes, &proposer, &agents, pol.id, i, a.closes_in_ms)?;
         started.push((p.id, t0));
         pace(start, i, interval);
     }
     // Let the last decisions land in the logs.
     std::thread::sleep(Duration::from_secs(3));
     // Ticks are 10 ms; includes background (heartbeats, sync) over the run.
-    let cpu_ms = (cpu(&nodes) - cpu0) as f64 * 10.0 / total as f64;
+    let cpu_ms = (cpu_ticks(&nodes) - cpu0) as f64 * 10.0 / total as f64;
     let logs: Vec<HashMap<String, u64>> = nodes.iter().map(|nd| decided_times(&nd.log)).collect();
     let mut lat = Vec::new();
     let mut missing = 0;

@@ -112,7 +112,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
         builder = builder.member(&k.public(), v.1, BPS_ONE);
     }
     let policy = builder
-        .issued(1, acp_node::node::now())
+        .issued(1, acp_node::service::now())
         .sign(&[&marketing, &finance])?;
 
     out.line("Lumen Outdoor: marketing and finance agents on campaign spend, one node per agent");
@@ -135,7 +135,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
             confidence_bps: 8_000,
             stakes: 25_000_000,
             evidence: vec!["media-plan:ST27-v3".into(), "brand-lift:SPR26".into()],
-            created_at: acp_node::node::now(),
+            created_at: acp_node::service::now(),
             window_ms: WINDOW_MS,
         },
     )?;
@@ -145,7 +145,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
         show::id(&p.id)
     ));
     for (v, k) in voters.iter().zip(&keys) {
-        let r = msg::response(k, &p, v.2, v.3, v.4, &[], acp_node::node::now())?;
+        let r = msg::response(k, &p, v.2, v.3, v.4, &[], acp_node::service::now())?;
         play.submit(v.0, &r).await?;
     }
 

@@ -118,7 +118,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
             min_window_ms: 1_000,
             max_window_ms: 3_600_000,
         })
-        .issued(1, acp_node::node::now())
+        .issued(1, acp_node::service::now())
         .sign(&[&fraud_ops, &cx_org])?;
 
     out.line(format!(
@@ -156,10 +156,10 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         let coin = dice.chance(50);
         let amount = 40 + dice.next() % 2_400;
         let payment = format!("PAY-{}", 40_117 + round * 37);
-        let mut created = acp_node::node::now();
+        let mut created = acp_node::service::now();
         while created <= last_report {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            created = acp_node::node::now();
+            created = acp_node::service::now();
         }
         let p = msg::proposal(
             &gateway,
@@ -217,7 +217,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         ];
         let mut ids = Vec::with_capacity(votes.len());
         for (name, key, stance, conf, why) in votes {
-            let r = msg::response(key, &p, stance, conf, why, &[], acp_node::node::now())?;
+            let r = msg::response(key, &p, stance, conf, why, &[], acp_node::service::now())?;
             ids.push(play.submit(name, &r).await?);
         }
         for id in &ids {
@@ -230,7 +230,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         } else {
             (Outcome::Failed, "cardholder confirmed the purchase")
         };
-        last_report = acp_node::node::now();
+        last_report = acp_node::service::now();
         let report = msg::outcome(&reporter, &p, outcome, note, last_report)?;
         play.publish("payment-gateway", &report).await?;
         proposals.push((payment, amount, fraud, p));

@@ -65,7 +65,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
         .member(&keys[1].public(), 0, 10_000)
         .member(&keys[2].public(), 1, 8_000)
         .member(&keys[3].public(), 2, 6_000)
-        .issued(1, acp_node::node::now())
+        .issued(1, acp_node::service::now())
         .sign(&[&roots[0], &roots[1], &roots[2]])?;
 
     out.line("Northwind Bank: loan approval across three units, one node per agent on 127.0.0.1");
@@ -153,7 +153,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
                 confidence_bps: 7_500,
                 stakes: *stakes,
                 evidence: vec![(*evidence).to_owned()],
-                created_at: acp_node::node::now(),
+                created_at: acp_node::service::now(),
                 window_ms: WINDOW_MS,
             },
         )?;
@@ -176,7 +176,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
                 *conf,
                 why,
                 evidence,
-                acp_node::node::now(),
+                acp_node::service::now(),
             )?;
             play.submit(agent, &r).await?;
         }

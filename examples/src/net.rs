@@ -10,19 +10,17 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use acp_node::api::{self, ApiKeys, ApiState};
-use acp_node::node::{Core, CoreConfig, NodeHandle, Query};
-use acp_node::p2p::{self, NetConfig};
-use acp_node::store::SledStore;
-use acp_node::{config, keys, view};
+use acp_node::config::Config;
+use acp_node::keys;
+use acp_node::service::{NodeHandle, Query};
+use acp_node::surface::api::{self, ApiKeys, ApiState};
+use acp_node::surface::view;
 use acp_protocol::finality::State;
 use acp_protocol::{Body, ContentId, Keypair, PublicKey, SignedMessage, Status, Timestamp};
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// How long any wait for the network gives up after.
@@ -41,8 +39,9 @@ pub struct Node {
     pub handle: NodeHandle,
     /// The TCP listen address, ending in `/p2p/<peer id>`.
     pub addr: String,
+    _node: acp_node::Node,
+    /// Extra API servers started by [`Network::serve_api`].
     tasks: Vec<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for Node {
@@ -391,63 +390,27 @@ async fn start_node(
     (domain, genesis): (&str, ContentId),
     bootstrap: &[String],
 ) -> anyhow::Result<Node> {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("acp-example-{name}-"))
-        .tempdir()?;
-    let peer_key = keys::create_peer_key(&dir.path().join(keys::PEER_KEY_FILE))?;
-    let store = SledStore::open(&dir.path().join(config::STORE_DIR))?;
-    let net_cfg = NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        bootstrap: bootstrap
-            .iter()
-            .map(|a| a.parse())
-            .collect::<Result<_, _>>()?,
-        domains: vec![domain.to_owned()],
-        mdns: false,
-        max_message_bytes: acp_protocol::codec::MAX_MESSAGE_BYTES,
-        queue_capacity: 1024,
-        mesh_degree: p2p::DEFAULT_MESH_DEGREE,
-    };
-    let (client, events, event_loop) = p2p::new(peer_key, &net_cfg)?;
-    let peer_id = client.local_peer_id();
-    let (mut core, handle) = Core::new(
-        agent.clone(),
-        Arc::new(store),
-        client,
-        events,
-        CoreConfig {
-            domains: vec![domain.to_owned()],
-            anchors: BTreeMap::from([(domain.to_owned(), genesis)]),
-            // Anchors stay in memory: the data directory is thrown away.
-            data_dir: None,
-            sync_interval: Duration::from_secs(1),
-            sync_batch: 256,
-            queue_capacity: 1024,
-        },
-    )?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    core.on_listen(move |addr| {
-        let _ = tx.send(addr.to_string());
-    });
-    let tasks = vec![tokio::spawn(event_loop.run()), tokio::spawn(core.run())];
-    let addr = tokio::time::timeout(WAIT_LIMIT, async {
-        while let Some(a) = rx.recv().await {
-            if a.contains("/tcp/") {
-                return Some(a);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| anyhow!("no listen address"))?;
+    // Ephemeral: a temporary store and anchors in memory only, as the data
+    // is thrown away with the scenario.
+    let mut cfg = Config::ephemeral([domain]);
+    cfg.bootstrap = bootstrap.to_vec();
+    cfg.sync_interval_secs = 1;
+    cfg.anchors = BTreeMap::from([(domain.to_owned(), genesis)]);
+    let node = acp_node::Node::builder(cfg)
+        .agent(agent.clone())
+        .spawn()
+        .await
+        .with_context(|| format!("starting node {name}"))?;
+    let addr = node
+        .tcp_addr(WAIT_LIMIT)
+        .await
+        .ok_or_else(|| anyhow!("{name}: no listen address"))?;
     Ok(Node {
         name: name.to_owned(),
         agent: agent.clone(),
-        handle,
-        addr: format!("{addr}/p2p/{peer_id}"),
-        tasks,
-        _dir: dir,
+        handle: node.handle().clone(),
+        addr: addr.to_string(),
+        _node: node,
+        tasks: Vec::new(),
     })
 }

@@ -86,7 +86,7 @@ pub fn stance(s: Stance) -> &'static str {
 
 /// A status as the nodes name it.
 pub fn status(s: Status) -> &'static str {
-    acp_node::view::status_str(s)
+    acp_node::surface::view::status_str(s)
 }
 
 /// How far certification went, with `by` of the `of` organizations signing

@@ -126,7 +126,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
             .position(|o| o.name == RETAILER)
             .ok_or_else(|| anyhow::anyhow!("retailer missing from the policy"))? as u16;
     let policy = builder
-        .issued(1, acp_node::node::now())
+        .issued(1, acp_node::service::now())
         .sign(&[&roots[0], &roots[1], &roots[2]])?;
 
     out.line("Supply chain: three organizations, six agents, one node per agent on 127.0.0.1");
@@ -154,7 +154,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
             confidence_bps: 6_000,
             stakes: 1_420_000,
             evidence: vec!["port-notice:KOP-2026-311 (strike, 9 days)".into()],
-            created_at: acp_node::node::now(),
+            created_at: acp_node::service::now(),
             window_ms: WINDOW_MS,
         },
     )?;
@@ -171,7 +171,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
             a.confidence,
             a.reasoning,
             &[],
-            acp_node::node::now(),
+            acp_node::service::now(),
         )?;
         play.submit(a.name, &r).await?;
     }

@@ -70,7 +70,8 @@ pub struct Config {
     /// Domains whose gossip topics (`acp/2/<domain>`) the node joins.
     pub domains: Vec<String>,
     /// Address of the local control API. Keep it on loopback.
-    pub api_addr: SocketAddr,
+    #[serde(alias = "api_addr")]
+    pub control_addr: SocketAddr,
     /// Address of the HTTP API and the escalation page (bearer token).
     pub http_addr: SocketAddr,
     /// Discover peers on the local network with mDNS.
@@ -109,17 +110,17 @@ impl Default for Config {
             ],
             bootstrap: Vec::new(),
             domains: vec!["default".into()],
-            api_addr: SocketAddr::from(([127, 0, 0, 1], 7420)),
+            control_addr: SocketAddr::from(([127, 0, 0, 1], 7420)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7421)),
             mdns: true,
             sync_interval_secs: 30,
             sync_batch: 256,
             max_message_bytes: acp_protocol::codec::MAX_MESSAGE_BYTES,
             queue_capacity: 1024,
-            gossip_mesh_degree: crate::p2p::DEFAULT_MESH_DEGREE,
+            gossip_mesh_degree: crate::transport::p2p::DEFAULT_MESH_DEGREE,
             log_json: false,
-            api_rate_per_sec: crate::api::DEFAULT_RATE_PER_SEC,
-            api_rate_burst: crate::api::DEFAULT_RATE_BURST,
+            api_rate_per_sec: crate::surface::api::DEFAULT_RATE_PER_SEC,
+            api_rate_burst: crate::surface::api::DEFAULT_RATE_BURST,
             redis_url: None,
             anchors: BTreeMap::new(),
         }
@@ -127,6 +128,20 @@ impl Default for Config {
 }
 
 impl Config {
+    /// A node reachable on loopback only, every port chosen by the OS, mDNS
+    /// off, joined to `domains`: for tests, examples and benchmarks.
+    pub fn ephemeral<I: IntoIterator<Item = S>, S: Into<String>>(domains: I) -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            domains: domains.into_iter().map(Into::into).collect(),
+            control_addr: loopback,
+            http_addr: loopback,
+            mdns: false,
+            ..Self::default()
+        }
+    }
+
     /// Parses and checks a configuration.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let cfg: Self = toml::from_str(text).map_err(|e| {
@@ -224,7 +239,7 @@ bootstrap = {bootstrap}
 domains = {domains}
 
 # Local control API (submission, queries). Loopback only: it has no authentication.
-api_addr = "{api}"
+control_addr = "{api}"
 
 # HTTP API (/v1, OpenAPI at /v1/openapi.json) and the escalation page (/ui/).
 # Every /v1 route except /v1/health needs `Authorization: Bearer <api.token>`.
@@ -279,7 +294,7 @@ api_rate_burst = {burst}
             listen = list(&self.listen),
             bootstrap = list(&self.bootstrap),
             domains = list(&self.domains),
-            api = self.api_addr,
+            api = self.control_addr,
             http = self.http_addr,
             mdns = self.mdns,
             sync = self.sync_interval_secs,

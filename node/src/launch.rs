@@ -8,9 +8,9 @@
 //! # fn main() -> Result<(), acp_node::launch::LaunchError> {
 //! use acp_node::launch::Launch;
 //! let launch = Launch::new("target/release/acp", "/tmp/n0");
-//! launch.init(["--listen", "/ip4/127.0.0.1/tcp/0", "--api-addr", "127.0.0.1:0"])?;
+//! launch.init(["--listen", "/ip4/127.0.0.1/tcp/0", "--control-addr", "127.0.0.1:0"])?;
 //! let started = launch.start()?;
-//! println!("control API on {}", started.announced.api);
+//! println!("control API on {}", started.announced.control);
 //! # Ok(())
 //! # }
 //! ```
@@ -45,7 +45,7 @@ pub enum LaunchError {
         missing: String,
         log_tail: String,
     },
-    /// An `ACP-API` or `ACP-HTTP` line did not hold a socket address.
+    /// An `ACP-CONTROL` or `ACP-HTTP` line did not hold a socket address.
     #[error("launch: node in {dir} announced a malformed line {line:?}")]
     Malformed { dir: PathBuf, line: String },
 }
@@ -55,8 +55,8 @@ pub enum LaunchError {
 pub struct Announced {
     /// `ACP-PEER`: the libp2p peer id.
     pub peer: String,
-    /// `ACP-API`: the JSON-lines control channel.
-    pub api: SocketAddr,
+    /// `ACP-CONTROL`: the JSON-lines control channel.
+    pub control: SocketAddr,
     /// `ACP-HTTP`: the HTTP API.
     pub http: SocketAddr,
     /// `ACP-PAGE`: the escalation page, with the token in the fragment.
@@ -219,7 +219,7 @@ impl Launch {
         let args = [
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
-            "--api-addr",
+            "--control-addr",
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
@@ -314,7 +314,7 @@ impl Launch {
 #[derive(Default)]
 struct Seen {
     peer: Option<String>,
-    api: Option<SocketAddr>,
+    control: Option<SocketAddr>,
     http: Option<SocketAddr>,
     page: Option<String>,
     tcp: Option<String>,
@@ -329,7 +329,7 @@ impl Seen {
         let value = value.to_owned();
         match kind {
             "ACP-PEER" => self.peer = Some(value),
-            "ACP-API" => self.api = Some(value.parse().map_err(|_| ())?),
+            "ACP-CONTROL" => self.control = Some(value.parse().map_err(|_| ())?),
             "ACP-HTTP" => self.http = Some(value.parse().map_err(|_| ())?),
             "ACP-PAGE" => self.page = Some(value),
             "ACP-LISTEN" if value.contains("/tcp/") => {
@@ -346,7 +346,7 @@ impl Seen {
     fn missing(&self, quic: bool) -> Vec<&'static str> {
         [
             ("ACP-PEER", self.peer.is_none()),
-            ("ACP-API", self.api.is_none()),
+            ("ACP-CONTROL", self.control.is_none()),
             ("ACP-HTTP", self.http.is_none()),
             ("ACP-PAGE", self.page.is_none()),
             ("a TCP ACP-LISTEN", self.tcp.is_none()),
@@ -363,7 +363,7 @@ impl Seen {
         }
         Some(Announced {
             peer: self.peer.clone()?,
-            api: self.api?,
+            control: self.control?,
             http: self.http?,
             page: self.page.clone()?,
             tcp: self.tcp.clone()?,

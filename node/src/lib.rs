@@ -1,25 +1,29 @@
-//! `acp-node`: drives the [`acp_protocol::Engine`] with real IO.
+//! `acp-node`: the ACP node as a library. It drives the sans-IO
+//! [`acp_protocol::Engine`] with real IO and is what `acp node`, the demo,
+//! the benchmarks, the examples and the tests all start, through one entry
+//! point: [`Node::builder`].
 //!
-//! - [`store`]: sled behind a small `Store` trait, the durable message set;
-//! - [`commit`]: group commit, one flush for every write waiting on it;
-//! - [`keys`], [`config`]: the data directory, key files and `config.toml`;
-//! - [`p2p`]: libp2p transport (one event loop owning the swarm, a cloneable client);
-//! - [`api`]: the sidecar HTTP API (bearer token, OpenAPI, server-sent events) and the escalation page.
-//! - [`metrics`]: Prometheus text at `GET /metrics`.
-//! - [`redis`]: a second transport, the same signed messages over Redis Streams.
-//! - [`launch`]: starts `acp node` as a child process and reads the addresses it announces.
-//! - [`view`]: the JSON of a proposal's finality and receipts, the same on every surface.
+//! - [`service`]: the core task, the one owner of the engine and the store;
+//!   every transport and surface talks to it through a [`service::NodeHandle`].
+//! - [`transport`]: libp2p gossipsub and sync, anti-entropy rounds, Redis Streams.
+//! - [`storage`]: sled behind a small `Store` trait, and group commit.
+//! - [`surface`]: the sidecar HTTP API and escalation page, the control
+//!   channel, Prometheus metrics, the JSON view of finality.
+//! - [`config`], [`keys`]: the data directory, key files and `config.toml`.
+//! - [`launch`]: starts `acp node` as a child process, for tests and tools
+//!   where the process boundary is the point (crash, namespaces).
+//!
+//! It is not a command-line program: the `acp` and `acp-bench` binaries live
+//! in the `acp-cli` crate, and this crate depends on no CLI, HTTP-client or
+//! MCP library.
 
-pub mod api;
-pub mod commit;
+mod builder;
 pub mod config;
-pub mod control;
 pub mod keys;
 pub mod launch;
-pub mod metrics;
-pub mod node;
-pub mod p2p;
-pub mod redis;
-pub mod store;
-pub mod sync;
-pub mod view;
+pub mod service;
+pub mod storage;
+pub mod surface;
+pub mod transport;
+
+pub use builder::{Node, NodeBuilder, StartError};

@@ -64,7 +64,7 @@ fn tokens_sizes_loopback_and_identity() {
     // Over-size bodies: 413 with the typed code, on raw and JSON routes.
     let mut too_large = 0;
     for path in ["/messages", "/proposals"] {
-        let big = vec![b'x'; acp_node::api::MAX_BODY_BYTES + 1];
+        let big = vec![b'x'; acp_node::surface::api::MAX_BODY_BYTES + 1];
         let (s, v) = send(
             c.post(url(path))
                 .bearer_auth(&node.token)
@@ -83,7 +83,7 @@ fn tokens_sizes_loopback_and_identity() {
     // `acp init` writes when given no address.
     let d = acp_node::config::Config::default();
     assert_eq!(d.http_addr.ip().to_string(), "127.0.0.1");
-    assert_eq!(d.api_addr.ip().to_string(), "127.0.0.1");
+    assert_eq!(d.control_addr.ip().to_string(), "127.0.0.1");
     let fresh = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_acp"))
         .arg("--data-dir")
@@ -98,12 +98,12 @@ fn tokens_sizes_loopback_and_identity() {
     );
     let written = acp_node::config::Config::load(fresh.path()).unwrap();
     assert_eq!(written.http_addr.ip().to_string(), "127.0.0.1");
-    assert_eq!(written.api_addr.ip().to_string(), "127.0.0.1");
+    assert_eq!(written.control_addr.ip().to_string(), "127.0.0.1");
     assert_eq!(
         (written.api_rate_per_sec, written.api_rate_burst),
         (
-            acp_node::api::DEFAULT_RATE_PER_SEC,
-            acp_node::api::DEFAULT_RATE_BURST
+            acp_node::surface::api::DEFAULT_RATE_PER_SEC,
+            acp_node::surface::api::DEFAULT_RATE_BURST
         )
     );
     // The running node printed a loopback HTTP address.

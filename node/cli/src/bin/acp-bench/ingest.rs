@@ -25,9 +25,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use acp_node::commit::GroupCommit;
-use acp_node::node::write_effects;
-use acp_node::store::{SledStore, Store};
+use acp_node::service::write_effects;
+use acp_node::storage::commit::GroupCommit;
+use acp_node::storage::store::{SledStore, Store};
 use acp_protocol::build::{PolicyBuilder, default_rules, proposal, response};
 use acp_protocol::crypto::{self, VerifyItem};
 use acp_protocol::{
@@ -78,7 +78,7 @@ fn corpus(a: &Args) -> anyhow::Result<Corpus> {
         b = b.member(&ag.public(), 0, 5_000);
     }
     let policy = b.rules(default_rules()).sign(&[&org])?;
-    let t0 = acp_node::node::now().0;
+    let t0 = acp_node::service::now().0;
     let mut setup = vec![policy.bytes.clone()];
     let mut responses = Vec::new();
     let mut props: Vec<SignedMessage> = Vec::new();
@@ -133,7 +133,7 @@ fn fixture(c: &Corpus, with_store: bool) -> anyhow::Result<Fixture> {
         ..EngineConfig::default()
     });
     engine.add_anchor(DOMAIN, c.genesis);
-    let now = acp_node::node::now();
+    let now = acp_node::service::now();
     let (store, dir) = if with_store {
         let d = Scratch::new("ingest")?;
         (Some(Arc::new(SledStore::open(&d.0)?)), Some(d))
@@ -202,7 +202,7 @@ fn variant_rate(c: &Corpus, v: Variant, a: &Args) -> anyhow::Result<f64> {
         Variant::FlushEach => {
             let s = store.context("store")?;
             for m in msgs {
-                let now = acp_node::node::now();
+                let now = acp_node::service::now();
                 let ing = f
                     .engine
                     .ingest(m, Origin::Local, now)
@@ -214,7 +214,7 @@ fn variant_rate(c: &Corpus, v: Variant, a: &Args) -> anyhow::Result<f64> {
         }
         Variant::EngineOnly => {
             for chunk in msgs.chunks(a.batch) {
-                let now = acp_node::node::now();
+                let now = acp_node::service::now();
                 for m in chunk {
                     f.engine
                         .ingest(m, Origin::Peer, now)
@@ -227,7 +227,7 @@ fn variant_rate(c: &Corpus, v: Variant, a: &Args) -> anyhow::Result<f64> {
             let s = store.context("store")?;
             let commit = commit.as_mut().context("commit")?;
             for chunk in msgs.chunks(a.batch) {
-                let now = acp_node::node::now();
+                let now = acp_node::service::now();
                 let mut effects = Vec::new();
                 if v == Variant::BatchVerify {
                     let items: Vec<(&[u8], Origin)> =

@@ -200,7 +200,7 @@ impl NsNode {
         let args = [
             "--listen",
             listen,
-            "--api-addr",
+            "--control-addr",
             API,
             "--no-mdns",
             "--domain",

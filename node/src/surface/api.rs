@@ -4,7 +4,7 @@
 //! under `/v1` except `GET /v1/health` needs `Authorization: Bearer <token>`,
 //! the token `acp init` writes to `<data-dir>/api.token` (mode 0600). The
 //! OpenAPI document is `GET /v1/openapi.json`. `GET /metrics` serves
-//! Prometheus text ([`crate::metrics`]) and needs the same bearer token.
+//! Prometheus text ([`crate::surface::metrics`]) and needs the same bearer token.
 //! The escalation page (`/ui/`)
 //! is static HTML, JS and CSS compiled into the binary; it holds no data and
 //! calls the API with the token it reads from the URL fragment.
@@ -60,15 +60,15 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::OpenApi;
 
 use crate::config::ConfigError;
-use crate::node::{self, AnchorError, NodeHandle, Query as NodeQuery, SubmitError};
-use crate::view::{self, status_str};
+use crate::service::{self, AnchorError, NodeHandle, Query as NodeQuery, SubmitError};
+use crate::surface::view::{self, status_str};
 
 /// Largest request body: one message of the largest kind, hex or JSON, with room.
 pub const MAX_BODY_BYTES: usize = 2 * acp_protocol::codec::MAX_MESSAGE_BYTES + 64 * 1024;
 
-const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const STYLE_CSS: &str = include_str!("../web/style.css");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 /// Why a confidence was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -178,8 +178,8 @@ impl From<ConfidenceError> for ApiError {
     }
 }
 
-impl From<node::NodeError> for ApiError {
-    fn from(_: node::NodeError) -> Self {
+impl From<service::NodeError> for ApiError {
+    fn from(_: service::NodeError) -> Self {
         Self::stopped()
     }
 }
@@ -674,9 +674,9 @@ async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
 async fn metrics(State(st): State<ApiState>) -> ApiResult<HttpResponse> {
     let figures =
         st.0.handle
-            .with_engine(crate::metrics::engine_figures)
+            .with_engine(crate::surface::metrics::engine_figures)
             .await?;
-    let text = crate::metrics::render(st.0.handle.metrics(), &figures);
+    let text = crate::surface::metrics::render(st.0.handle.metrics(), &figures);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -753,7 +753,7 @@ async fn create_proposal(
         Value::Null => "{}".to_owned(),
         v => v.to_string(),
     };
-    let created_at = node::now();
+    let created_at = service::now();
     let body = Body::Proposal(Proposal {
         proposer: st.0.keys.agent.public(),
         domain: p.domain,
@@ -801,7 +801,7 @@ async fn respond(
         confidence_bps,
         reasoning: r.reasoning,
         evidence: r.evidence,
-        issued_at: node::now(),
+        issued_at: service::now(),
     });
     let bytes = sign(body, &st.0.keys.agent)?;
     submit(&st, bytes).await
@@ -829,7 +829,11 @@ async fn decide(
     // receipts open the human round.
     let status =
         st.0.handle
-            .with_engine(move |e| e.resolve(&id, node::now()).map(|r| r.final_status()).ok())
+            .with_engine(move |e| {
+                e.resolve(&id, service::now())
+                    .map(|r| r.final_status())
+                    .ok()
+            })
             .await?;
     if status != Some(Status::Escalated) {
         return Err(ApiError::conflict(
@@ -846,14 +850,14 @@ async fn decide(
         proposal: id,
         verdict: d.verdict,
         rationale: d.rationale,
-        decided_at: node::now(),
+        decided_at: service::now(),
     });
     let bytes = sign(body, &human)?;
     let (code, Json(submitted)) = submit(&st, bytes).await?;
     let (status, finality) =
         st.0.handle
             .with_engine(move |e| {
-                let pkg = e.decision_package(&id, node::now()).ok()?;
+                let pkg = e.decision_package(&id, service::now()).ok()?;
                 let r = &pkg.resolution;
                 Some((
                     status_str(r.final_status()).to_owned(),
@@ -896,7 +900,7 @@ async fn report_outcome(
         proposal: id,
         outcome: o.outcome,
         note: o.note,
-        reported_at: node::now(),
+        reported_at: service::now(),
     });
     let bytes = sign(body, &reporter)?;
     submit(&st, bytes).await
@@ -930,7 +934,7 @@ async fn list_proposals(
     let list =
         st.0.handle
             .with_engine(move |e| {
-                let t = node::now();
+                let t = service::now();
                 let domains: Vec<String> = match q.domain {
                     Some(d) => vec![d],
                     None => {
@@ -999,7 +1003,7 @@ async fn get_proposal(
     let (pkg, receipts) =
         st.0.handle
             .with_engine(move |e| {
-                let pkg = e.decision_package(&id, node::now()).ok()?;
+                let pkg = e.decision_package(&id, service::now()).ok()?;
                 Some((pkg, view::receipts(e.set(), &id)))
             })
             .await?
@@ -1039,7 +1043,7 @@ async fn audit_bundle(
         st.0.handle
             .with_engine(move |e| {
                 let bundle = AuditBundle::collect(e.set(), &id)?;
-                let r = e.resolve(&id, node::now()).ok()?;
+                let r = e.resolve(&id, service::now()).ok()?;
                 Some((
                     bundle,
                     status_str(r.final_status()),
@@ -1132,7 +1136,7 @@ async fn trust(
         st.0.handle
             .with_engine(move |e| {
                 let policy = e.set().latest_policy(&d);
-                (policy, e.trust_table(&d, node::now()))
+                (policy, e.trust_table(&d, service::now()))
             })
             .await?;
     let agents: Vec<Value> = table

@@ -99,7 +99,7 @@ pub fn launch_node(exe: &Path, dir: &Path, bootstrap: &[String]) -> anyhow::Resu
         .to_owned();
     Ok(Node {
         child,
-        api: announced.api,
+        api: announced.control,
         http: announced.http,
         token,
         tcp: announced.tcp,
@@ -285,7 +285,7 @@ pub fn policy(agents: &[&Keypair], proposer: &Keypair) -> anyhow::Result<SignedM
             min_window_ms: 500,
             max_window_ms: 3_600_000,
         })
-        .issued(1, acp_node::node::now())
+        .issued(1, acp_node::service::now())
         .sign(&[&org])?)
 }
 
@@ -295,7 +295,7 @@ pub fn proposal(
     n: u64,
     closes_in_ms: u64,
 ) -> anyhow::Result<SignedMessage> {
-    let t = acp_node::node::now();
+    let t = acp_node::service::now();
     Ok(Body::Proposal(Proposal {
         proposer: by.public(),
         domain: DOMAIN.into(),
@@ -323,7 +323,7 @@ pub fn response(by: &Keypair, proposal: ContentId) -> anyhow::Result<SignedMessa
         confidence_bps: 9000,
         reasoning: "The merchant category and velocity match a known card-testing pattern.".into(),
         evidence: Vec::new(),
-        issued_at: acp_node::node::now(),
+        issued_at: acp_node::service::now(),
     })
     .sign(&[by])?)
 }

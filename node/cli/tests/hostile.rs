@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use acp_node::p2p::{self, BehaviourEvent, NetConfig};
+use acp_node::transport::p2p::{self, BehaviourEvent, NetConfig};
 use acp_protocol::{Body, ContentId, Keypair, Response, Stance};
 use common::*;
 use futures::StreamExt;

@@ -21,7 +21,7 @@ pub const DOMAIN: &str = "test";
 const BIN: &str = env!("CARGO_BIN_EXE_acp");
 
 pub fn now() -> Timestamp {
-    acp_node::node::now()
+    acp_node::service::now()
 }
 
 /// The lines a child prints on stdout, read by a thread as they come.
@@ -109,7 +109,7 @@ impl TestNode {
             .to_owned();
         Self {
             child,
-            api: announced.api,
+            api: announced.control,
             peer_id: announced.peer,
             tcp: announced.tcp,
             quic: announced.quic.expect("waited for"),

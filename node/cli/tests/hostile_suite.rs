@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use acp_node::p2p::{self, BehaviourEvent, NetConfig};
+use acp_node::transport::p2p::{self, BehaviourEvent, NetConfig};
 use acp_protocol::build::{self, PolicyBuilder};
 use acp_protocol::{
     Body, ContentId, Keypair, Outcome, Receipt, Response, SignedMessage, Stance, Status, Timestamp,
@@ -790,7 +790,7 @@ async fn hostile_peer_suite() {
     // 7. The same peer keeps sending non-members' votes: past the strikes
     // tolerated, n1 reports them to gossipsub as invalid (the peer's score
     // drops as an invalid sender's would).
-    for i in 0..(acp_node::node::STRIKES_TOLERATED + 8) {
+    for i in 0..(acp_node::service::STRIKES_TOLERATED + 8) {
         outsider.send(
             response_at(
                 &mallory,

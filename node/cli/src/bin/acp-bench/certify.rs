@@ -93,7 +93,7 @@ fn genesis(agents: &[Keypair], orgs: usize, proposer: &Keypair) -> anyhow::Resul
             min_window_ms: 500,
             max_window_ms: 3_600_000,
         })
-        .issued(1, acp_node::node::now())
+        .issued(1, acp_node::service::now())
         .sign(&refs)?)
 }
 

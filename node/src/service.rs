@@ -35,16 +35,16 @@ use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::commit::GroupCommit;
 use crate::config::{self, ConfigError};
-use crate::metrics::NodeMetrics;
-use crate::p2p::{self, Client, NetEvent};
-use crate::redis::{Inbound, RedisLink};
-use crate::store::{Store, StoreError};
-use crate::sync;
-use crate::view;
+use crate::storage::commit::GroupCommit;
+use crate::storage::store::{Store, StoreError};
+use crate::surface::metrics::NodeMetrics;
+use crate::surface::view;
+use crate::transport::p2p::{self, Client, NetEvent};
+use crate::transport::redis::{Inbound, RedisLink};
+use crate::transport::sync;
 
-pub use crate::view::status_str;
+pub use crate::surface::view::status_str;
 
 /// Messages replayed per batch when rebuilding the engine from the store.
 const REPLAY_BATCH: usize = 512;
@@ -275,7 +275,7 @@ impl NodeHandle {
         self.events.subscribe()
     }
 
-    /// The node's counters (see [`crate::metrics`]).
+    /// The node's counters (see [`crate::surface::metrics`]).
     pub fn metrics(&self) -> &Arc<NodeMetrics> {
         &self.metrics
     }
@@ -514,7 +514,7 @@ impl Core {
         self.on_listen = Some(Box::new(f));
     }
 
-    /// Adds the Redis Streams transport (see [`crate::redis`]): its entries
+    /// Adds the Redis Streams transport (see [`crate::transport::redis`]): its entries
     /// are ingested like gossip, and what the node publishes or accepts from
     /// libp2p is appended to the streams.
     pub fn attach_redis(&mut self, link: RedisLink) {

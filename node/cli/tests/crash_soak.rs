@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acp_node::launch::{Launch, Started};
-use acp_node::store::{SledStore, Store};
+use acp_node::storage::store::{SledStore, Store};
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
@@ -71,7 +71,7 @@ impl Node {
             .unwrap_or_else(|e| panic!("{e}"));
         Self {
             child,
-            api: announced.api,
+            api: announced.control,
             tcp: announced.tcp,
         }
     }

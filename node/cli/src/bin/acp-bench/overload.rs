@@ -35,7 +35,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use acp_node::p2p::{self, BehaviourEvent, NetConfig};
+use acp_node::transport::p2p::{self, BehaviourEvent, NetConfig};
 use acp_protocol::{Body, Keypair, Response, SignedMessage, Stance};
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
@@ -138,7 +138,7 @@ fn messages(base: &Setup, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let per = n.div_ceil(threads);
-    let now = acp_node::node::now();
+    let now = acp_node::service::now();
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|t| {

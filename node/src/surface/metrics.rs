@@ -22,7 +22,8 @@ use acp_protocol::admission::Refusal;
 use acp_protocol::engine::AdmissionStats;
 use acp_protocol::{ContentId, Event, IngestError};
 
-use crate::{p2p, view};
+use crate::surface::view;
+use crate::transport::p2p;
 
 /// Upper bounds (seconds) of the resolution latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -269,7 +270,7 @@ pub fn engine_figures(e: &mut acp_protocol::Engine) -> EngineFigures {
     }
     domains.sort();
     domains.dedup();
-    let t = crate::node::now();
+    let t = crate::service::now();
     for d in domains {
         let ids: Vec<ContentId> = e.set().proposals_in(&d).map(|(_, id)| id).collect();
         for id in ids {

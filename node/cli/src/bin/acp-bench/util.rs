@@ -30,7 +30,7 @@ impl Scratch {
         let p = std::env::temp_dir().join(format!(
             "acp-bench-{what}-{}-{}",
             std::process::id(),
-            acp_node::node::now().0
+            acp_node::service::now().0
         ));
         std::fs::create_dir_all(&p)?;
         Ok(Self(p))

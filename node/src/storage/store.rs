@@ -12,10 +12,10 @@
 //! A message is one sled insert, so a crash never leaves half of one.
 //! sled syncs in the background; durability is only promised after
 //! [`Store::flush`] returns. The node acknowledges a local submission only
-//! after a flush that began after its write (see [`crate::commit`]).
+//! after a flush that began after its write (see [`crate::storage::commit`]).
 //!
 //! ```
-//! use acp_node::store::{SledStore, Store};
+//! use acp_node::storage::store::{SledStore, Store};
 //! use acp_protocol::ContentId;
 //!
 //! let dir = tempfile::tempdir().unwrap();

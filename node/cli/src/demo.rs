@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use acp_node::keys;
 use acp_node::launch::{Launch, Started};
-use acp_node::node::now;
+use acp_node::service::now;
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{DecisionRules, Keypair};
 use anyhow::{Context, bail};

@@ -309,7 +309,7 @@ fn api_and_cli_end_to_end() {
     let (s, v) = node.http("GET", &format!("/proposals/{missing}"), None);
     assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
     // Body size limit.
-    let big = "x".repeat(acp_node::api::MAX_BODY_BYTES + 10);
+    let big = "x".repeat(acp_node::surface::api::MAX_BODY_BYTES + 10);
     let r = c
         .post(format!("{}/v1/proposals", node.http))
         .bearer_auth(&node.token)

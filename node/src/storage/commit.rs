@@ -12,8 +12,8 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use acp_node::commit::GroupCommit;
-//! use acp_node::store::{SledStore, Store};
+//! use acp_node::storage::commit::GroupCommit;
+//! use acp_node::storage::store::{SledStore, Store};
 //! use acp_protocol::ContentId;
 //!
 //! let store = Arc::new(SledStore::temporary().unwrap());
@@ -29,7 +29,7 @@ use std::sync::mpsc;
 
 use tokio::sync::watch;
 
-use crate::store::{Store, StoreError};
+use crate::storage::store::{Store, StoreError};
 
 /// What the flush thread has made durable so far.
 #[derive(Debug, Clone, Default)]
@@ -119,7 +119,7 @@ mod tests {
     use acp_protocol::ContentId;
 
     use super::*;
-    use crate::store::{MessageIter, SledStore};
+    use crate::storage::store::{MessageIter, SledStore};
 
     /// A store that counts flushes and can be made to fail them.
     struct Counting {

@@ -6,16 +6,14 @@ mod mcp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use acp_node::api::{self, ApiKeys, ApiState, confidence_to_bps};
+use acp_node::Node;
 use acp_node::config::{self, Config};
-use acp_node::control;
 use acp_node::keys;
-use acp_node::node::{Core, CoreConfig, now};
-use acp_node::p2p::{self, NetConfig};
-use acp_node::store::SledStore;
+use acp_node::service::now;
+use acp_node::surface::api::confidence_to_bps;
+use acp_node::surface::control;
+use acp_node::transport::redis;
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
@@ -137,26 +135,26 @@ enum Cmd {
         /// The message file (canonical bytes, as written by propose/respond/policy).
         file: PathBuf,
         #[command(flatten)]
-        api: ApiArg,
+        control: ControlArg,
     },
     /// Show the running node's status.
     Status {
         #[command(flatten)]
-        api: ApiArg,
+        control: ControlArg,
     },
     /// Show a proposal's resolution and the receipts held for it.
     Resolution {
         /// Proposal id.
         proposal: ContentId,
         #[command(flatten)]
-        api: ApiArg,
+        control: ControlArg,
     },
     /// Ask the running node to dial a peer.
     Dial {
         /// Multiaddr ending in /p2p/<peer id>.
         addr: String,
         #[command(flatten)]
-        api: ApiArg,
+        control: ControlArg,
     },
     /// Serve the node's API as MCP tools over stdin/stdout, for MCP-capable agents.
     Mcp {
@@ -257,9 +255,9 @@ struct NetOverrides {
     /// Domain to join (repeatable; replaces the config's list).
     #[arg(long)]
     domain: Vec<String>,
-    /// Control API address.
-    #[arg(long)]
-    api_addr: Option<SocketAddr>,
+    /// Control channel address (loopback; JSON lines).
+    #[arg(long, alias = "api-addr")]
+    control_addr: Option<SocketAddr>,
     /// HTTP API and escalation page address.
     #[arg(long)]
     http_addr: Option<SocketAddr>,
@@ -289,8 +287,8 @@ impl NetOverrides {
         if !self.domain.is_empty() {
             cfg.domains = self.domain.clone();
         }
-        if let Some(a) = self.api_addr {
-            cfg.api_addr = a;
+        if let Some(a) = self.control_addr {
+            cfg.control_addr = a;
         }
         if let Some(a) = self.http_addr {
             cfg.http_addr = a;
@@ -327,10 +325,10 @@ struct InitArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-struct ApiArg {
-    /// Control API address (default: the data directory's config).
-    #[arg(long)]
-    api: Option<SocketAddr>,
+struct ControlArg {
+    /// Control channel address (default: the data directory's config).
+    #[arg(long, alias = "api")]
+    control: Option<SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -717,33 +715,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Propose(a) => propose(&dir, a),
         Cmd::Respond(a) => respond(&dir, a),
-        Cmd::Submit { file, api } => {
+        Cmd::Submit { file, control } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let v = control_call(
                 &dir,
-                &api,
+                &control,
                 json!({"op": "submit", "hex": hex::encode(bytes)}),
             )?;
             println!("{}", v["id"].as_str().unwrap_or_default());
             Ok(())
         }
-        Cmd::Status { api } => {
-            let v = control_call(&dir, &api, json!({"op": "status"}))?;
+        Cmd::Status { control } => {
+            let v = control_call(&dir, &control, json!({"op": "status"}))?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
-        Cmd::Resolution { proposal, api } => {
+        Cmd::Resolution { proposal, control } => {
             let v = control_call(
                 &dir,
-                &api,
+                &control,
                 json!({"op": "resolution", "proposal": proposal.to_string()}),
             )?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
-        Cmd::Dial { addr, api } => {
-            control_call(&dir, &api, json!({"op": "dial", "addr": addr}))?;
+        Cmd::Dial { addr, control } => {
+            control_call(&dir, &control, json!({"op": "dial", "addr": addr}))?;
             Ok(())
         }
         Cmd::Mcp { http } => mcp::run(http.client(&dir)?),
@@ -879,12 +877,12 @@ fn anchor_add(dir: &Path, domain: &str, genesis: ContentId, http: &HttpArgs) -> 
 
 fn control_call(
     dir: &Path,
-    api: &ApiArg,
+    control: &ControlArg,
     req: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let addr = match api.api {
+    let addr = match control.control {
         Some(a) => a,
-        None => Config::load(dir)?.api_addr,
+        None => Config::load(dir)?.control_addr,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1115,7 +1113,7 @@ fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {
 }
 
 fn audit_verify(path: &Path, want_genesis: Option<ContentId>, json: bool) -> anyhow::Result<()> {
-    use acp_node::view::{state_str, status_str, summary};
+    use acp_node::surface::view::{state_str, status_str, summary};
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let report = acp_protocol::bundle::verify_bundle(&bytes)
         .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
@@ -1163,7 +1161,7 @@ fn audit_verify(path: &Path, want_genesis: Option<ContentId>, json: bool) -> any
                 "status": status_str(r.final_status()),
                 "computed_status": status_str(r.status),
                 "resolution": r.digest().to_string(),
-                "finality": acp_node::view::finality(r, policy.as_ref(), &[]),
+                "finality": acp_node::surface::view::finality(r, policy.as_ref(), &[]),
                 "certificate": summary(f),
                 "recomputed_matches_certificate": report.recomputed_matches_certificate,
                 "receipts_ignored": report.receipts_ignored,
@@ -1253,109 +1251,44 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
     o.apply(&mut cfg);
     cfg.check()?;
     init_tracing(cfg.log_json);
-    let agent = agent_key(dir)?;
-    let peer_key = keys::read_peer_key(&dir.join(keys::PEER_KEY_FILE))?;
-    let human = keys::read_optional_seed(&dir.join(keys::HUMAN_KEY_FILE))?.map(Keypair::from_seed);
-    let reporter =
-        keys::read_optional_seed(&dir.join(keys::REPORTER_KEY_FILE))?.map(Keypair::from_seed);
-    let token = keys::read_or_create_token(&dir.join(keys::TOKEN_FILE))?;
-    let parse = |v: &[String], what: &str| -> anyhow::Result<Vec<libp2p::Multiaddr>> {
-        v.iter()
-            .map(|s| {
-                s.parse()
-                    .map_err(|e| anyhow!("{what} address {s:?} is not a multiaddr: {e}"))
-            })
-            .collect()
-    };
-    let net_cfg = NetConfig {
-        listen: parse(&cfg.listen, "listen")?,
-        bootstrap: parse(&cfg.bootstrap, "bootstrap")?,
-        domains: cfg.domains.clone(),
-        // Redis-only (no listen address): nothing to find on the LAN.
-        mdns: cfg.mdns && !(cfg.listen.is_empty() && cfg.redis_url.is_some()),
-        max_message_bytes: cfg.max_message_bytes,
-        queue_capacity: cfg.queue_capacity,
-        mesh_degree: cfg.gossip_mesh_degree,
-    };
-    let store = SledStore::open(&dir.join(config::STORE_DIR))
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (client, events, event_loop) = p2p::new(peer_key, &net_cfg)?;
-        let peer_id = client.local_peer_id();
-        let (mut core, handle) = Core::new(
-            agent.clone(),
-            Arc::new(store),
-            client,
-            events,
-            CoreConfig {
-                domains: cfg.domains.clone(),
-                anchors: cfg.anchors.clone(),
-                data_dir: Some(dir.to_owned()),
-                sync_interval: Duration::from_secs(cfg.sync_interval_secs),
-                sync_batch: cfg.sync_batch,
-                queue_capacity: cfg.queue_capacity,
-            },
-        )?;
-        core.on_listen(move |addr| {
-            println!("ACP-LISTEN {addr}/p2p/{peer_id}");
-        });
-        if let Some(url) = &cfg.redis_url {
-            let (link, tasks) = acp_node::redis::open(
-                url,
-                cfg.domains.clone(),
-                cfg.max_message_bytes,
-                cfg.queue_capacity,
-            )
-            .await
-            .context("starting the Redis transport")?;
-            core.attach_redis(link);
-            tokio::spawn(tasks.run());
-            let keys: Vec<String> = cfg
-                .domains
-                .iter()
-                .map(|d| acp_node::redis::stream_key(d))
-                .collect();
-            println!("ACP-REDIS {}", keys.join(" "));
-        }
-        let listener = tokio::net::TcpListener::bind(cfg.api_addr)
-            .await
-            .with_context(|| format!("binding the control api on {}", cfg.api_addr))?;
-        let api = listener.local_addr()?;
-        let http_listener = tokio::net::TcpListener::bind(cfg.http_addr)
-            .await
-            .with_context(|| format!("binding the HTTP api on {}", cfg.http_addr))?;
-        let http = http_listener.local_addr()?;
-        println!("ACP-PEER {peer_id}");
-        println!("ACP-AGENT {}", agent.public());
-        println!("ACP-API {api}");
-        println!("ACP-HTTP {http}");
-        println!("ACP-PAGE http://{http}/ui/#token={token}");
-        tracing::info!(%peer_id, %api, %http, agent = %agent.public(), "node started");
-        let state = ApiState::with_rate_limit(
-            handle.clone(),
-            token,
-            ApiKeys {
-                agent: agent.clone(),
-                human,
-                reporter,
-            },
-            api::RateLimit {
-                per_sec: cfg.api_rate_per_sec,
-                burst: cfg.api_rate_burst,
-            },
-        );
+        let redis_keys: Vec<String> = cfg
+            .redis_url
+            .as_ref()
+            .map(|_| cfg.domains.iter().map(|d| redis::stream_key(d)).collect())
+            .unwrap_or_default();
+        let mut node = Node::builder(cfg).data_dir(dir).spawn().await?;
+        // The lines `acp_node::launch` (and any supervisor) reads.
+        let peer_id = node.peer_id();
+        let mut listen = node.listen_addrs();
         tokio::spawn(async move {
-            if let Err(e) = api::serve(http_listener, state).await {
-                tracing::error!(error = %e, "HTTP api stopped");
+            let mut printed = 0;
+            loop {
+                for addr in listen.borrow_and_update().iter().skip(printed) {
+                    println!("ACP-LISTEN {addr}/p2p/{peer_id}");
+                    printed += 1;
+                }
+                if listen.changed().await.is_err() {
+                    break;
+                }
             }
         });
-        tokio::spawn(event_loop.run());
-        tokio::spawn(control::serve(listener, handle));
-        let core_task = tokio::spawn(core.run());
+        if !redis_keys.is_empty() {
+            println!("ACP-REDIS {}", redis_keys.join(" "));
+        }
+        println!("ACP-PEER {peer_id}");
+        println!("ACP-AGENT {}", node.agent());
+        println!("ACP-CONTROL {}", node.control_addr());
+        println!("ACP-HTTP {}", node.http_addr());
+        println!(
+            "ACP-PAGE http://{}/ui/#token={}",
+            node.http_addr(),
+            node.token()
+        );
         let terminate = async {
             #[cfg(unix)]
             {
@@ -1373,7 +1306,7 @@ fn run_node(dir: &Path, o: &NetOverrides) -> anyhow::Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
             _ = terminate => tracing::info!("terminated; stopping"),
-            _ = core_task => tracing::warn!("node core stopped"),
+            () = node.stopped() => tracing::warn!("node core stopped"),
         }
         anyhow::Ok(())
     })

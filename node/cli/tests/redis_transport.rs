@@ -104,7 +104,7 @@ fn start(dir: &Path, extra: &[&str], libp2p: bool, redis: bool) -> TestNode {
         };
         let mut parts = line.splitn(2, ' ');
         match (parts.next(), parts.next()) {
-            (Some("ACP-API"), Some(a)) => api = Some(a.parse().unwrap()),
+            (Some("ACP-CONTROL"), Some(a)) => api = Some(a.parse().unwrap()),
             (Some("ACP-PEER"), Some(p)) => peer_id = Some(p.to_owned()),
             (Some("ACP-HTTP"), Some(a)) => http = Some(format!("http://{a}")),
             (Some("ACP-PAGE"), Some(a)) => page = Some(a.to_owned()),
@@ -139,7 +139,7 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
         return;
     };
     let url = format!("redis://127.0.0.1:{}/", redis.port);
-    let stream = acp_node::redis::stream_key(DOMAIN);
+    let stream = acp_node::transport::redis::stream_key(DOMAIN);
     // Garbage already in the log: every node must drop it, none re-appends it.
     redis_cli(redis.port, &["XADD", &stream, "*", "m", "not a message"]);
 

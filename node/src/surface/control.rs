@@ -1,4 +1,4 @@
-//! The local control channel: JSON lines over TCP on `api_addr` (loopback).
+//! The local control channel: JSON lines over TCP on `control_addr` (loopback).
 //!
 //! One request per line, one JSON answer per line. It is deliberately small:
 //! the full HTTP API is a separate layer over the same [`NodeHandle`].
@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::node::{NodeHandle, Query};
+use crate::service::{NodeHandle, Query};
 
 /// Longest request line: a hex-encoded message of the largest kind plus room.
 pub const MAX_LINE: usize = 2 * acp_protocol::codec::MAX_MESSAGE_BYTES + 4096;

@@ -1,4 +1,4 @@
-//! `acp-bench`: whole-system benchmarks of the node (issue 7, items 2–5).
+//! `acp-bench`: whole-system benchmarks of the node.
 //!
 //! Every figure is a ratio against a baseline measured in the same run on the
 //! same machine; absolute numbers are printed for orientation only. Every load

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acp_node::keys;
 use acp_node::launch::{Launch, Started};
@@ -43,17 +43,9 @@ impl Drop for DemoNode {
     }
 }
 
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    acp_node::launch::poll(Duration::from_secs(secs), f)
+        .ok_or_else(|| anyhow::anyhow!("timed out waiting for {what}"))
 }
 
 fn start(

@@ -14,10 +14,10 @@ use acp_node::service::now;
 use acp_node::surface::api::confidence_to_bps;
 use acp_node::surface::control;
 use acp_node::transport::redis;
-use acp_protocol::build::PolicyBuilder;
+use acp_protocol::build::{Ask, PolicyBuilder};
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, Keypair, Proposal, PublicKey, Response, Stance,
+    Body, ContentId, DecisionRules, Keypair, PublicKey, Response, SignedMessage, Stance,
 };
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -1047,7 +1047,10 @@ fn policy_create(a: PolicyArgs) -> anyhow::Result<()> {
 }
 
 fn write_signed(body: Body, keys: &[&Keypair], out: &Path) -> anyhow::Result<()> {
-    let msg = body.sign(keys)?;
+    write_message(&body.sign(keys)?, out)
+}
+
+fn write_message(msg: &SignedMessage, out: &Path) -> anyhow::Result<()> {
     // Check it the way every node will.
     acp_protocol::decode_message(&msg.bytes).context("the signed message does not validate")?;
     std::fs::write(out, &msg.bytes).with_context(|| format!("writing {}", out.display()))?;
@@ -1102,22 +1105,19 @@ fn propose(dir: &Path, a: ProposeArgs) -> anyhow::Result<()> {
     };
     let key = agent_key(dir)?;
     let created = now();
-    let body = Body::Proposal(Proposal {
-        proposer: key.public(),
-        domain: a.domain,
+    let msg = Ask {
+        domain: &a.domain,
         policy,
-        action: Action {
-            kind: a.kind,
-            payload: a.payload,
-        },
+        kind: &a.kind,
+        payload: a.payload,
         confidence_bps,
         stakes: a.stakes,
         evidence: a.evidence,
         created_at: created,
         closes_at: created.plus_ms(a.closes_in_ms),
-        supersedes: None,
-    });
-    write_signed(body, &[&key], out)
+    }
+    .sign(&key)?;
+    write_message(&msg, out)
 }
 
 fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {

@@ -194,19 +194,10 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         root.display()
     );
     let desk = start(exe, "loan-desk", &root.join("loan-desk"), None)?;
-    let risk = start(
-        exe,
-        "credit-risk",
-        &root.join("credit-risk"),
-        Some(&desk.tcp),
-    )?;
-    let comp = start(exe, "compliance", &root.join("compliance"), Some(&desk.tcp))?;
-    let cx = start(
-        exe,
-        "customer-experience",
-        &root.join("customer-experience"),
-        Some(&desk.tcp),
-    )?;
+    // One at a time: each start waits for the node's announcement.
+    let [risk, comp, cx] = ["credit-risk", "compliance", "customer-experience"]
+        .map(|name| start(exe, name, &root.join(name), Some(&desk.tcp)));
+    let (risk, comp, cx) = (risk?, comp?, cx?);
     let nodes = [&desk, &risk, &comp, &cx];
     wait_for(20, "the nodes to connect", || {
         desk.api

@@ -7,14 +7,14 @@
 //! HumanDecision with her key; the attestors then sign the result her
 //! decision settles, and every node holds that certificate: approved.
 
-use acp_protocol::build::PolicyBuilder;
+use acp_protocol::build::{self, Ask, PolicyBuilder};
 use acp_protocol::finality::State;
 use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance};
 use anyhow::{anyhow, bail};
 use serde_json::json;
 
 use crate::http;
-use crate::msg::{self, Ask};
+use crate::msg;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -125,27 +125,26 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
     ));
 
     let payload = r#"{"campaign":"Spring Trail 2027","budget_eur":250000,"channels":["paid social","connected TV"],"quarter":"Q1"}"#;
-    let p = msg::proposal(
-        &planner,
-        Ask {
-            domain: DOMAIN,
-            policy: policy.id,
-            kind: "campaign.launch",
-            payload: payload.to_owned(),
-            confidence_bps: 8_000,
-            stakes: 25_000_000,
-            evidence: vec!["media-plan:ST27-v3".into(), "brand-lift:SPR26".into()],
-            created_at: acp_node::service::now(),
-            window_ms: WINDOW_MS,
-        },
-    )?;
+    let created_at = acp_node::service::now();
+    let p = Ask {
+        domain: DOMAIN,
+        policy: policy.id,
+        kind: "campaign.launch",
+        payload: payload.to_owned(),
+        confidence_bps: 8_000,
+        stakes: 25_000_000,
+        evidence: vec!["media-plan:ST27-v3".into(), "brand-lift:SPR26".into()],
+        created_at,
+        closes_at: created_at.plus_ms(WINDOW_MS),
+    }
+    .sign(&planner)?;
     play.publish("campaign-planner", &p).await?;
     out.line(format!(
         "campaign-planner proposes campaign.launch {payload}  [{}]",
         show::id(&p.id)
     ));
     for (v, k) in voters.iter().zip(&keys) {
-        let r = msg::response(k, &p, v.2, v.3, v.4, &[], acp_node::service::now())?;
+        let r = build::response(k, &p, v.2, v.3, v.4, acp_node::service::now())?;
         play.submit(v.0, &r).await?;
     }
 

@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use acp_protocol::build::PolicyBuilder;
+use acp_protocol::build::{self, Ask, PolicyBuilder};
 use acp_protocol::finality::State;
 use acp_protocol::{BPS_ONE, DecisionRules, Keypair, Outcome, Stance, Status, Timestamp};
 
-use crate::msg::{self, Ask};
+use crate::msg;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -161,9 +161,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             created = acp_node::service::now();
         }
-        let p = msg::proposal(
-            &gateway,
-            Ask {
+        let p = Ask {
                 domain: DOMAIN,
                 policy: policy.id,
                 kind: "payment.block",
@@ -174,9 +172,9 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
                 stakes: amount * 100,
                 evidence: vec![format!("auth-request:{payment}")],
                 created_at: created,
-                window_ms: WINDOW_MS,
-            },
-        )?;
+                closes_at: created.plus_ms(WINDOW_MS),
+            }
+.sign(&gateway)?;
         play.publish("payment-gateway", &p).await?;
         let risk_block = fraud == risk_right;
         let cx_block = fraud == cx_right;
@@ -217,7 +215,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
         ];
         let mut ids = Vec::with_capacity(votes.len());
         for (name, key, stance, conf, why) in votes {
-            let r = msg::response(key, &p, stance, conf, why, &[], acp_node::service::now())?;
+            let r = build::response(key, &p, stance, conf, why, acp_node::service::now())?;
             ids.push(play.submit(name, &r).await?);
         }
         for id in &ids {
@@ -231,7 +229,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<FraudReport> {
             (Outcome::Failed, "cardholder confirmed the purchase")
         };
         last_report = acp_node::service::now();
-        let report = msg::outcome(&reporter, &p, outcome, note, last_report)?;
+        let report = build::outcome_report_with_note(&reporter, &p, outcome, note, last_report)?;
         play.publish("payment-gateway", &report).await?;
         proposals.push((payment, amount, fraud, p));
     }

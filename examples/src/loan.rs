@@ -5,11 +5,11 @@
 //! its unit: once all three sign the same result it is certified. One
 //! application is approved, one rejected.
 
-use acp_protocol::build::PolicyBuilder;
+use acp_protocol::build::{self, Ask, PolicyBuilder};
 use acp_protocol::finality::State;
 use acp_protocol::{Keypair, Stance};
 
-use crate::msg::{self, Ask};
+use crate::msg;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -143,20 +143,19 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
     // Both applications are open at once.
     let mut proposals = Vec::new();
     for (payload, stakes, evidence, _) in &applications {
-        let p = msg::proposal(
-            &keys[0],
-            Ask {
-                domain: DOMAIN,
-                policy: policy.id,
-                kind: "loan.approve",
-                payload: (*payload).to_owned(),
-                confidence_bps: 7_500,
-                stakes: *stakes,
-                evidence: vec![(*evidence).to_owned()],
-                created_at: acp_node::service::now(),
-                window_ms: WINDOW_MS,
-            },
-        )?;
+        let created_at = acp_node::service::now();
+        let p = Ask {
+            domain: DOMAIN,
+            policy: policy.id,
+            kind: "loan.approve",
+            payload: (*payload).to_owned(),
+            confidence_bps: 7_500,
+            stakes: *stakes,
+            evidence: vec![(*evidence).to_owned()],
+            created_at,
+            closes_at: created_at.plus_ms(WINDOW_MS),
+        }
+        .sign(&keys[0])?;
         play.submit("loan-origination", &p).await?;
         out.line(format!(
             "loan-origination proposes loan.approve {payload}  [{}] (closes in {} s)",
@@ -169,7 +168,7 @@ pub async fn run(out: &mut Out) -> anyhow::Result<LoanReport> {
         play.net.wait_everywhere(&p.id).await?;
         for (agent, stance, conf, why, evidence) in votes {
             let key = play.net.node(agent)?.agent.clone();
-            let r = msg::response(
+            let r = build::response_with_evidence(
                 &key,
                 p,
                 *stance,

@@ -8,11 +8,11 @@
 //! would have approved it. Each organization certifies the result through
 //! the node of one of its agents, its attestor.
 
-use acp_protocol::build::PolicyBuilder;
+use acp_protocol::build::{self, Ask, PolicyBuilder};
 use acp_protocol::finality::State;
 use acp_protocol::{BPS_ONE, Keypair, Stance};
 
-use crate::msg::{self, Ask};
+use crate::msg;
 use crate::play::{Decided, Play};
 use crate::show::{self, Names, Out};
 
@@ -144,33 +144,31 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SupplyReport> {
     ));
 
     let payload = r#"{"shipment":"SHP-88213","cargo":"1200 e-bike battery packs","from":"Acme Ostrava plant","to":"MegaMart DCs","mode":"air","extra_cost_eur":14200}"#;
-    let p = msg::proposal(
-        &tracker,
-        Ask {
-            domain: DOMAIN,
-            policy: policy.id,
-            kind: "shipment.expedite",
-            payload: payload.to_owned(),
-            confidence_bps: 6_000,
-            stakes: 1_420_000,
-            evidence: vec!["port-notice:KOP-2026-311 (strike, 9 days)".into()],
-            created_at: acp_node::service::now(),
-            window_ms: WINDOW_MS,
-        },
-    )?;
+    let created_at = acp_node::service::now();
+    let p = Ask {
+        domain: DOMAIN,
+        policy: policy.id,
+        kind: "shipment.expedite",
+        payload: payload.to_owned(),
+        confidence_bps: 6_000,
+        stakes: 1_420_000,
+        evidence: vec!["port-notice:KOP-2026-311 (strike, 9 days)".into()],
+        created_at,
+        closes_at: created_at.plus_ms(WINDOW_MS),
+    }
+    .sign(&tracker)?;
     play.publish("fastfreight-tracker", &p).await?;
     out.line(format!(
         "fastfreight-tracker proposes shipment.expedite {payload}  [{}]",
         show::id(&p.id)
     ));
     for (a, k) in voters.iter().zip(&keys) {
-        let r = msg::response(
+        let r = build::response(
             k,
             &p,
             a.stance,
             a.confidence,
             a.reasoning,
-            &[],
             acp_node::service::now(),
         )?;
         play.submit(a.name, &r).await?;

@@ -85,10 +85,16 @@ pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
 /// Creates a new seed file (hex, one line) and returns the seed.
 pub fn create_seed_file(path: &Path) -> Result<[u8; 32], KeyError> {
     let seed = random_seed()?;
+    write_seed_file(path, seed)?;
+    Ok(seed)
+}
+
+/// Writes a given seed as a new seed file (hex, one line, mode 0600): for
+/// seeds the caller derives itself, e.g. reproducible test keys.
+pub fn write_seed_file(path: &Path, seed: [u8; 32]) -> Result<(), KeyError> {
     let mut text = hex::encode(seed);
     text.push('\n');
-    write_secret(path, text.as_bytes())?;
-    Ok(seed)
+    write_secret(path, text.as_bytes())
 }
 
 /// Reads a seed file written by [`create_seed_file`].
@@ -105,7 +111,13 @@ pub fn read_seed_file(path: &Path) -> Result<[u8; 32], KeyError> {
 
 /// Creates a new API bearer token file (64 hex digits, mode 0600).
 pub fn create_token_file(path: &Path) -> Result<String, KeyError> {
-    let token = hex::encode(random_seed()?);
+    write_token_file(path, random_seed()?)
+}
+
+/// Writes the token made of `secret` (64 hex digits) as a new token file
+/// (mode 0600).
+pub fn write_token_file(path: &Path, secret: [u8; 32]) -> Result<String, KeyError> {
+    let token = hex::encode(secret);
     write_secret(path, format!("{token}\n").as_bytes())?;
     Ok(token)
 }
@@ -135,7 +147,24 @@ pub fn read_optional_seed(path: &Path) -> Result<Option<[u8; 32]>, KeyError> {
 
 /// Creates a new libp2p Ed25519 identity file (protobuf encoding).
 pub fn create_peer_key(path: &Path) -> Result<libp2p::identity::Keypair, KeyError> {
-    let kp = libp2p::identity::Keypair::generate_ed25519();
+    write_peer_key(path, libp2p::identity::Keypair::generate_ed25519())
+}
+
+/// Writes the libp2p Ed25519 identity with this secret key as a new
+/// identity file.
+pub fn write_peer_key_seed(
+    path: &Path,
+    seed: [u8; 32],
+) -> Result<libp2p::identity::Keypair, KeyError> {
+    let kp = libp2p::identity::Keypair::ed25519_from_bytes(seed)
+        .map_err(|e| KeyError::Peer(path.to_owned(), e.to_string()))?;
+    write_peer_key(path, kp)
+}
+
+fn write_peer_key(
+    path: &Path,
+    kp: libp2p::identity::Keypair,
+) -> Result<libp2p::identity::Keypair, KeyError> {
     let bytes = kp
         .to_protobuf_encoding()
         .map_err(|e| KeyError::Peer(path.to_owned(), e.to_string()))?;
@@ -184,6 +213,23 @@ mod tests {
         assert_eq!(read_peer_key(&p).unwrap().public(), kp.public());
         #[cfg(unix)]
         assert_eq!(mode(&p), 0o600);
+    }
+
+    #[test]
+    fn given_seeds_give_the_same_keys_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.key"), dir.path().join("b.key"));
+        let ka = write_peer_key_seed(&a, [7; 32]).unwrap();
+        let kb = write_peer_key_seed(&b, [7; 32]).unwrap();
+        assert_eq!(ka.public(), kb.public());
+        assert_eq!(read_peer_key(&a).unwrap().public(), ka.public());
+        let s = dir.path().join("s.key");
+        write_seed_file(&s, [9; 32]).unwrap();
+        assert_eq!(read_seed_file(&s).unwrap(), [9; 32]);
+        #[cfg(unix)]
+        for p in [&a, &s] {
+            assert_eq!(mode(p), 0o600);
+        }
     }
 
     #[test]

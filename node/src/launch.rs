@@ -385,6 +385,22 @@ pub fn read_lines(stdout: ChildStdout) -> Receiver<String> {
     rx
 }
 
+/// Calls `f` every 100 ms until it yields a value, or `None` once `timeout`
+/// has passed: how a driver of node processes waits for gossip, sync or
+/// certification, which it cannot be told of.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

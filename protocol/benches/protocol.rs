@@ -227,6 +227,16 @@ fn resolution(c: &mut Criterion) {
     g.finish();
 }
 
+/// An engine holding the domain's policy and proposal, ready for its votes.
+fn engine_with_proposal(d: &Domain) -> Engine {
+    let mut e = Engine::new(EngineConfig::default());
+    e.ingest(&d.policy.bytes, Origin::Peer, Timestamp(3_000))
+        .expect("policy");
+    e.ingest(&d.proposal.bytes, Origin::Peer, Timestamp(3_000))
+        .expect("proposal");
+    e
+}
+
 fn engine_ingest(c: &mut Criterion) {
     let d = domain(1_000);
     let vs = votes(&d);
@@ -235,11 +245,7 @@ fn engine_ingest(c: &mut Criterion) {
     g.throughput(Throughput::Elements(vs.len() as u64));
     g.bench_function("ingest_1000_single", |b| {
         b.iter(|| {
-            let mut e = Engine::new(EngineConfig::default());
-            e.ingest(&d.policy.bytes, Origin::Peer, Timestamp(3_000))
-                .expect("policy");
-            e.ingest(&d.proposal.bytes, Origin::Peer, Timestamp(3_000))
-                .expect("proposal");
+            let mut e = engine_with_proposal(&d);
             for v in &vs {
                 e.ingest(&v.bytes, Origin::Peer, Timestamp(3_000))
                     .expect("vote");
@@ -249,11 +255,7 @@ fn engine_ingest(c: &mut Criterion) {
     });
     g.bench_function("ingest_1000_batched_64", |b| {
         b.iter(|| {
-            let mut e = Engine::new(EngineConfig::default());
-            e.ingest(&d.policy.bytes, Origin::Peer, Timestamp(3_000))
-                .expect("policy");
-            e.ingest(&d.proposal.bytes, Origin::Peer, Timestamp(3_000))
-                .expect("proposal");
+            let mut e = engine_with_proposal(&d);
             for chunk in vs.chunks(64) {
                 let items: Vec<(&[u8], Origin)> = chunk
                     .iter()

@@ -25,10 +25,14 @@ use acp_protocol::sync::{Summary, SyncRequest, SyncResponse};
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, DomainPolicy, Engine, EngineConfig, Envelope,
     HumanDecision, IngestError, Keypair, Member, MessageSet, Organization, Origin, Outcome,
-    OutcomeReport, Proposal, PublicKey, Reason, Receipt, Rejection, Resolution, Response,
-    Signature, SignatureEntry, SignedMessage, Stance, Status, Timestamp, Verdict, decode_message,
+    OutcomeReport, Proposal, PublicKey, Reason, Receipt, Resolution, Response, Signature,
+    SignatureEntry, SignedMessage, Stance, Status, Timestamp, Verdict, decode_message,
 };
 use serde_json::{Value, json};
+
+#[path = "../tests/support/rejection_json.rs"]
+mod rejection_json;
+use rejection_json::rejection_json;
 
 /// `created_at` of the proposal every resolution case decides.
 const T0: u64 = 1_800_000_000_000;
@@ -404,24 +408,6 @@ fn message_json(name: &str, note: &str, m: &SignedMessage) -> Value {
 }
 
 // ---------------------------------------------------------------- rejections
-
-fn rejection_kind(r: &Rejection) -> Value {
-    let mut v = json!({"rejection": r.code()});
-    match r {
-        Rejection::UnsupportedVersion(version) => v["version"] = json!(version),
-        Rejection::TooLargeForKind { kind, max, .. } => {
-            v["kind"] = json!(kind);
-            v["max"] = json!(max);
-        }
-        Rejection::InvalidField { field, .. } => v["field"] = json!(field),
-        Rejection::BadSignature { signer, error } => {
-            v["signer"] = json!(signer.to_string());
-            v["error"] = json!(error.code());
-        }
-        _ => {}
-    }
-    v
-}
 
 struct Rejected {
     name: &'static str,
@@ -2249,7 +2235,7 @@ fn ingest_vectors(k: &Keys) -> Value {
                 json!({"result": "from_the_future", "time": time.0})
             }
             Err(IngestError::Rejected(r)) => {
-                let mut v = rejection_kind(r);
+                let mut v = rejection_json(r);
                 v["result"] = json!("rejected");
                 v
             }
@@ -2796,7 +2782,7 @@ fn main() {
         .into_iter()
         .map(|r| {
             let err = decode_message(&r.bytes).expect_err(r.name);
-            let mut v = json!({"name": r.name, "note": r.note, "expected": rejection_kind(&err)});
+            let mut v = json!({"name": r.name, "note": r.note, "expected": rejection_json(&err)});
             if r.fill {
                 v["fill"] = json!({"byte": r.bytes[0], "len": r.bytes.len()});
             } else {

@@ -229,6 +229,51 @@ impl PolicyBuilder {
     }
 }
 
+/// Everything a proposal says besides who proposes it.
+#[derive(Debug, Clone)]
+pub struct Ask<'a> {
+    /// Domain.
+    pub domain: &'a str,
+    /// The pinned policy.
+    pub policy: ContentId,
+    /// Action kind, e.g. `loan.approve`.
+    pub kind: &'a str,
+    /// Action payload, JSON text.
+    pub payload: String,
+    /// The proposer's own confidence.
+    pub confidence_bps: Bps,
+    /// Stakes, in the domain's unit.
+    pub stakes: u64,
+    /// Evidence references.
+    pub evidence: Vec<String>,
+    /// Signed creation time.
+    pub created_at: Timestamp,
+    /// When responses close.
+    pub closes_at: Timestamp,
+}
+
+impl Ask<'_> {
+    /// Signs the proposal with the proposer's key.
+    pub fn sign(self, proposer: &Keypair) -> Result<SignedMessage, CodecError> {
+        Body::Proposal(Proposal {
+            proposer: proposer.public(),
+            domain: self.domain.to_owned(),
+            policy: self.policy,
+            action: Action {
+                kind: self.kind.to_owned(),
+                payload: self.payload,
+            },
+            confidence_bps: self.confidence_bps,
+            stakes: self.stakes,
+            evidence: self.evidence,
+            created_at: self.created_at,
+            closes_at: self.closes_at,
+            supersedes: None,
+        })
+        .sign(&[proposer])
+    }
+}
+
 /// A proposal with no evidence, stakes 0 and proposer confidence 10000.
 pub fn proposal(
     proposer: &Keypair,
@@ -239,22 +284,18 @@ pub fn proposal(
     created_at: Timestamp,
     closes_at: Timestamp,
 ) -> Result<SignedMessage, CodecError> {
-    Body::Proposal(Proposal {
-        proposer: proposer.public(),
-        domain: domain.to_owned(),
+    Ask {
+        domain,
         policy,
-        action: Action {
-            kind: action_kind.to_owned(),
-            payload: payload.to_owned(),
-        },
+        kind: action_kind,
+        payload: payload.to_owned(),
         confidence_bps: BPS_ONE,
         stakes: 0,
         evidence: Vec::new(),
         created_at,
         closes_at,
-        supersedes: None,
-    })
-    .sign(&[proposer])
+    }
+    .sign(proposer)
 }
 
 /// A response to `proposal` (which must be a proposal message).
@@ -266,6 +307,27 @@ pub fn response(
     reasoning: &str,
     issued_at: Timestamp,
 ) -> Result<SignedMessage, CodecError> {
+    response_with_evidence(
+        responder,
+        proposal,
+        stance,
+        confidence_bps,
+        reasoning,
+        &[],
+        issued_at,
+    )
+}
+
+/// A response to `proposal` citing evidence references.
+pub fn response_with_evidence(
+    responder: &Keypair,
+    proposal: &SignedMessage,
+    stance: Stance,
+    confidence_bps: Bps,
+    reasoning: &str,
+    evidence: &[&str],
+    issued_at: Timestamp,
+) -> Result<SignedMessage, CodecError> {
     Body::Response(Response {
         responder: responder.public(),
         domain: proposal.body().domain().to_owned(),
@@ -273,7 +335,7 @@ pub fn response(
         stance,
         confidence_bps,
         reasoning: reasoning.to_owned(),
-        evidence: Vec::new(),
+        evidence: evidence.iter().map(|e| (*e).to_owned()).collect(),
         issued_at,
     })
     .sign(&[responder])
@@ -305,12 +367,23 @@ pub fn outcome_report(
     outcome: Outcome,
     reported_at: Timestamp,
 ) -> Result<SignedMessage, CodecError> {
+    outcome_report_with_note(reporter, proposal, outcome, "", reported_at)
+}
+
+/// An outcome report on `proposal` with a note.
+pub fn outcome_report_with_note(
+    reporter: &Keypair,
+    proposal: &SignedMessage,
+    outcome: Outcome,
+    note: &str,
+    reported_at: Timestamp,
+) -> Result<SignedMessage, CodecError> {
     Body::OutcomeReport(OutcomeReport {
         reporter: reporter.public(),
         domain: proposal.body().domain().to_owned(),
         proposal: proposal.id,
         outcome,
-        note: String::new(),
+        note: note.to_owned(),
         reported_at,
     })
     .sign(&[reporter])

@@ -2,7 +2,7 @@
 
 mod common;
 
-use acp_protocol::build::{default_rules, human_decision, outcome_report, proposal};
+use acp_protocol::build::{default_rules, human_decision, outcome_report};
 use acp_protocol::resolve::Reason;
 use acp_protocol::trust::INITIAL_TRUST;
 use acp_protocol::{DecisionRules, Outcome, Stance, Status, Timestamp, Verdict};
@@ -295,16 +295,7 @@ fn trust_follows_reported_outcomes() {
     )
     .expect("sign");
     // Proposal 2, created after the report: weights read the new trust.
-    let second = proposal(
-        &f.proposer,
-        DOMAIN,
-        f.policy.id,
-        "loan.approve",
-        "{}",
-        CLOSES.plus_ms(100),
-        CLOSES.plus_ms(60_100),
-    )
-    .expect("sign");
+    let second = f.later_proposal();
     let v0 = acp_protocol::build::response(
         &f.agents[0],
         &second,
@@ -385,16 +376,7 @@ fn trust_reads_only_reporters_of_the_proposals_own_policy() {
         CLOSES.plus_ms(10),
     )
     .expect("sign");
-    let later = proposal(
-        &f.proposer,
-        DOMAIN,
-        f.policy.id,
-        "loan.approve",
-        "{}",
-        CLOSES.plus_ms(100),
-        CLOSES.plus_ms(60_100),
-    )
-    .expect("sign");
+    let later = f.later_proposal();
     let mut extra = votes.to_vec();
     extra.extend([rogue_policy, rogue_report, later.clone()]);
     let set = f.set(&extra);

@@ -11,9 +11,13 @@ use acp_protocol::resolve::resolve;
 use acp_protocol::sync::{Summary, SyncRequest, SyncResponse, answer};
 use acp_protocol::{
     ContentId, Engine, EngineConfig, IngestError, Keypair, MessageSet, Origin, PublicKey,
-    Rejection, Signature, SignedMessage, Timestamp, decode_message,
+    Signature, SignedMessage, Timestamp, decode_message,
 };
 use serde_json::{Value, json};
+
+#[path = "support/rejection_json.rs"]
+mod rejection_json;
+use rejection_json::rejection_json;
 
 /// The domain of every vector.
 const DOMAIN: &str = "fraud.detection";
@@ -132,24 +136,6 @@ fn messages() {
         }
     }
     assert_eq!(kinds.len(), 6, "every kind has a vector");
-}
-
-fn rejection_json(r: &Rejection) -> Value {
-    let mut v = json!({"rejection": r.code()});
-    match r {
-        Rejection::UnsupportedVersion(version) => v["version"] = json!(version),
-        Rejection::TooLargeForKind { kind, max, .. } => {
-            v["kind"] = json!(kind);
-            v["max"] = json!(max);
-        }
-        Rejection::InvalidField { field, .. } => v["field"] = json!(field),
-        Rejection::BadSignature { signer, error } => {
-            v["signer"] = json!(signer.to_string());
-            v["error"] = json!(error.code());
-        }
-        _ => {}
-    }
-    v
 }
 
 #[test]

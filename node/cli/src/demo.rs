@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acp_node::keys;
 use acp_node::launch::{Launch, Started};
@@ -43,17 +43,9 @@ impl Drop for DemoNode {
     }
 }
 
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    acp_node::launch::poll(Duration::from_secs(secs), f)
+        .ok_or_else(|| anyhow::anyhow!("timed out waiting for {what}"))
 }
 
 fn start(
@@ -202,19 +194,10 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         root.display()
     );
     let desk = start(exe, "loan-desk", &root.join("loan-desk"), None)?;
-    let risk = start(
-        exe,
-        "credit-risk",
-        &root.join("credit-risk"),
-        Some(&desk.tcp),
-    )?;
-    let comp = start(exe, "compliance", &root.join("compliance"), Some(&desk.tcp))?;
-    let cx = start(
-        exe,
-        "customer-experience",
-        &root.join("customer-experience"),
-        Some(&desk.tcp),
-    )?;
+    // One at a time: each start waits for the node's announcement.
+    let [risk, comp, cx] = ["credit-risk", "compliance", "customer-experience"]
+        .map(|name| start(exe, name, &root.join(name), Some(&desk.tcp)));
+    let (risk, comp, cx) = (risk?, comp?, cx?);
     let nodes = [&desk, &risk, &comp, &cx];
     wait_for(20, "the nodes to connect", || {
         desk.api

@@ -14,10 +14,10 @@ use acp_node::service::now;
 use acp_node::surface::api::confidence_to_bps;
 use acp_node::surface::control;
 use acp_node::transport::redis;
-use acp_protocol::build::PolicyBuilder;
+use acp_protocol::build::{Ask, PolicyBuilder};
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, Keypair, Proposal, PublicKey, Response, Stance,
+    Body, ContentId, DecisionRules, Keypair, PublicKey, Response, SignedMessage, Stance,
 };
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -322,6 +322,42 @@ struct InitArgs {
     /// optional: `acp anchor add` adds one later).
     #[arg(long)]
     genesis: Vec<String>,
+    #[command(flatten)]
+    key_seed: KeySeedArg,
+}
+
+/// For tests and reproducible walkthroughs only: with `--key-seed`, every
+/// key is derived from the given seed instead of the OS random number
+/// generator, as `blake3(seed || label)` with the labels "agent", "peer",
+/// "human", "reporter", "token" and "org". Anyone who knows the seed holds
+/// the keys, hence hidden from `--help`.
+#[derive(Args, Debug, Clone, Default)]
+struct KeySeedArg {
+    /// 64 hex digits: derive the keys from this seed (tests only).
+    #[arg(long, hide = true, value_parser = parse_key_seed)]
+    key_seed: Option<[u8; 32]>,
+}
+
+impl KeySeedArg {
+    /// The seed of the key named `label`: derived, or fresh random bytes.
+    fn seed(&self, label: &str) -> anyhow::Result<[u8; 32]> {
+        Ok(match &self.key_seed {
+            Some(master) => {
+                let mut h = blake3::Hasher::new();
+                h.update(master);
+                h.update(label.as_bytes());
+                *h.finalize().as_bytes()
+            }
+            None => keys::random_seed()?,
+        })
+    }
+}
+
+fn parse_key_seed(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|_| "expected 64 hex digits (32 bytes)".to_owned())
 }
 
 #[derive(Args, Debug, Clone)]
@@ -338,6 +374,8 @@ enum OrgCmd {
         /// Where to write the key.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        key_seed: KeySeedArg,
     },
 }
 
@@ -688,10 +726,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Init(a) => init(&dir, &a),
-        Cmd::Org(OrgCmd::Init { out }) => {
+        Cmd::Org(OrgCmd::Init { out, key_seed }) => {
             config::create_data_dir(&dir)?;
             let path = out.unwrap_or_else(|| dir.join(keys::ORG_KEY_FILE));
-            let seed = keys::create_seed_file(&path)?;
+            let seed = key_seed.seed("org")?;
+            keys::write_seed_file(&path, seed)?;
             println!("org root key {}", Keypair::from_seed(seed).public());
             println!("written to {}", path.display());
             Ok(())
@@ -807,11 +846,17 @@ fn init(dir: &Path, a: &InitArgs) -> anyhow::Result<()> {
     cfg.anchors = parse_anchors(&a.genesis, &cfg.domains)?;
     cfg.check()?;
     config::create_data_dir(dir)?;
-    let seed = keys::create_seed_file(&dir.join(keys::AGENT_KEY_FILE))?;
-    let peer = keys::create_peer_key(&dir.join(keys::PEER_KEY_FILE))?;
-    let human = keys::create_seed_file(&dir.join(keys::HUMAN_KEY_FILE))?;
-    let reporter = keys::create_seed_file(&dir.join(keys::REPORTER_KEY_FILE))?;
-    keys::create_token_file(&dir.join(keys::TOKEN_FILE))?;
+    let ks = &a.key_seed;
+    let seed_file = |file: &str, label: &str| -> anyhow::Result<[u8; 32]> {
+        let seed = ks.seed(label)?;
+        keys::write_seed_file(&dir.join(file), seed)?;
+        Ok(seed)
+    };
+    let seed = seed_file(keys::AGENT_KEY_FILE, "agent")?;
+    let peer = keys::write_peer_key_seed(&dir.join(keys::PEER_KEY_FILE), ks.seed("peer")?)?;
+    let human = seed_file(keys::HUMAN_KEY_FILE, "human")?;
+    let reporter = seed_file(keys::REPORTER_KEY_FILE, "reporter")?;
+    keys::write_token_file(&dir.join(keys::TOKEN_FILE), ks.seed("token")?)?;
     std::fs::write(&cfg_path, cfg.to_documented_toml())
         .with_context(|| format!("writing {}", cfg_path.display()))?;
     println!("initialized {}", dir.display());
@@ -1002,7 +1047,10 @@ fn policy_create(a: PolicyArgs) -> anyhow::Result<()> {
 }
 
 fn write_signed(body: Body, keys: &[&Keypair], out: &Path) -> anyhow::Result<()> {
-    let msg = body.sign(keys)?;
+    write_message(&body.sign(keys)?, out)
+}
+
+fn write_message(msg: &SignedMessage, out: &Path) -> anyhow::Result<()> {
     // Check it the way every node will.
     acp_protocol::decode_message(&msg.bytes).context("the signed message does not validate")?;
     std::fs::write(out, &msg.bytes).with_context(|| format!("writing {}", out.display()))?;
@@ -1057,22 +1105,19 @@ fn propose(dir: &Path, a: ProposeArgs) -> anyhow::Result<()> {
     };
     let key = agent_key(dir)?;
     let created = now();
-    let body = Body::Proposal(Proposal {
-        proposer: key.public(),
-        domain: a.domain,
+    let msg = Ask {
+        domain: &a.domain,
         policy,
-        action: Action {
-            kind: a.kind,
-            payload: a.payload,
-        },
+        kind: &a.kind,
+        payload: a.payload,
         confidence_bps,
         stakes: a.stakes,
         evidence: a.evidence,
         created_at: created,
         closes_at: created.plus_ms(a.closes_in_ms),
-        supersedes: None,
-    });
-    write_signed(body, &[&key], out)
+    }
+    .sign(&key)?;
+    write_message(&msg, out)
 }
 
 fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {

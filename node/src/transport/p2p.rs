@@ -106,6 +106,24 @@ pub struct NetConfig {
     pub mesh_degree: usize,
 }
 
+impl NetConfig {
+    /// A bare participant in `domain`'s topic that only dials out: no
+    /// listen address, no bootstrap, no mDNS, 1 MiB messages. For tools
+    /// that speak gossip to a node directly (load generators, hostile
+    /// peers), whatever a node's own configuration says.
+    pub fn dialer(domain: &str) -> Self {
+        NetConfig {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            domains: vec![domain.to_owned()],
+            mdns: false,
+            max_message_bytes: 1 << 20,
+            queue_capacity: 4096,
+            mesh_degree: DEFAULT_MESH_DEGREE,
+        }
+    }
+}
+
 /// Transport counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -567,12 +585,6 @@ enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), P2pError>>,
     },
-    Peers {
-        reply: oneshot::Sender<Vec<PeerId>>,
-    },
-    ListenAddrs {
-        reply: oneshot::Sender<Vec<Multiaddr>>,
-    },
 }
 
 /// A cloneable handle to the [`EventLoop`].
@@ -643,20 +655,6 @@ impl Client {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Dial { addr, reply }).await?;
         rx.await.map_err(|_| P2pError::Stopped)?
-    }
-
-    /// Currently connected peers.
-    pub async fn peers(&self) -> Result<Vec<PeerId>, P2pError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Peers { reply }).await?;
-        rx.await.map_err(|_| P2pError::Stopped)
-    }
-
-    /// Addresses the node listens on.
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, P2pError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ListenAddrs { reply }).await?;
-        rx.await.map_err(|_| P2pError::Stopped)
     }
 }
 
@@ -858,12 +856,6 @@ impl EventLoop {
                         message: e.to_string(),
                     });
                 let _ = reply.send(res);
-            }
-            Command::Peers { reply } => {
-                let _ = reply.send(self.swarm.connected_peers().copied().collect());
-            }
-            Command::ListenAddrs { reply } => {
-                let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
         }
     }

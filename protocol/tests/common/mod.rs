@@ -86,6 +86,21 @@ impl Fixture {
         Self::new(&[10_000; 4], default_rules())
     }
 
+    /// A second proposal under the fixture's policy, created 100 ms after
+    /// the first one closed: it reads whatever was reported on the first.
+    pub fn later_proposal(&self) -> SignedMessage {
+        proposal(
+            &self.proposer,
+            DOMAIN,
+            self.policy.id,
+            "loan.approve",
+            "{}",
+            CLOSES.plus_ms(100),
+            CLOSES.plus_ms(60_100),
+        )
+        .expect("sign")
+    }
+
     pub fn vote(&self, agent: usize, stance: Stance, confidence: u16) -> SignedMessage {
         self.vote_at(agent, stance, confidence, CREATED.plus_ms(1_000))
     }

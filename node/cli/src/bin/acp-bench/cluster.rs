@@ -16,10 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acp_node::launch::{Launch, Started};
-use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{
-    Action, Body, ContentId, DecisionRules, Keypair, Proposal, Response, SignedMessage, Stance,
-};
+use acp_protocol::build::{self, Ask, PolicyBuilder};
+use acp_protocol::{ContentId, DecisionRules, Keypair, SignedMessage, Stance};
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
@@ -174,7 +172,7 @@ pub fn propose_and_vote(
     let p = proposal(proposer, policy, i as u64, closes_in_ms)?;
     let votes: Vec<Vec<u8>> = agents
         .iter()
-        .map(|ag| response(ag, p.id).map(|m| m.bytes))
+        .map(|ag| response(ag, &p).map(|m| m.bytes))
         .collect::<Result<_, _>>()?;
     let t0 = now_us();
     submit(nodes[nodes.len() - 1].api, &p.bytes)?;
@@ -205,17 +203,9 @@ pub fn status(api: SocketAddr) -> anyhow::Result<Value> {
     call(api, &json!({"op": "status"}))
 }
 
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+pub fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    acp_node::launch::poll(Duration::from_secs(secs), f)
+        .ok_or_else(|| anyhow::anyhow!("timed out waiting for {what}"))
 }
 
 /// Starts `n` connected nodes under `root`, all trusting `genesis`.
@@ -296,36 +286,29 @@ pub fn proposal(
     closes_in_ms: u64,
 ) -> anyhow::Result<SignedMessage> {
     let t = acp_node::service::now();
-    Ok(Body::Proposal(Proposal {
-        proposer: by.public(),
-        domain: DOMAIN.into(),
+    Ok(Ask {
+        domain: DOMAIN,
         policy,
-        action: Action {
-            kind: "payment.block".into(),
-            payload: format!(r#"{{"payment":"p-{n}","amount_cents":125000}}"#),
-        },
+        kind: "payment.block",
+        payload: format!(r#"{{"payment":"p-{n}","amount_cents":125000}}"#),
         confidence_bps: 8000,
         stakes: 0,
         evidence: Vec::new(),
         created_at: t,
         closes_at: t.plus_ms(closes_in_ms),
-        supersedes: None,
-    })
-    .sign(&[by])?)
+    }
+    .sign(by)?)
 }
 
-pub fn response(by: &Keypair, proposal: ContentId) -> anyhow::Result<SignedMessage> {
-    Ok(Body::Response(Response {
-        responder: by.public(),
-        domain: DOMAIN.into(),
+pub fn response(by: &Keypair, proposal: &SignedMessage) -> anyhow::Result<SignedMessage> {
+    Ok(build::response(
+        by,
         proposal,
-        stance: Stance::Endorse,
-        confidence_bps: 9000,
-        reasoning: "The merchant category and velocity match a known card-testing pattern.".into(),
-        evidence: Vec::new(),
-        issued_at: acp_node::service::now(),
-    })
-    .sign(&[by])?)
+        Stance::Endorse,
+        9000,
+        "The merchant category and velocity match a known card-testing pattern.",
+        acp_node::service::now(),
+    )?)
 }
 
 pub fn has_all(nodes: &[Node], id: &ContentId) -> bool {
@@ -505,7 +488,7 @@ pub fn coord_run(a: &LatencyArgs, n: usize, k: usize, durable: bool) -> anyhow::
         let votes: Vec<Vec<u8>> = agents
             .iter()
             .map(|ag| {
-                response(ag, p.id).map(|m| {
+                response(ag, &p).map(|m| {
                     let mut b = b"E".to_vec();
                     b.extend_from_slice(hex::encode(&m.bytes).as_bytes());
                     b
@@ -703,7 +686,7 @@ pub fn gossip(a: &GossipArgs) -> anyhow::Result<()> {
         let base = held(&nodes[0]);
         let msgs: Vec<SignedMessage> = agents
             .iter()
-            .map(|ag| response(ag, p.id))
+            .map(|ag| response(ag, &p))
             .collect::<Result<_, _>>()?;
         let size = msgs.iter().map(|m| m.bytes.len()).sum::<usize>() as f64 / msgs.len() as f64;
         std::thread::sleep(Duration::from_secs(2));

@@ -206,15 +206,7 @@ fn publisher(
         .enable_all()
         .build()?;
     let _in_rt = rt.enter();
-    let cfg = NetConfig {
-        listen: Vec::new(),
-        bootstrap: Vec::new(),
-        domains: vec![DOMAIN.into()],
-        mdns: false,
-        max_message_bytes: 1 << 20,
-        queue_capacity: 4096,
-        mesh_degree: p2p::DEFAULT_MESH_DEGREE,
-    };
+    let cfg = NetConfig::dialer(DOMAIN);
     let mut swarm = p2p::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &cfg)?;
     let topic = p2p::topic(DOMAIN);
     swarm.behaviour_mut().gossipsub.subscribe(&topic)?;

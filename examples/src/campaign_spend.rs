@@ -7,9 +7,9 @@
 //! HumanDecision with her key; the attestors then sign the result her
 //! decision settles, and every node holds that certificate: approved.
 
+use acp_node::surface::api::types::{DecisionSubmitted, NewDecision};
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::finality::State;
-use acp_node::surface::api::types::{DecisionSubmitted, NewDecision};
 use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance, Verdict};
 use anyhow::{anyhow, bail};
 

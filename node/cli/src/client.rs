@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use acp_node::config::Config;
 use acp_node::keys;
-use acp_node::surface::api::types::{ErrorBody, ProposalDetail, ReceiptView, StreamEvent, SubmittedBody};
+use acp_node::surface::api::types::{
+    ErrorBody, ProposalDetail, ReceiptView, StreamEvent, SubmittedBody,
+};
 use acp_node::surface::view::{state_str, status_str};
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
@@ -163,7 +165,11 @@ pub fn short(v: &impl ToString) -> String {
 pub fn print_proposal(v: &ProposalDetail) {
     let pkg = &v.package;
     let p = &pkg.proposal;
-    let orgs = pkg.policy.as_ref().map(|p| p.organizations.as_slice()).unwrap_or_default();
+    let orgs = pkg
+        .policy
+        .as_ref()
+        .map(|p| p.organizations.as_slice())
+        .unwrap_or_default();
     println!("proposal   {}", v.id);
     println!("action     {} {}", p.action.kind, p.action.payload);
     println!(
@@ -332,11 +338,9 @@ pub fn event_line(ev: &StreamEvent) -> String {
             status_str(d.status),
             short(&d.resolution)
         ),
-        StreamEvent::Escalated(d) => format!(
-            "escalated {} reasons {}",
-            d.proposal,
-            name_of(&d.reasons)
-        ),
+        StreamEvent::Escalated(d) => {
+            format!("escalated {} reasons {}", d.proposal, name_of(&d.reasons))
+        }
         StreamEvent::Certified(d) => format!("{name:<9} {} {}", d.proposal, d.summary),
         StreamEvent::Contested(d) => format!("{name:<9} {} {}", d.proposal, d.summary),
         StreamEvent::AfterCertification(d) => format!(

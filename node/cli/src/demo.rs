@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use acp_node::keys;
 use acp_node::launch::{Launch, Started};
 use acp_node::service::now;
-use acp_protocol::build::PolicyBuilder;
 use acp_node::surface::api::types::{
     AnchorAdded, AnchorBody, AnchorList, DecisionSubmitted, NewDecision, NewProposal, NewResponse,
     ProposalDetail, StatusBody, SubmittedBody,
 };
 use acp_node::surface::view::status_str;
+use acp_protocol::build::PolicyBuilder;
 use acp_protocol::finality::State;
 use acp_protocol::{ContentId, DecisionRules, Keypair, Stance, Status, Verdict};
 use anyhow::{Context, bail};
@@ -311,11 +311,10 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     desk.api.post_bytes("/messages", policy.bytes.clone())?;
     for n in &nodes[1..] {
         wait_for(15, "the policy to spread", || {
-            n.api.get::<AnchorList>("/anchors").ok().filter(|v| {
-                v.anchors
-                    .iter()
-                    .any(|x| x.current == Some(policy.id))
-            })
+            n.api
+                .get::<AnchorList>("/anchors")
+                .ok()
+                .filter(|v| v.anchors.iter().any(|x| x.current == Some(policy.id)))
         })?;
     }
 
@@ -348,8 +347,18 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
                 0.9,
                 "score 742, debt-to-income 0.21, no defaults",
             ),
-            (&comp, Stance::Endorse, 0.8, "KYC complete, no sanctions hits"),
-            (&cx, Stance::Endorse, 0.7, "customer for 9 years, salary account"),
+            (
+                &comp,
+                Stance::Endorse,
+                0.8,
+                "KYC complete, no sanctions hits",
+            ),
+            (
+                &cx,
+                Stance::Endorse,
+                0.7,
+                "customer for 9 years, salary account",
+            ),
         ],
     )?;
     println!("  waiting for the attestors' receipts...");

@@ -10,18 +10,18 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use acp_node::surface::api::types::{
+    DEFAULT_WINDOW_MS, NewOutcome, NewProposal, NewResponse, ProposalDetail, ProposalList,
+    SubmittedBody, TrustTable,
+};
 use acp_protocol::ContentId;
+use acp_protocol::finality::State;
+use acp_protocol::{Outcome, Stance, Status};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::schemars::JsonSchema;
 use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
-use acp_node::surface::api::types::{
-    DEFAULT_WINDOW_MS, NewOutcome, NewProposal, NewResponse, ProposalDetail, ProposalList,
-    SubmittedBody, TrustTable,
-};
-use acp_protocol::finality::State;
-use acp_protocol::{Outcome, Stance, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -105,27 +105,37 @@ fn err(e: impl std::fmt::Display) -> Value {
 }
 
 fn to_json(answer: &impl Serialize) -> Value {
-    // The answer types hold plain fields and string keys: they serialize.
-    serde_json::to_value(answer).unwrap_or_else(|e| to_json_refusal(&e))
-}
-
-fn to_json_refusal(e: &serde_json::Error) -> Value {
-    let r = ControlRefusal::new(e);
-    let mut m = serde_json::Map::new();
-    m.insert("ok".to_owned(), Value::Bool(r.ok));
-    m.insert("error".to_owned(), Value::String(r.error));
-    Value::Object(m)
+    // The answer types hold plain fields and string keys, so serializing
+    // them cannot fail; null would only mark a broken answer type.
+    serde_json::to_value(answer).unwrap_or(Value::Null)
 }
 
 /// Answers one request line.
 pub async fn dispatch(line: &[u8], handle: &NodeHandle) -> Value {
+    // Read field by field, so that each missing or mistyped one gets its
+    // own message; the queries are read whole.
+    #[derive(Deserialize)]
+    struct Op {
+        op: String,
+    }
+    #[derive(Deserialize)]
+    struct Hex {
+        hex: String,
+    }
+    #[derive(Deserialize)]
+    struct Addr {
+        addr: String,
+    }
     let req: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => return err(format!("request is not JSON: {e}")),
     };
-    match req.get("op").and_then(Value::as_str) {
-        Some("submit") => {
-            let Some(hex) = req.get("hex").and_then(Value::as_str) else {
+    let Ok(Op { op }) = Op::deserialize(&req) else {
+        return err("request needs \"op\"");
+    };
+    match op.as_str() {
+        "submit" => {
+            let Ok(Hex { hex }) = Hex::deserialize(&req) else {
                 return err("submit needs \"hex\"");
             };
             let bytes = match hex::decode(hex.trim()) {
@@ -141,9 +151,9 @@ pub async fn dispatch(line: &[u8], handle: &NodeHandle) -> Value {
                 Err(e) => err(e),
             }
         }
-        Some("dial") => {
-            let addr = match req.get("addr").and_then(Value::as_str).map(str::parse) {
-                Some(Ok(a)) => a,
+        "dial" => {
+            let addr = match Addr::deserialize(&req).map(|a| a.addr.parse()) {
+                Ok(Ok(a)) => a,
                 _ => return err("dial needs a multiaddr in \"addr\""),
             };
             match handle.dial(addr).await {
@@ -151,14 +161,13 @@ pub async fn dispatch(line: &[u8], handle: &NodeHandle) -> Value {
                 Err(e) => err(e),
             }
         }
-        Some(_) => match serde_json::from_value::<Query>(req) {
+        _ => match serde_json::from_value::<Query>(req) {
             Ok(q) => match handle.answer(q).await {
                 Ok(a) => to_json(&a),
                 Err(e) => err(e),
             },
             Err(e) => err(format!("bad request: {e}")),
         },
-        None => err("request needs \"op\""),
     }
 }
 

@@ -1271,4 +1271,48 @@ mod tests {
             assert!(doc.contains(p), "{p} missing");
         }
     }
+
+    #[test]
+    fn openapi_components_come_from_the_types() {
+        let doc: Value = serde_json::from_str(&ApiDoc::openapi().to_json().unwrap()).unwrap();
+        let schemas = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .unwrap();
+        for name in [
+            "ProposalDetail",
+            "ProposalList",
+            "FinalityView",
+            "ReceiptView",
+            "StatusBody",
+            "TrustTable",
+            "AnchorList",
+            "StreamEvent",
+            "ResolutionAnswer",
+        ] {
+            assert!(schemas.contains_key(name), "{name} missing");
+        }
+        let statuses = doc.pointer("/components/schemas/StatusName/enum").unwrap();
+        assert_eq!(
+            statuses,
+            &serde_json::json!(["pending", "approved", "rejected", "escalated", "invalid"])
+        );
+        let trust = doc
+            .pointer("/paths/~1v1~1trust/get/parameters/0/in")
+            .unwrap();
+        assert_eq!(trust, "query");
+    }
+
+    #[test]
+    fn stream_events_travel_as_name_and_data() {
+        let ev = StreamEvent::Lagged(LaggedEvent { missed: 3 });
+        assert_eq!(ev.name(), "lagged");
+        assert_eq!(ev.data_json().unwrap(), r#"{"missed":3}"#);
+        let back = StreamEvent::parse("lagged", r#"{"missed":3}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::json!({"event": "lagged", "data": {"missed": 3}})
+        );
+        assert!(StreamEvent::parse("no_such_event", "{}").is_err());
+    }
 }

@@ -691,16 +691,47 @@ impl StreamEvent {
 
     /// The SSE data: the payload alone, as JSON text.
     pub fn data_json(&self) -> Result<String, serde_json::Error> {
-        match serde_json::to_value(self)? {
-            Value::Object(mut m) => Ok(m.remove("data").unwrap_or(Value::Null).to_string()),
-            other => Ok(other.to_string()),
+        match self {
+            Self::Proposal(d) => serde_json::to_string(d),
+            Self::Response(d) => serde_json::to_string(d),
+            Self::Message(d) => serde_json::to_string(d),
+            Self::Decided(d) => serde_json::to_string(d),
+            Self::Escalated(d) => serde_json::to_string(d),
+            Self::Finalized(d) => serde_json::to_string(d),
+            Self::Equivocation(d) => serde_json::to_string(d),
+            Self::Divergence(d) => serde_json::to_string(d),
+            Self::ReceiptMismatch(d) => serde_json::to_string(d),
+            Self::Certified(d) => serde_json::to_string(d),
+            Self::Contested(d) => serde_json::to_string(d),
+            Self::AttestorEquivocation(d) => serde_json::to_string(d),
+            Self::PolicyFork(d) => serde_json::to_string(d),
+            Self::AfterCertification(d) => serde_json::to_string(d),
+            Self::Lagged(d) => serde_json::to_string(d),
         }
     }
 
     /// Reads an event from its SSE name and data.
     pub fn parse(name: &str, data: &str) -> Result<Self, serde_json::Error> {
-        let data: Value = serde_json::from_str(data)?;
-        serde_json::from_value(serde_json::json!({ "event": name, "data": data }))
+        Ok(match name {
+            "proposal" => Self::Proposal(serde_json::from_str(data)?),
+            "response" => Self::Response(serde_json::from_str(data)?),
+            "message" => Self::Message(serde_json::from_str(data)?),
+            "decided" => Self::Decided(serde_json::from_str(data)?),
+            "escalated" => Self::Escalated(serde_json::from_str(data)?),
+            "finalized" => Self::Finalized(serde_json::from_str(data)?),
+            "equivocation" => Self::Equivocation(serde_json::from_str(data)?),
+            "divergence" => Self::Divergence(serde_json::from_str(data)?),
+            "receipt_mismatch" => Self::ReceiptMismatch(serde_json::from_str(data)?),
+            "certified" => Self::Certified(serde_json::from_str(data)?),
+            "contested" => Self::Contested(serde_json::from_str(data)?),
+            "attestor_equivocation" => Self::AttestorEquivocation(serde_json::from_str(data)?),
+            "policy_fork" => Self::PolicyFork(serde_json::from_str(data)?),
+            "after_certification" => Self::AfterCertification(serde_json::from_str(data)?),
+            "lagged" => Self::Lagged(serde_json::from_str(data)?),
+            other => {
+                return Err(serde::de::Error::custom(format!("unknown event {other:?}")));
+            }
+        })
     }
 }
 

@@ -16,12 +16,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acp_node::launch::{Launch, Started};
+use acp_node::surface::api::types::{ControlRequest, ControlSubmitted, Held, NodeStatus};
+use acp_node::surface::control::{self, ControlError};
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, Keypair, Proposal, Response, SignedMessage, Stance,
 };
-use acp_node::surface::api::types::{ControlRequest, ControlSubmitted, Held, NodeStatus};
-use acp_node::surface::control::{self, ControlError};
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -261,9 +261,7 @@ pub fn connect(
     wait_for(60, "every node to have a peer", || {
         nodes
             .iter()
-            .all(|nd| {
-                status(nd.api).is_ok_and(|v| !v.peers.is_empty())
-            })
+            .all(|nd| status(nd.api).is_ok_and(|v| !v.peers.is_empty()))
             .then_some(())
     })?;
     // Let gossipsub heartbeats (0.7 s) build the meshes.
@@ -401,10 +399,8 @@ pub fn event_times(log: &Path, message: &str) -> HashMap<String, u64> {
             continue;
         };
         if l.fields.message.as_deref() == Some(message)
-            && let (Some(p), Some(t)) = (
-                l.fields.proposal,
-                l.timestamp.as_deref().and_then(parse_ts),
-            )
+            && let (Some(p), Some(t)) =
+                (l.fields.proposal, l.timestamp.as_deref().and_then(parse_ts))
         {
             out.entry(p).or_insert(t);
         }

@@ -179,7 +179,7 @@ pub fn print_proposal(v: &ProposalDetail) {
         conf(p.confidence_bps),
         p.stakes
     );
-    let reasons: Vec<String> = v.reasons.iter().map(|r| name_of(r)).collect();
+    let reasons: Vec<String> = v.reasons.iter().map(name_of).collect();
     let f = &v.finality;
     println!(
         "status     {} ({}){}",

@@ -43,33 +43,29 @@ use std::time::Instant;
 use acp_protocol::admission::Refusal;
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Action, Body, ContentId, Event, HumanDecision, IngestError, Keypair, OutcomeReport, Proposal,
-    Response, Status,
+    Action, Body, ContentId, HumanDecision, Keypair, OutcomeReport, Proposal, Response, Status,
 };
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
 use utoipa::OpenApi;
 
-use crate::config::ConfigError;
-use crate::service::{self, AnchorError, NodeHandle, SubmitError};
+use crate::service::{self, NodeHandle};
 use crate::surface::view::{self, status_str};
 
+mod error;
+mod events;
 pub mod types;
 
-use types::{
-    AfterCertificationEvent, AttestorEquivocationEvent, CertifiedEvent, ContestedEvent,
-    DecidedEvent, DivergenceEvent, EquivocationEvent, EscalatedEvent, FinalizedEvent, LaggedEvent,
-    MessageSeen, PolicyForkEvent, ProposalSeen, ReceiptMismatchEvent, ResponseSeen,
-};
+pub use error::ApiError;
+use error::{ApiResult, JsonBody, body_bytes, refusal_hint};
+pub use events::stream_event;
+
 pub use types::{
     AnchorAdded, AnchorBody, AnchorList, AnchorView, DecisionSubmitted, ErrorBody, ErrorDetail,
     Health, ListQuery, NewDecision, NewOutcome, NewProposal, NewResponse, ProposalDetail,
@@ -114,164 +110,6 @@ pub fn confidence_to_bps(x: f64) -> Result<u16, ConfidenceError> {
 /// Basis points back to the API's `[0, 1]` (exact for display).
 pub fn bps_to_confidence(bps: u16) -> f64 {
     f64::from(bps) / 10_000.0
-}
-
-/// A typed API error (see the module documentation for the codes).
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    reason: Option<String>,
-    missing: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Self {
-        Self {
-            status,
-            code,
-            message: message.to_string().replace('\n', " "),
-            reason: None,
-            missing: None,
-        }
-    }
-    /// 403: the lineage does not admit the message.
-    fn not_admitted(refusal: Refusal, message: impl std::fmt::Display) -> Self {
-        Self {
-            reason: Some(refusal.code().to_owned()),
-            ..Self::new(StatusCode::FORBIDDEN, "not_authorized", message)
-        }
-    }
-    fn bad(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-    fn not_found(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-    fn conflict(code: &'static str, message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-    fn stopped() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the node has stopped",
-        )
-    }
-    fn internal(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-    }
-}
-
-impl From<ConfidenceError> for ApiError {
-    fn from(e: ConfidenceError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_confidence", e)
-    }
-}
-
-impl From<service::NodeError> for ApiError {
-    fn from(_: service::NodeError) -> Self {
-        Self::stopped()
-    }
-}
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::Ingest(IngestError::NotAdmitted(r)) => {
-                Self::not_admitted(r, format!("not admitted: {r} ({})", refusal_hint(r)))
-            }
-            SubmitError::Ingest(IngestError::Pending { needs }) => Self {
-                missing: Some(needs.to_string()),
-                ..Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "depends_on_unknown",
-                    format!(
-                        "the message depends on {needs}, which this node does not hold; \
-                         submit that first"
-                    ),
-                )
-            },
-            SubmitError::Ingest(e) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", e),
-            SubmitError::Stopped => Self::stopped(),
-            other => Self::internal(other),
-        }
-    }
-}
-
-/// What an operator can do about a refusal.
-fn refusal_hint(r: Refusal) -> &'static str {
-    match r {
-        Refusal::NoAnchor => {
-            "the node trusts no genesis policy for the domain yet: add one with \
-             `acp anchor add --domain D --genesis ID` or POST /v1/anchors"
-        }
-        Refusal::NotInLineage => {
-            "the policy is neither the domain's genesis nor a valid amendment of a policy in its lineage"
-        }
-        Refusal::PolicyNotInLineage => "the pinned policy is not in the domain's lineage",
-        Refusal::WrongDomain => "the message names another domain than its proposal",
-        Refusal::NotAuthorized => "the signer has no role for this kind of message in the policy",
-        _ => "the domain's lineage does not authorize it",
-    }
-}
-
-impl From<AnchorError> for ApiError {
-    fn from(e: AnchorError) -> Self {
-        match e {
-            AnchorError::NotJoined(_) => Self::conflict("domain_not_joined", e),
-            AnchorError::Conflict { .. } => Self::conflict("anchor_exists", e),
-            AnchorError::Config(ConfigError::Invalid(m)) => Self::bad(m),
-            AnchorError::Stopped => Self::stopped(),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> HttpResponse {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-                reason: self.reason,
-                missing: self.missing,
-            },
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body whose every failure is a typed [`ApiError`].
-#[derive(Debug)]
-struct JsonBody<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad(format!("request body: {e}")))
-    }
-}
-
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body over {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::bad(e.body_text())
-        }
-    })
 }
 
 /// Keys the API signs with on the node's behalf.
@@ -408,7 +246,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/messages", post(submit_message))
         .route("/anchors", post(add_anchor).get(list_anchors))
         .route("/trust", get(trust))
-        .route("/events", get(events))
+        .route("/events", get(events::events))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(health))
@@ -1012,143 +850,6 @@ async fn trust(
     }))
 }
 
-/// One engine event as a server-sent event.
-pub fn stream_event(ev: &Event) -> StreamEvent {
-    match ev {
-        Event::ProposalSeen {
-            id,
-            domain,
-            proposer,
-        } => StreamEvent::Proposal(ProposalSeen {
-            id: *id,
-            domain: domain.clone(),
-            proposer: *proposer,
-        }),
-        Event::ResponseSeen {
-            id,
-            proposal,
-            responder,
-            stance,
-        } => StreamEvent::Response(ResponseSeen {
-            id: *id,
-            proposal: *proposal,
-            responder: *responder,
-            stance: *stance,
-        }),
-        Event::MessageSeen { id, kind, domain } => StreamEvent::Message(MessageSeen {
-            id: *id,
-            kind: *kind,
-            domain: domain.clone(),
-        }),
-        Event::Decided { resolution: r } => StreamEvent::Decided(DecidedEvent {
-            proposal: r.proposal,
-            status: r.status,
-            early: r.early,
-            resolution: r.digest(),
-        }),
-        Event::Escalated { resolution: r } => StreamEvent::Escalated(EscalatedEvent {
-            proposal: r.proposal,
-            reasons: r.reasons.clone(),
-            resolution: r.digest(),
-        }),
-        Event::Finalized {
-            resolution: r,
-            receipt,
-        } => StreamEvent::Finalized(FinalizedEvent {
-            proposal: r.proposal,
-            status: r.status,
-            resolution: r.digest(),
-            receipt: *receipt,
-        }),
-        Event::Equivocation {
-            proposal,
-            agent,
-            responses,
-        } => StreamEvent::Equivocation(EquivocationEvent {
-            proposal: *proposal,
-            agent: *agent,
-            responses: responses.clone(),
-        }),
-        Event::Divergence {
-            proposal,
-            previous,
-            current,
-        } => StreamEvent::Divergence(DivergenceEvent {
-            proposal: *proposal,
-            previous: previous.0,
-            previous_status: previous.1,
-            current: current.digest(),
-            status: current.status,
-        }),
-        Event::ReceiptMismatch {
-            proposal,
-            node,
-            theirs,
-            ours,
-        } => StreamEvent::ReceiptMismatch(ReceiptMismatchEvent {
-            proposal: *proposal,
-            node: *node,
-            theirs: *theirs,
-            ours: *ours,
-        }),
-        Event::Certified { resolution: r } => StreamEvent::Certified(CertifiedEvent {
-            proposal: r.proposal,
-            status: r.final_status(),
-            summary: view::summary(&r.finality),
-            certificate: view::finality(r, None, &[]).certificate,
-        }),
-        Event::Contested { resolution: r } => StreamEvent::Contested(ContestedEvent {
-            proposal: r.proposal,
-            summary: view::summary(&r.finality),
-            attestations: view::finality(r, None, &[]).attestations,
-        }),
-        Event::AttestorEquivocation {
-            proposal,
-            organization,
-            receipts,
-        } => StreamEvent::AttestorEquivocation(AttestorEquivocationEvent {
-            proposal: *proposal,
-            organization: *organization,
-            receipts: receipts.clone(),
-        }),
-        Event::PolicyFork { domain, fork } => StreamEvent::PolicyFork(PolicyForkEvent {
-            domain: domain.clone(),
-            parent: fork.parent,
-            successors: fork.successors.clone(),
-        }),
-        Event::AfterCertification { proposal, id, kind } => {
-            StreamEvent::AfterCertification(AfterCertificationEvent {
-                proposal: *proposal,
-                id: *id,
-                kind: *kind,
-            })
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/v1/events", security(("bearer" = [])),
-    responses((status = 401, body = ErrorBody),
-              (status = 200, content_type = "text/event-stream", body = StreamEvent,
-               description = "Server-sent events (the SSE event name is `event`, the SSE data is `data`): proposal, response, message, decided, escalated, finalized, \
-                              certified, contested, attestor_equivocation, policy_fork, after_certification, \
-                              equivocation, divergence, receipt_mismatch; `lagged` when this client fell behind")))]
-async fn events(
-    State(st): State<ApiState>,
-) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
-    let rx = st.0.handle.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let ev = match rx.recv().await {
-            Ok(ev) => stream_event(&ev),
-            Err(RecvError::Lagged(missed)) => StreamEvent::Lagged(LaggedEvent { missed }),
-            Err(RecvError::Closed) => return None,
-        };
-        // The payloads are plain fields: serializing them does not fail.
-        let data = ev.data_json().unwrap_or_else(|_| "{}".to_owned());
-        Some((Ok(SseEvent::default().event(ev.name()).data(data)), rx))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
 struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
@@ -1169,7 +870,8 @@ impl utoipa::Modify for SecurityAddon {
          description = "Agents talk to their own ACP node. Confidence is a number in [0, 1]; \
                         bps = floor(x * 10000 + 0.5). Errors: {\"error\": {\"code\", \"message\"}}."),
     paths(health, status, create_proposal, list_proposals, get_proposal, respond, decide,
-          report_outcome, audit_bundle, submit_message, add_anchor, list_anchors, trust, events),
+          report_outcome, audit_bundle, submit_message, add_anchor, list_anchors, trust,
+          events::events),
     components(schemas(ErrorBody, ErrorDetail, Health, StatusBody, types::NodeStatus, SubmittedBody,
                        NewProposal, NewResponse, NewDecision, DecisionSubmitted, NewOutcome,
                        ProposalList, ProposalItem, ProposalDetail, types::FinalityView,
@@ -1305,7 +1007,7 @@ mod tests {
 
     #[test]
     fn stream_events_travel_as_name_and_data() {
-        let ev = StreamEvent::Lagged(LaggedEvent { missed: 3 });
+        let ev = StreamEvent::Lagged(types::LaggedEvent { missed: 3 });
         assert_eq!(ev.name(), "lagged");
         assert_eq!(ev.data_json().unwrap(), r#"{"missed":3}"#);
         let back = StreamEvent::parse("lagged", r#"{"missed":3}"#).unwrap();

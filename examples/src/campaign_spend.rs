@@ -7,11 +7,11 @@
 //! HumanDecision with her key; the attestors then sign the result her
 //! decision settles, and every node holds that certificate: approved.
 
+use acp_node::surface::api::types::{DecisionSubmitted, NewDecision};
 use acp_protocol::build::{self, Ask, PolicyBuilder};
 use acp_protocol::finality::State;
-use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance};
+use acp_protocol::{BPS_ONE, ContentId, Keypair, Stance, Verdict};
 use anyhow::{anyhow, bail};
-use serde_json::json;
 
 use crate::http;
 use crate::msg;
@@ -163,21 +163,21 @@ pub async fn run(out: &mut Out) -> anyhow::Result<SpendReport> {
     // with the human key the policy lists (the escalation page does the same).
     let (api, token) = play.net.serve_api("fpa-analyst", Some(cfo.clone())).await?;
     let path = format!("/v1/proposals/{}/decision", p.id);
-    let (code, answer) = http::request(
+    let (code, answer): (u16, DecisionSubmitted) = http::request(
         api,
         &token,
         "POST",
         &path,
-        Some(&json!({ "verdict": "approve", "rationale": rationale })),
+        Some(&NewDecision {
+            verdict: Verdict::Approve,
+            rationale: rationale.to_owned(),
+        }),
     )
     .await?;
     if code != 201 {
-        bail!("the API refused the decision ({code}): {answer}");
+        bail!("the API took the decision with {code}, not 201 (it already held it)");
     }
-    let decision_id: ContentId = answer["id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no id in the API's answer: {answer}"))?
-        .parse()?;
+    let decision_id = answer.id;
     let decision = play.net.message("fpa-analyst", &decision_id).await?;
     play.ledger.record(&decision);
     play.net.wait_everywhere(&decision.id).await?;

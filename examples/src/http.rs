@@ -1,23 +1,30 @@
 //! A minimal HTTP/1.1 client for a node's sidecar API: one JSON request per
 //! connection, bearer token, `Connection: close`. Enough for the examples;
-//! a real agent would use any HTTP library.
+//! a real agent would use any HTTP library. Bodies are the node's own API
+//! types ([`acp_node::surface::api::types`]).
 
 use std::net::SocketAddr;
 
+use acp_node::surface::api::types::ErrorBody;
 use anyhow::{Context, anyhow, bail};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `method path` with an optional JSON body; returns the status code
-/// and the JSON answer (`Null` when the body is empty).
-pub async fn request(
+/// and the answer read as `T`. An error status fails with the API's error
+/// code and message.
+pub async fn request<T: DeserializeOwned>(
     api: SocketAddr,
     token: &str,
     method: &str,
     path: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let body = body.map(Value::to_string).unwrap_or_default();
+    body: Option<&impl Serialize>,
+) -> anyhow::Result<(u16, T)> {
+    let body = match body {
+        Some(b) => serde_json::to_string(b)?,
+        None => String::new(),
+    };
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -45,10 +52,17 @@ pub async fn request(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow!("no status code in {head:?}"))?;
-    let json = if body.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).context("answer is not JSON")?
-    };
-    Ok((status, json))
+    if !(200..300).contains(&status) {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(ErrorBody { error }) => bail!(
+                "the API refused {method} {path} ({status}): {} ({})",
+                error.message,
+                error.code
+            ),
+            Err(_) => bail!("the API answered {status} to {method} {path}"),
+        }
+    }
+    let answer = serde_json::from_str(body)
+        .with_context(|| format!("reading the answer to {method} {path}"))?;
+    Ok((status, answer))
 }

@@ -14,13 +14,12 @@ use std::time::Duration;
 
 use acp_node::config::Config;
 use acp_node::keys;
-use acp_node::service::{NodeHandle, Query};
+use acp_node::service::NodeHandle;
+use acp_node::surface::api::types::{AttestationView, ResolutionAnswer};
 use acp_node::surface::api::{self, ApiKeys, ApiState};
-use acp_node::surface::view;
 use acp_protocol::finality::State;
 use acp_protocol::{Body, ContentId, Keypair, PublicKey, SignedMessage, Status, Timestamp};
 use anyhow::{Context, anyhow, bail};
-use serde_json::Value;
 use tokio::task::JoinHandle;
 
 /// How long any wait for the network gives up after.
@@ -97,81 +96,30 @@ impl NodeCertificate {
             == (other.status, other.resolution, other.human_decision)
     }
 
-    fn parse(v: &Value) -> anyhow::Result<Option<Self>> {
-        if v.is_null() {
-            return Ok(None);
+    fn from_view(c: &AttestationView) -> Self {
+        Self {
+            status: c.status,
+            resolution: c.resolution,
+            human_decision: c.human_decision,
+            organizations: c.organizations.len(),
+            receipts: c.receipts.clone(),
         }
-        let receipts = v["receipts"]
-            .as_array()
-            .ok_or_else(|| anyhow!("certificate without receipts: {v}"))?
-            .iter()
-            .map(id)
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Some(Self {
-            status: status(&v["status"])?,
-            resolution: id(&v["resolution"])?,
-            human_decision: match &v["human_decision"] {
-                Value::Null => None,
-                h => Some(id(h)?),
-            },
-            organizations: v["organizations"].as_array().map_or(0, Vec::len),
-            receipts,
-        }))
     }
 }
 
-fn id(v: &Value) -> anyhow::Result<ContentId> {
-    let s = v.as_str().ok_or_else(|| anyhow!("not an id: {v}"))?;
-    s.parse().map_err(|e| anyhow!("not an id: {s}: {e}"))
-}
-
-// Read with the node's own names for statuses and states, so the two sides
-// cannot drift apart.
-fn status(v: &Value) -> anyhow::Result<Status> {
-    [
-        Status::Pending,
-        Status::Approved,
-        Status::Rejected,
-        Status::Escalated,
-        Status::Invalid,
-    ]
-    .into_iter()
-    .find(|s| v.as_str() == Some(view::status_str(*s)))
-    .ok_or_else(|| anyhow!("not a status: {v}"))
-}
-
-fn state(v: &Value) -> anyhow::Result<State> {
-    [
-        State::Provisional,
-        State::Escalated,
-        State::Contested,
-        State::Certified,
-    ]
-    .into_iter()
-    .find(|s| v.as_str() == Some(view::state_str(*s)))
-    .ok_or_else(|| anyhow!("not a finality state: {v}"))
-}
-
 impl NodeView {
-    fn parse(node: &str, v: &Value) -> anyhow::Result<Self> {
-        if v["ok"] != true {
-            bail!("{node}: {}", v["error"]);
-        }
-        let f = &v["finality"];
-        Ok(Self {
+    fn from_answer(node: &str, v: &ResolutionAnswer) -> Self {
+        let f = &v.finality;
+        Self {
             node: node.to_owned(),
-            status: status(&v["status"])?,
-            state: state(&f["state"])?,
-            resolution: id(&v["resolution"])?,
-            counted: v["counted"].as_u64().unwrap_or(0),
-            organizations: f["organizations"]
-                .as_u64()
-                .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| anyhow!("{node}: no organization count in {f}"))?,
-            certificate: NodeCertificate::parse(&f["certificate"])
-                .with_context(|| format!("{node}'s certificate"))?,
-            receipts: v["receipts"].as_array().map_or(0, Vec::len),
-        })
+            status: v.status,
+            state: f.state,
+            resolution: v.resolution,
+            counted: u64::try_from(v.counted).unwrap_or(u64::MAX),
+            organizations: f.organizations,
+            certificate: f.certificate.as_ref().map(NodeCertificate::from_view),
+            receipts: v.receipts.len(),
+        }
     }
 }
 
@@ -214,8 +162,7 @@ impl Network {
         let want = net.nodes.len().saturating_sub(1);
         net.wait("every node to connect to every other", || async {
             for n in &net.nodes {
-                let v = n.handle.query(Query::Status).await?;
-                if v["peers"].as_array().map_or(0, Vec::len) < want {
+                if n.handle.status().await?.peers.len() < want {
                     return Ok(false);
                 }
             }
@@ -311,8 +258,7 @@ impl Network {
         let what = format!("every node to hold {id}");
         self.wait(&what, || async {
             for n in &self.nodes {
-                let v = n.handle.query(Query::Has { id: id.to_string() }).await?;
-                if v["engine"] != true {
+                if !n.handle.has(id).await?.engine {
                     return Ok(false);
                 }
             }
@@ -327,11 +273,10 @@ impl Network {
         for n in &self.nodes {
             let v = n
                 .handle
-                .query(Query::Resolution {
-                    proposal: proposal.to_string(),
-                })
-                .await?;
-            out.push(NodeView::parse(&n.name, &v)?);
+                .resolution(proposal)
+                .await?
+                .map_err(|e| anyhow!("{}: {}", n.name, e.error))?;
+            out.push(NodeView::from_answer(&n.name, &v));
         }
         Ok(out)
     }

@@ -32,12 +32,15 @@ use acp_protocol::{
 };
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{self, ConfigError};
 use crate::storage::commit::GroupCommit;
 use crate::storage::store::{Store, StoreError};
+use crate::surface::api::types::{
+    ControlRefusal, Held, IdList, NodeStatus, QueryAnswer, ResolutionAnswer,
+};
 use crate::surface::metrics::NodeMetrics;
 use crate::surface::view;
 use crate::transport::p2p::{self, Client, NetEvent};
@@ -99,6 +102,18 @@ pub enum NodeError {
     /// The node task has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The node refused a query (the control channel's `error`).
+    #[error("the node refused: {0}")]
+    Refused(String),
+}
+
+/// A query answered with another kind of answer than it asks for: only a
+/// refusal can be (each query has its one answer type).
+fn unexpected(answer: QueryAnswer) -> NodeError {
+    match answer {
+        QueryAnswer::Refused(r) => NodeError::Refused(r.error),
+        _ => NodeError::Refused("unexpected answer kind".to_owned()),
+    }
 }
 
 /// Why a local submission was refused.
@@ -187,7 +202,7 @@ enum Request {
     },
     Query {
         query: Query,
-        reply: oneshot::Sender<Value>,
+        reply: oneshot::Sender<QueryAnswer>,
     },
     Dial {
         addr: Multiaddr,
@@ -242,14 +257,53 @@ impl NodeHandle {
         rx.await.map_err(|_| SubmitError::Stopped)?
     }
 
-    /// Answers a [`Query`].
+    /// Answers a [`Query`] as the JSON the control channel writes.
     pub async fn query(&self, query: Query) -> Result<Value, NodeError> {
+        let answer = self.answer(query).await?;
+        // The answer types serialize infallibly: plain fields and string keys.
+        Ok(serde_json::to_value(answer).unwrap_or(Value::Null))
+    }
+
+    /// Answers a [`Query`], typed.
+    pub async fn answer(&self, query: Query) -> Result<QueryAnswer, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Query { query, reply })
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
+        match self.answer(Query::Status).await? {
+            QueryAnswer::Status(s) => Ok(*s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Whether the engine and the store hold message `id`.
+    pub async fn has(&self, id: &ContentId) -> Result<Held, NodeError> {
+        match self.answer(Query::Has { id: id.to_string() }).await? {
+            QueryAnswer::Has(h) => Ok(h),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The resolution of a proposal with its finality and receipts; `Ok(Err)`
+    /// when the node refuses (e.g. it does not hold the proposal).
+    pub async fn resolution(
+        &self,
+        proposal: &ContentId,
+    ) -> Result<Result<ResolutionAnswer, ControlRefusal>, NodeError> {
+        let q = Query::Resolution {
+            proposal: proposal.to_string(),
+        };
+        match self.answer(q).await? {
+            QueryAnswer::Resolution(r) => Ok(Ok(*r)),
+            QueryAnswer::Refused(e) => Ok(Err(e)),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Runs `f` on the engine inside the core task and returns its result
@@ -1064,71 +1118,71 @@ impl Core {
         }
     }
 
-    async fn answer(&mut self, q: Query) -> Value {
+    async fn answer(&mut self, q: Query) -> QueryAnswer {
         match q {
-            Query::Status => {
-                let peers: Vec<String> = self.peers.keys().map(|p| p.to_string()).collect();
-                let listen: Vec<String> = self.listen.iter().map(|a| a.to_string()).collect();
-                json!({
-                    "ok": true,
-                    "peer_id": self.net.local_peer_id().to_string(),
-                    "agent": self.agent.to_string(),
-                    "messages": self.engine.set().len(),
-                    "stored": self.store.len(),
-                    "peers": peers,
-                    "listen": listen,
-                    "domains": self.cfg.domains,
-                    "anchors": self.engine.set().anchors(),
-                    "metrics": self.net.metrics().snapshot(),
-                })
-            }
+            Query::Status => QueryAnswer::Status(Box::new(NodeStatus {
+                ok: true,
+                peer_id: self.net.local_peer_id().to_string(),
+                agent: self.agent,
+                messages: self.engine.set().len(),
+                stored: self.store.len(),
+                peers: self.peers.keys().map(|p| p.to_string()).collect(),
+                listen: self.listen.iter().map(|a| a.to_string()).collect(),
+                domains: self.cfg.domains.clone(),
+                anchors: self.engine.set().anchors().clone(),
+                metrics: self.net.metrics().snapshot(),
+            })),
             Query::Ids { domain } => {
-                let mut ids: Vec<String> = self
+                let mut ids: Vec<ContentId> = self
                     .engine
                     .set()
                     .iter()
                     .filter(|m| domain.as_deref().is_none_or(|d| m.body().domain() == d))
-                    .map(|m| m.id.to_string())
+                    .map(|m| m.id)
                     .collect();
-                ids.sort();
-                json!({ "ok": true, "ids": ids })
+                // Sorted by their text, as the answer has always been.
+                ids.sort_by_cached_key(ToString::to_string);
+                QueryAnswer::Ids(IdList { ok: true, ids })
             }
             Query::Has { id } => match id.parse::<ContentId>() {
-                Ok(id) => json!({
-                    "ok": true,
-                    "engine": self.engine.set().contains(&id),
-                    "store": self.store.contains(&id).unwrap_or(false),
+                Ok(id) => QueryAnswer::Has(Held {
+                    ok: true,
+                    engine: self.engine.set().contains(&id),
+                    store: self.store.contains(&id).unwrap_or(false),
                 }),
-                Err(e) => json!({ "ok": false, "error": e.to_string() }),
+                Err(e) => QueryAnswer::Refused(ControlRefusal::new(e)),
             },
             Query::Resolution { proposal } => match proposal.parse::<ContentId>() {
-                Ok(id) => self.resolution(&id),
-                Err(e) => json!({ "ok": false, "error": e.to_string() }),
+                Ok(id) => match self.resolution(&id) {
+                    Ok(a) => QueryAnswer::Resolution(Box::new(a)),
+                    Err(e) => QueryAnswer::Refused(e),
+                },
+                Err(e) => QueryAnswer::Refused(ControlRefusal::new(e)),
             },
         }
     }
 
     /// The control channel's view of a proposal: the status to act on, the
     /// computed result, its finality and every receipt held.
-    fn resolution(&mut self, id: &ContentId) -> Value {
-        let pkg = match self.engine.decision_package(id, now()) {
-            Ok(p) => p,
-            Err(e) => return json!({ "ok": false, "error": e.to_string() }),
-        };
+    fn resolution(&mut self, id: &ContentId) -> Result<ResolutionAnswer, ControlRefusal> {
+        let pkg = self
+            .engine
+            .decision_package(id, now())
+            .map_err(ControlRefusal::new)?;
         let r = &pkg.resolution;
         let set = self.engine.set();
-        json!({
-            "ok": true,
-            "proposal": id.to_string(),
-            "status": status_str(r.final_status()),
-            "computed_status": status_str(r.status),
-            "final": r.is_final,
-            "resolution": r.digest().to_string(),
-            "counted_root": r.counted_root.to_string(),
-            "counted": r.votes.len(),
-            "responses": set.refs(id).map_or(0, |refs| refs.response_count()),
-            "finality": view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
-            "receipts": view::receipts(set, id),
+        Ok(ResolutionAnswer {
+            ok: true,
+            proposal: *id,
+            status: r.final_status(),
+            computed_status: r.status,
+            is_final: r.is_final,
+            resolution: r.digest(),
+            counted_root: r.counted_root,
+            counted: r.votes.len(),
+            responses: set.refs(id).map_or(0, |refs| refs.response_count()),
+            finality: view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
+            receipts: view::receipts(set, id),
         })
     }
 }

@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use acp_node::config::Config;
 use acp_node::keys;
+use acp_node::surface::api::types::{
+    ErrorBody, ProposalDetail, ReceiptView, StreamEvent, SubmittedBody,
+};
+use acp_node::surface::view::{state_str, status_str};
 use anyhow::{Context, anyhow, bail};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A client of one node's `/v1` API.
 #[derive(Debug, Clone)]
@@ -76,20 +81,17 @@ impl ApiClient {
             return Ok(r);
         }
         let status = r.status();
-        let body: Value = r.json().unwrap_or(Value::Null);
-        match (
-            body["error"]["code"].as_str(),
-            body["error"]["message"].as_str(),
-        ) {
-            (Some(code), Some(msg)) => bail!("{msg} ({code})"),
-            _ => bail!("node API answered {status}"),
+        match r.json::<ErrorBody>() {
+            Ok(ErrorBody { error }) => bail!("{} ({})", error.message, error.code),
+            Err(_) => bail!("node API answered {status}"),
         }
     }
 
     /// GET a JSON document.
-    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let r = self.send(self.http.get(format!("{}/v1{path}", self.base)))?;
-        Ok(r.json()?)
+        r.json()
+            .with_context(|| format!("reading the answer to GET {path}"))
     }
 
     /// GET raw bytes.
@@ -99,25 +101,32 @@ impl ApiClient {
     }
 
     /// POST a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
         let r = self.send(self.http.post(format!("{}/v1{path}", self.base)).json(body))?;
-        Ok(r.json()?)
+        r.json()
+            .with_context(|| format!("reading the answer to POST {path}"))
     }
 
     /// POST raw message bytes.
-    pub fn post_bytes(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+    pub fn post_bytes(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<SubmittedBody> {
         let r = self.send(
             self.http
                 .post(format!("{}/v1{path}", self.base))
                 .header("content-type", "application/octet-stream")
                 .body(bytes),
         )?;
-        Ok(r.json()?)
+        r.json()
+            .with_context(|| format!("reading the answer to POST {path}"))
     }
 
-    /// Follows the event stream, calling `f(event, data)` for each event
-    /// until `f` returns false or the stream ends.
-    pub fn watch(&self, mut f: impl FnMut(&str, &Value) -> bool) -> anyhow::Result<()> {
+    /// Follows the event stream, calling `f(event)` for each event until `f`
+    /// returns false or the stream ends. An event this client cannot read
+    /// (from a newer node) is reported on stderr and skipped.
+    pub fn watch(&self, mut f: impl FnMut(&StreamEvent) -> bool) -> anyhow::Result<()> {
         let r = self.send(self.http.get(format!("{}/v1/events", self.base)))?;
         let mut name = String::from("message");
         for line in BufReader::new(r).lines() {
@@ -125,9 +134,13 @@ impl ApiClient {
             if let Some(n) = line.strip_prefix("event:") {
                 name = n.trim().to_owned();
             } else if let Some(d) = line.strip_prefix("data:") {
-                let v: Value = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
-                if !f(&name, &v) {
-                    return Ok(());
+                match StreamEvent::parse(&name, d.trim()) {
+                    Ok(ev) => {
+                        if !f(&ev) {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => eprintln!("skipped an event {name:?} this client cannot read: {e}"),
                 }
             } else if line.is_empty() {
                 name = String::from("message");
@@ -137,202 +150,208 @@ impl ApiClient {
     }
 }
 
-/// `0.9000` from basis points.
-pub fn conf(bps: &Value) -> String {
-    bps.as_u64()
-        .map_or_else(|| "?".into(), |b| format!("{:.2}", b as f64 / 10_000.0))
+/// `0.90` from basis points.
+pub fn conf(bps: u16) -> String {
+    format!("{:.2}", f64::from(bps) / 10_000.0)
 }
 
-/// The first 8 hex digits of a key or id, for people.
-pub fn short(v: &Value) -> String {
-    let s = v.as_str().unwrap_or("?");
-    s.get(..12).unwrap_or(s).to_owned()
+/// The first 12 hex digits of a key or id, for people.
+pub fn short(v: &impl ToString) -> String {
+    let s = v.to_string();
+    s.get(..12).unwrap_or(&s).to_owned()
 }
 
 /// Prints a proposal answer (`GET /v1/proposals/{id}`) for people.
-pub fn print_proposal(v: &Value) {
-    let pkg = &v["package"];
-    let p = &pkg["proposal"];
-    let orgs = pkg["policy"]["organizations"]
-        .as_array()
-        .cloned()
+pub fn print_proposal(v: &ProposalDetail) {
+    let pkg = &v.package;
+    let p = &pkg.proposal;
+    let orgs = pkg
+        .policy
+        .as_ref()
+        .map(|p| p.organizations.as_slice())
         .unwrap_or_default();
-    println!("proposal   {}", v["id"].as_str().unwrap_or("?"));
-    println!(
-        "action     {} {}",
-        p["action"]["kind"].as_str().unwrap_or("?"),
-        p["action"]["payload"].as_str().unwrap_or("")
-    );
+    println!("proposal   {}", v.id);
+    println!("action     {} {}", p.action.kind, p.action.payload);
     println!(
         "domain     {}   proposer {}   confidence {}   stakes {}",
-        p["domain"].as_str().unwrap_or("?"),
-        short(&p["proposer"]),
-        conf(&p["confidence_bps"]),
-        p["stakes"]
+        p.domain,
+        short(&p.proposer),
+        conf(p.confidence_bps),
+        p.stakes
     );
-    let reasons: Vec<&str> = v["reasons"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let f = &v["finality"];
+    let reasons: Vec<String> = v.reasons.iter().map(name_of).collect();
+    let f = &v.finality;
     println!(
         "status     {} ({}){}",
-        v["status"].as_str().unwrap_or("?"),
-        f["state"].as_str().unwrap_or("?"),
+        status_str(v.status),
+        state_str(f.state),
         if reasons.is_empty() {
             String::new()
         } else {
             format!("   reasons: {}", reasons.join(", "))
         }
     );
-    println!("finality   {}", f["summary"].as_str().unwrap_or("?"));
-    if let Some(c) = f["certificate"].as_object() {
-        let names: Vec<&str> = c["organizations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| o["name"].as_str().unwrap_or("?"))
+    println!("finality   {}", f.summary);
+    if let Some(c) = &f.certificate {
+        let names: Vec<&str> = c
+            .organizations
+            .iter()
+            .map(|o| o.name.as_deref().unwrap_or("?"))
             .collect();
         println!(
             "certified  {} resolution {} by {}",
-            c["status"].as_str().unwrap_or("?"),
-            short(&c["resolution"]),
+            status_str(c.status),
+            short(&c.resolution),
             names.join(", ")
         );
     }
-    for e in f["equivocations"].as_array().into_iter().flatten() {
+    for e in &f.equivocations {
         println!(
             "  attestor equivocation by {} (round {}): {} receipts",
-            e["organization"]["name"].as_str().unwrap_or("?"),
-            e["round"],
-            e["receipts"].as_array().map_or(0, Vec::len)
+            e.organization.name.as_deref().unwrap_or("?"),
+            e.round,
+            e.receipts.len()
         );
     }
     println!(
         "computed   {}{}",
-        v["computed_status"].as_str().unwrap_or("?"),
-        if v["final"] == true {
+        status_str(v.computed_status),
+        if v.is_final {
             " (window closed)"
         } else {
             " (window open)"
         }
     );
-    let t = &v["tally"];
+    let t = &v.tally;
     println!(
         "tally      endorse {}  challenge {}  abstain {}  responded {}/{} of potential weight  margin {} bps",
-        t["endorse"],
-        t["challenge"],
-        t["abstain"],
-        t["responded_potential"],
-        t["total_potential"],
-        pkg["policy"]["rules"]["quorum_margin_bps"]
+        t.endorse,
+        t.challenge,
+        t.abstain,
+        t.responded_potential,
+        t.total_potential,
+        pkg.policy
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |p| p.rules.quorum_margin_bps.to_string())
     );
-    println!("resolution {}", v["resolution"].as_str().unwrap_or("?"));
-    for c in pkg["counted"].as_array().into_iter().flatten() {
-        let vote = &c["vote"];
-        let org = vote["organization"]
-            .as_u64()
-            .and_then(|i| orgs.get(usize::try_from(i).ok()?))
-            .and_then(|o| o["name"].as_str())
-            .unwrap_or("?");
+    println!("resolution {}", v.resolution);
+    for c in &pkg.counted {
+        let vote = &c.vote;
+        let org = orgs
+            .get(usize::from(vote.organization))
+            .map_or("?", |o| o.name.as_str());
         println!(
             "  {:<9} {} ({org})  confidence {}  authority {}  trust {}  weight {}",
-            vote["stance"].as_str().unwrap_or("?"),
-            short(&vote["responder"]),
-            conf(&vote["confidence_bps"]),
-            conf(&vote["authority_bps"]),
-            conf(&vote["trust_bps"]),
-            vote["weight"]
+            name_of(&vote.stance),
+            short(&vote.responder),
+            conf(vote.confidence_bps),
+            conf(vote.authority_bps),
+            conf(vote.trust_bps),
+            vote.weight
         );
-        let why = c["response"]["reasoning"].as_str().unwrap_or("");
+        let why = &c.response.reasoning;
         if !why.is_empty() {
             println!("            \"{why}\"");
         }
     }
-    for x in pkg["excluded"].as_array().into_iter().flatten() {
+    for x in &pkg.excluded {
         println!(
             "  not counted: {} {} ({})",
-            short(&x["response"]["responder"]),
-            x["response"]["stance"].as_str().unwrap_or("?"),
-            x["reason"].as_str().unwrap_or("?")
+            short(&x.response.responder),
+            name_of(&x.response.stance),
+            name_of(&x.reason)
         );
     }
-    for h in pkg["human_decisions"].as_array().into_iter().flatten() {
+    for (_, h) in &pkg.human_decisions {
         println!(
             "  human {} {}: \"{}\"",
-            short(&h[1]["human"]),
-            h[1]["verdict"].as_str().unwrap_or("?"),
-            h[1]["rationale"].as_str().unwrap_or("")
+            short(&h.human),
+            name_of(&h.verdict),
+            h.rationale
         );
     }
-    let mut receipts: Vec<&Value> = v["receipts"].as_array().into_iter().flatten().collect();
-    receipts.sort_by_key(|r| (r["round"].as_u64(), r["node"].as_str()));
+    let mut receipts: Vec<&ReceiptView> = v.receipts.iter().collect();
+    receipts.sort_by_key(|r| (r.round, r.node.to_string()));
     for r in receipts {
         println!(
             "  receipt by {} round {} {} resolution {} ({})",
-            short(&r["node"]),
-            r["round"],
-            r["status"].as_str().unwrap_or("?"),
-            short(&r["resolution"]),
-            r["organization"]["name"].as_str().map_or_else(
-                || "counts for no organization".to_owned(),
-                |n| format!("attests for {n}")
-            )
+            short(&r.node),
+            r.round,
+            status_str(r.status),
+            short(&r.resolution),
+            r.organization
+                .as_ref()
+                .and_then(|o| o.name.as_deref())
+                .map_or_else(
+                    || "counts for no organization".to_owned(),
+                    |n| format!("attests for {n}")
+                )
         );
     }
-    let after = f["after_certification"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let after = &f.after_certification;
     if !after.is_empty() {
         println!(
             "after certification ({} message(s), evidence only; the certified result stands):",
             after.len()
         );
         for id in after {
-            println!("  {}", id.as_str().unwrap_or("?"));
+            println!("  {id}");
         }
     }
 }
 
+/// The API's name of a protocol enum value (its serde spelling).
+pub fn name_of(v: &impl Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".to_owned(),
+    }
+}
+
 /// One event of the stream as a line for people.
-pub fn event_line(name: &str, d: &Value) -> String {
-    match name {
-        "proposal" => format!(
+pub fn event_line(ev: &StreamEvent) -> String {
+    let name = ev.name();
+    match ev {
+        StreamEvent::Proposal(d) => format!(
             "proposal  {} in {} by {}",
-            d["id"].as_str().unwrap_or("?"),
-            d["domain"].as_str().unwrap_or("?"),
-            short(&d["proposer"])
+            d.id,
+            d.domain,
+            short(&d.proposer)
         ),
-        "response" => format!(
+        StreamEvent::Response(d) => format!(
             "response  {} to {}: {} by {}",
-            short(&d["id"]),
-            d["proposal"].as_str().unwrap_or("?"),
-            d["stance"].as_str().unwrap_or("?"),
-            short(&d["responder"])
+            short(&d.id),
+            d.proposal,
+            name_of(&d.stance),
+            short(&d.responder)
         ),
-        "decided" | "finalized" => format!(
+        StreamEvent::Decided(d) => format!(
             "{name:<9} {} {} resolution {}",
-            d["proposal"].as_str().unwrap_or("?"),
-            d["status"].as_str().unwrap_or("?"),
-            short(&d["resolution"])
+            d.proposal,
+            status_str(d.status),
+            short(&d.resolution)
         ),
-        "escalated" => format!(
-            "escalated {} reasons {}",
-            d["proposal"].as_str().unwrap_or("?"),
-            d["reasons"]
+        StreamEvent::Finalized(d) => format!(
+            "{name:<9} {} {} resolution {}",
+            d.proposal,
+            status_str(d.status),
+            short(&d.resolution)
         ),
-        "certified" | "contested" => format!(
-            "{name:<9} {} {}",
-            d["proposal"].as_str().unwrap_or("?"),
-            d["summary"].as_str().unwrap_or("?")
-        ),
-        "after_certification" => format!(
+        StreamEvent::Escalated(d) => {
+            format!("escalated {} reasons {}", d.proposal, name_of(&d.reasons))
+        }
+        StreamEvent::Certified(d) => format!("{name:<9} {} {}", d.proposal, d.summary),
+        StreamEvent::Contested(d) => format!("{name:<9} {} {}", d.proposal, d.summary),
+        StreamEvent::AfterCertification(d) => format!(
             "late      {} {} {} after certification (evidence; the result stands)",
-            d["proposal"].as_str().unwrap_or("?"),
-            d["kind"].as_str().unwrap_or("?"),
-            short(&d["id"])
+            d.proposal,
+            name_of(&d.kind),
+            short(&d.id)
         ),
-        other => format!("{other:<9} {d}"),
+        other => {
+            let data = other.data_json().unwrap_or_default();
+            format!("{name:<9} {data}")
+        }
     }
 }

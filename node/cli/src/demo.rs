@@ -16,10 +16,16 @@ use std::time::Duration;
 use acp_node::keys;
 use acp_node::launch::{Launch, Started};
 use acp_node::service::now;
+use acp_node::surface::api::types::{
+    AnchorAdded, AnchorBody, AnchorList, DecisionSubmitted, NewDecision, NewProposal, NewResponse,
+    ProposalDetail, StatusBody, SubmittedBody,
+};
+use acp_node::surface::view::status_str;
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{DecisionRules, Keypair};
+use acp_protocol::finality::State;
+use acp_protocol::{ContentId, DecisionRules, Keypair, Stance, Status, Verdict};
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::client::{self, ApiClient};
 
@@ -97,10 +103,13 @@ fn short(k: &impl ToString) -> String {
 }
 
 /// Waits until every node has the proposal (it travelled by gossip).
-fn spread(nodes: &[&DemoNode], id: &str) -> anyhow::Result<()> {
+fn spread(nodes: &[&DemoNode], id: &ContentId) -> anyhow::Result<()> {
     for n in nodes {
         wait_for(15, "the proposal to reach every node", || {
-            n.api.get(&format!("/proposals/{id}")).ok().map(|_| ())
+            n.api
+                .get::<ProposalDetail>(&format!("/proposals/{id}"))
+                .ok()
+                .map(|_| ())
         })?;
     }
     Ok(())
@@ -108,12 +117,17 @@ fn spread(nodes: &[&DemoNode], id: &str) -> anyhow::Result<()> {
 
 /// Waits until every node shows `id` in finality state `state` with status
 /// `want`; returns each node's answer.
-fn settled(nodes: &[&DemoNode], id: &str, state: &str, want: &str) -> anyhow::Result<Vec<Value>> {
+fn settled(
+    nodes: &[&DemoNode],
+    id: &ContentId,
+    state: State,
+    want: Status,
+) -> anyhow::Result<Vec<ProposalDetail>> {
     wait_for(40, "every node to see the certificate", || {
         let mut out = Vec::new();
         for n in nodes {
-            let v = n.api.get(&format!("/proposals/{id}")).ok()?;
-            if v["finality"]["state"] != state || v["status"] != want {
+            let v: ProposalDetail = n.api.get(&format!("/proposals/{id}")).ok()?;
+            if v.finality.state != state || v.status != want {
                 return None;
             }
             out.push(v);
@@ -122,67 +136,78 @@ fn settled(nodes: &[&DemoNode], id: &str, state: &str, want: &str) -> anyhow::Re
     })
 }
 
-fn print_votes(nodes: &[&DemoNode], v: &Value) {
-    for c in v["package"]["counted"].as_array().into_iter().flatten() {
-        let vote = &c["vote"];
-        let who = vote["responder"].as_str().unwrap_or("?");
+fn print_votes(nodes: &[&DemoNode], v: &ProposalDetail) {
+    for c in &v.package.counted {
+        let vote = &c.vote;
         let name = nodes
             .iter()
-            .find(|n| n.agent.public().to_string() == who)
-            .map_or_else(
-                || who.get(..12).unwrap_or(who).to_owned(),
-                |n| n.name.to_owned(),
-            );
+            .find(|n| n.agent.public() == vote.responder)
+            .map_or_else(|| short(&vote.responder), |n| n.name.to_owned());
         println!(
             "    {name:<20} {:<9} confidence {}  authority {}  trust {}  weight {}",
-            vote["stance"].as_str().unwrap_or("?"),
-            client::conf(&vote["confidence_bps"]),
-            client::conf(&vote["authority_bps"]),
-            client::conf(&vote["trust_bps"]),
-            vote["weight"]
+            client::name_of(&vote.stance),
+            client::conf(vote.confidence_bps),
+            client::conf(vote.authority_bps),
+            client::conf(vote.trust_bps),
+            vote.weight
         );
     }
 }
 
 /// Prints each node's view of the certificate; fails unless every node
 /// holds the same certified result.
-fn print_agreement(nodes: &[&DemoNode], answers: &[Value]) -> anyhow::Result<()> {
+fn print_agreement(nodes: &[&DemoNode], answers: &[ProposalDetail]) -> anyhow::Result<()> {
     for (n, v) in nodes.iter().zip(answers) {
         println!(
             "    {:<20} {:<9} certified resolution {}",
             n.name,
-            v["status"].as_str().unwrap_or("?"),
-            v["finality"]["certificate"]["resolution"]
-                .as_str()
-                .unwrap_or("?")
+            status_str(v.status),
+            v.finality
+                .certificate
+                .as_ref()
+                .map_or_else(|| "?".to_owned(), |c| c.resolution.to_string())
         );
     }
     if !answers
         .windows(2)
-        .all(|w| w[0]["finality"]["certificate"] == w[1]["finality"]["certificate"])
+        .all(|w| w[0].finality.certificate == w[1].finality.certificate)
     {
         bail!("the nodes hold different certificates");
     }
-    let c = &answers[0]["finality"]["certificate"];
-    let names: Vec<&str> = c["organizations"]
-        .as_array()
+    let names: Vec<&str> = answers
+        .first()
+        .and_then(|a| a.finality.certificate.as_ref())
         .into_iter()
-        .flatten()
-        .filter_map(|o| o["name"].as_str())
+        .flat_map(|c| &c.organizations)
+        .filter_map(|o| o.name.as_deref())
         .collect();
     println!("  signed by the attestors of: {}", names.join(", "));
     Ok(())
 }
 
-fn respond_all(proposal: &str, votes: &[(&DemoNode, &str, f64, &str)]) -> anyhow::Result<()> {
+/// The first node's finality summary.
+fn summary_of(answers: &[ProposalDetail]) -> &str {
+    answers.first().map_or("?", |a| a.finality.summary.as_str())
+}
+
+fn respond_all(
+    proposal: &ContentId,
+    votes: &[(&DemoNode, Stance, f64, &str)],
+) -> anyhow::Result<()> {
     for (n, stance, confidence, why) in votes {
-        n.api.post(
+        let _: SubmittedBody = n.api.post(
             &format!("/proposals/{proposal}/responses"),
-            &json!({"stance": stance, "confidence": confidence, "reasoning": why}),
+            &NewResponse {
+                stance: *stance,
+                confidence: *confidence,
+                reasoning: (*why).to_owned(),
+                evidence: Vec::new(),
+            },
         )?;
         println!(
-            "  {:<20} {stance:<9} confidence {confidence:.2}  \"{why}\"",
-            n.name
+            "  {:<20} {:<9} confidence {confidence:.2}  \"{why}\"",
+            n.name,
+            client::name_of(stance)
         );
     }
     Ok(())
@@ -201,9 +226,9 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     let nodes = [&desk, &risk, &comp, &cx];
     wait_for(20, "the nodes to connect", || {
         desk.api
-            .get("/status")
+            .get::<StatusBody>("/status")
             .ok()
-            .filter(|v| v["peers"].as_array().is_some_and(|p| p.len() >= 3))
+            .filter(|v| v.node.peers.len() >= 3)
     })?;
     for n in &nodes {
         println!(
@@ -255,8 +280,12 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     // Each node trusts this genesis before the policy reaches it: without
     // an anchor a node admits nothing of the domain.
     for n in &nodes {
+        let anchor = AnchorBody {
+            domain: DOMAIN.to_owned(),
+            genesis: pid.clone(),
+        };
         n.api
-            .post("/anchors", &json!({"domain": DOMAIN, "genesis": pid}))
+            .post::<AnchorAdded>("/anchors", &anchor)
             .with_context(|| format!("adding the trust anchor on {}", n.name))?;
     }
     println!(
@@ -265,29 +294,30 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
     desk.api.post_bytes("/messages", policy.bytes.clone())?;
     for n in &nodes[1..] {
         wait_for(15, "the policy to spread", || {
-            n.api.get("/anchors").ok().filter(|v| {
-                v["anchors"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x["current"] == pid.as_str()))
-            })
+            n.api
+                .get::<AnchorList>("/anchors")
+                .ok()
+                .filter(|v| v.anchors.iter().any(|x| x.current == Some(policy.id)))
         })?;
     }
 
     // Case 1: a small loan the agents agree on.
     println!("\n1. loan-desk proposes (the node signs with its agent key):");
-    let p1 = desk.api.post(
+    let p1: SubmittedBody = desk.api.post(
         "/proposals",
-        &json!({
-            "domain": DOMAIN,
-            "kind": "loan.approve",
-            "payload": {"applicant": "A-1042", "amount_eur": 25000, "term_months": 48},
-            "confidence": 0.8,
-            "stakes": 25000,
-            "evidence": ["credit-report:A-1042"],
-            "closes_in_ms": 4000,
-        }),
+        &NewProposal {
+            domain: DOMAIN.to_owned(),
+            policy: None,
+            kind: "loan.approve".to_owned(),
+            payload: json!({"applicant": "A-1042", "amount_eur": 25000, "term_months": 48}),
+            confidence: 0.8,
+            stakes: 25000,
+            evidence: vec!["credit-report:A-1042".to_owned()],
+            closes_in_ms: 4000,
+            supersedes: None,
+        },
     )?;
-    let p1 = p1["id"].as_str().context("no proposal id")?.to_owned();
+    let p1 = p1.id;
     println!("  loan.approve {{applicant A-1042, 25000 EUR, 48 months}}  id {p1}");
     spread(&nodes, &p1)?;
     println!("  each agent responds from its own node:");
@@ -296,40 +326,55 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         &[
             (
                 &risk,
-                "endorse",
+                Stance::Endorse,
                 0.9,
                 "score 742, debt-to-income 0.21, no defaults",
             ),
-            (&comp, "endorse", 0.8, "KYC complete, no sanctions hits"),
-            (&cx, "endorse", 0.7, "customer for 9 years, salary account"),
+            (
+                &comp,
+                Stance::Endorse,
+                0.8,
+                "KYC complete, no sanctions hits",
+            ),
+            (
+                &cx,
+                Stance::Endorse,
+                0.7,
+                "customer for 9 years, salary account",
+            ),
         ],
     )?;
     println!("  waiting for the attestors' receipts...");
-    let answers = settled(&nodes, &p1, "certified", "approved")?;
+    let answers = settled(&nodes, &p1, State::Certified, Status::Approved)?;
     println!("  weights (authority x confidence x trust) as every node counted them:");
     print_votes(&nodes, &answers[0]);
     println!("  the certificate as each node holds it:");
     print_agreement(&nodes, &answers)?;
     println!(
         "  => {}; all four nodes hold the same certificate, with no coordinator.",
-        answers[0]["finality"]["summary"].as_str().unwrap_or("?")
+        summary_of(&answers)
     );
 
     // Case 2: a large loan that splits the agents.
     println!("\n2. loan-desk proposes a larger loan:");
-    let p2 = desk.api.post(
+    let p2: SubmittedBody = desk.api.post(
         "/proposals",
-        &json!({
-            "domain": DOMAIN,
-            "kind": "loan.approve",
-            "payload": {"applicant": "B-2077", "amount_eur": 480000, "term_months": 240},
-            "confidence": 0.6,
-            "stakes": 480000,
-            "evidence": ["credit-report:B-2077", "valuation:flat-31"],
-            "closes_in_ms": 4000,
-        }),
+        &NewProposal {
+            domain: DOMAIN.to_owned(),
+            policy: None,
+            kind: "loan.approve".to_owned(),
+            payload: json!({"applicant": "B-2077", "amount_eur": 480000, "term_months": 240}),
+            confidence: 0.6,
+            stakes: 480000,
+            evidence: vec![
+                "credit-report:B-2077".to_owned(),
+                "valuation:flat-31".to_owned(),
+            ],
+            closes_in_ms: 4000,
+            supersedes: None,
+        },
     )?;
-    let p2 = p2["id"].as_str().context("no proposal id")?.to_owned();
+    let p2 = p2.id;
     println!("  loan.approve {{applicant B-2077, 480000 EUR, 20 years}}  id {p2}");
     spread(&nodes, &p2)?;
     respond_all(
@@ -337,42 +382,39 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
         &[
             (
                 &risk,
-                "endorse",
+                Stance::Endorse,
                 0.65,
                 "collateral covers 80% of the amount",
             ),
             (
                 &comp,
-                "challenge",
+                Stance::Challenge,
                 0.9,
                 "source of the down payment is not documented",
             ),
             (
                 &cx,
-                "endorse",
+                Stance::Endorse,
                 0.6,
                 "long-standing customer, first mortgage",
             ),
         ],
     )?;
     println!("  waiting for the close and the attestors' receipts...");
-    let answers = settled(&nodes, &p2, "escalated", "escalated")?;
+    let answers = settled(&nodes, &p2, State::Escalated, Status::Escalated)?;
     println!("  weights (authority x confidence x trust):");
     print_votes(&nodes, &answers[0]);
-    let reasons: Vec<&str> = answers[0]["reasons"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let t = &answers[0]["tally"];
+    let first = answers.first().context("no node answered")?;
+    let reasons: Vec<String> = first.reasons.iter().map(client::name_of).collect();
     println!(
         "  tally: endorse {} vs challenge {} (margin 20%)",
-        t["endorse"], t["challenge"]
+        first.tally.endorse, first.tally.challenge
     );
     print_agreement(&nodes, &answers)?;
     println!(
         "  => escalated to a human: {}; {}",
         reasons.join(", "),
-        answers[0]["finality"]["summary"].as_str().unwrap_or("?")
+        summary_of(&answers)
     );
     println!(
         "\n  The loan officer reads the decision package on the escalation page and approves \
@@ -392,17 +434,17 @@ fn run_in(exe: &Path, root: &Path, keep_running: bool) -> anyhow::Result<()> {
             "decide {p2} approve --rationale \"down payment documented by phone\""
         ))
     );
-    desk.api.post(
+    let _: DecisionSubmitted = desk.api.post(
         &format!("/proposals/{p2}/decision"),
-        &json!({"verdict": "approve", "rationale": "down payment documented by phone"}),
+        &NewDecision {
+            verdict: Verdict::Approve,
+            rationale: "down payment documented by phone".to_owned(),
+        },
     )?;
     println!("  waiting for the attestors to certify the human's decision...");
-    let answers = settled(&nodes, &p2, "certified", "approved")?;
+    let answers = settled(&nodes, &p2, State::Certified, Status::Approved)?;
     print_agreement(&nodes, &answers)?;
-    println!(
-        "  => {}",
-        answers[0]["finality"]["summary"].as_str().unwrap_or("?")
-    );
+    println!("  => {}", summary_of(&answers));
     println!(
         "\nWhere to look at it{}:",
         if keep_running {

@@ -12,12 +12,19 @@ use acp_node::config::{self, Config};
 use acp_node::keys;
 use acp_node::service::now;
 use acp_node::surface::api::confidence_to_bps;
+use acp_node::surface::api::types::{
+    AnchorAdded, AnchorBody, AnchorList, AuditVerified, ControlOk, ControlRequest,
+    ControlSubmitted, DecisionSubmitted, NewDecision, NewOutcome, NewProposal, NewResponse,
+    ProposalDetail, ProposalList, SubmittedBody, TrustTable,
+};
 use acp_node::surface::control;
+use acp_node::surface::view::{state_str, status_str};
 use acp_node::transport::redis;
 use acp_protocol::build::{Ask, PolicyBuilder};
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Body, ContentId, DecisionRules, Keypair, PublicKey, Response, SignedMessage, Stance,
+    Body, ContentId, DecisionRules, Keypair, Outcome, PublicKey, Response, SignedMessage, Stance,
+    Verdict,
 };
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -555,22 +562,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
         }) => anchor_add(&dir, &domain, genesis, &http),
         Cmd::Anchor(AnchorCmd::List { http }) => {
-            let v = http.client(&dir)?.get("/anchors")?;
+            let v: AnchorList = http.client(&dir)?.get("/anchors")?;
             if http.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let anchors = v["anchors"].as_array().cloned().unwrap_or_default();
-                if anchors.is_empty() {
+                if v.anchors.is_empty() {
                     println!("no trust anchor: the node admits no message of any domain");
                 }
-                for a in anchors {
+                for a in &v.anchors {
                     println!(
                         "{}  genesis {}  current {}",
-                        a["domain"].as_str().unwrap_or("?"),
-                        a["genesis"].as_str().unwrap_or("?"),
-                        a["current"]
-                            .as_str()
-                            .unwrap_or("(genesis not received yet)")
+                        a.domain,
+                        a.genesis,
+                        a.current.map_or_else(
+                            || "(genesis not received yet)".to_owned(),
+                            |c| c.to_string()
+                        )
                     );
                 }
             }
@@ -596,7 +603,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Show { proposal, http } => {
-            let v = http.client(&dir)?.get(&format!("/proposals/{proposal}"))?;
+            let v: ProposalDetail = http.client(&dir)?.get(&format!("/proposals/{proposal}"))?;
             if http.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -621,19 +628,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 format!("/proposals?{}", q.join("&"))
             };
-            let v = http.client(&dir)?.get(&path)?;
+            let v: ProposalList = http.client(&dir)?.get(&path)?;
             if http.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for p in v["proposals"].as_array().into_iter().flatten() {
+                for p in &v.proposals {
                     println!(
                         "{}  {:<9} {:<11}  {:<16}  {}  {} responses",
-                        p["id"].as_str().unwrap_or("?"),
-                        p["status"].as_str().unwrap_or("?"),
-                        p["finality"].as_str().unwrap_or("?"),
-                        p["domain"].as_str().unwrap_or("?"),
-                        p["kind"].as_str().unwrap_or("?"),
-                        p["responses"]
+                        p.id,
+                        status_str(p.status),
+                        state_str(p.finality),
+                        p.domain,
+                        p.kind,
+                        p.responses
                     );
                 }
             }
@@ -642,11 +649,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Watch { count, http } => {
             let c = http.client(&dir)?;
             let mut seen = 0usize;
-            c.watch(|name, data| {
+            c.watch(|ev| {
                 if http.json {
-                    println!("{}", json!({"event": name, "data": data}));
+                    // Adjacently tagged: exactly {"event": name, "data": payload}.
+                    match serde_json::to_string(ev) {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => eprintln!("event {}: {e}", ev.name()),
+                    }
                 } else {
-                    println!("{}", client::event_line(name, data));
+                    println!("{}", client::event_line(ev));
                 }
                 seen += 1;
                 count.is_none_or(|n| seen < n)
@@ -659,20 +670,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
         } => {
             let verdict = match verdict {
-                VerdictArg::Approve => "approve",
-                VerdictArg::Reject => "reject",
+                VerdictArg::Approve => Verdict::Approve,
+                VerdictArg::Reject => Verdict::Reject,
             };
-            let v = http.client(&dir)?.post(
+            let v: DecisionSubmitted = http.client(&dir)?.post(
                 &format!("/proposals/{proposal}/decision"),
-                &json!({"verdict": verdict, "rationale": rationale}),
+                &NewDecision { verdict, rationale },
             )?;
-            print_submitted(&v, http.json, &format!("human decision ({verdict})"));
-            if !http.json {
-                println!(
-                    "proposal {}: {}",
-                    v["status"].as_str().unwrap_or("?"),
-                    v["finality"]["summary"].as_str().unwrap_or("?")
-                );
+            let what = format!("human decision ({})", client::name_of(&verdict));
+            if http.json {
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                println!("{what} {}", v.id);
+                println!("proposal {}: {}", status_str(v.status), v.finality.summary);
             }
             Ok(())
         }
@@ -683,35 +693,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
         } => {
             let outcome = match outcome {
-                OutcomeArg::Succeeded => "succeeded",
-                OutcomeArg::Failed => "failed",
+                OutcomeArg::Succeeded => Outcome::Succeeded,
+                OutcomeArg::Failed => Outcome::Failed,
             };
-            let v = http.client(&dir)?.post(
+            let v: SubmittedBody = http.client(&dir)?.post(
                 &format!("/proposals/{proposal}/outcome"),
-                &json!({"outcome": outcome, "note": note}),
+                &NewOutcome { outcome, note },
             )?;
-            print_submitted(&v, http.json, &format!("outcome report ({outcome})"));
+            let what = format!("outcome report ({})", client::name_of(&outcome));
+            print_submitted(&v, http.json, &what)?;
             Ok(())
         }
         Cmd::Trust { domain, http } => {
-            let v = http
+            let v: TrustTable = http
                 .client(&dir)?
                 .get(&format!("/trust?domain={}", urlencode(&domain)))?;
             if http.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let agents = v["agents"].as_array().cloned().unwrap_or_default();
-                if agents.is_empty() {
+                if v.agents.is_empty() {
                     println!(
                         "no agent of {domain} has a trust history yet (everyone starts at the default)"
                     );
                 }
-                for a in agents {
-                    println!(
-                        "{}  trust {}",
-                        a["agent"].as_str().unwrap_or("?"),
-                        client::conf(&a["trust_bps"])
-                    );
+                for a in &v.agents {
+                    println!("{}  trust {}", a.agent, client::conf(a.trust_bps));
                 }
             }
             Ok(())
@@ -757,30 +763,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Submit { file, control } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let v = control_call(
+            let v: ControlSubmitted = control_call(
                 &dir,
                 &control,
-                json!({"op": "submit", "hex": hex::encode(bytes)}),
+                &ControlRequest::Submit {
+                    hex: hex::encode(bytes),
+                },
             )?;
-            println!("{}", v["id"].as_str().unwrap_or_default());
+            println!("{}", v.id);
             Ok(())
         }
         Cmd::Status { control } => {
-            let v = control_call(&dir, &control, json!({"op": "status"}))?;
+            let v: Value = control_call(&dir, &control, &ControlRequest::Status)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
         Cmd::Resolution { proposal, control } => {
-            let v = control_call(
+            let v: Value = control_call(
                 &dir,
                 &control,
-                json!({"op": "resolution", "proposal": proposal.to_string()}),
+                &ControlRequest::Resolution {
+                    proposal: proposal.to_string(),
+                },
             )?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
         Cmd::Dial { addr, control } => {
-            control_call(&dir, &control, json!({"op": "dial", "addr": addr}))?;
+            let _: ControlOk = control_call(
+                &dir,
+                &control,
+                &ControlRequest::Dial {
+                    addr: addr.to_string(),
+                },
+            )?;
             Ok(())
         }
         Cmd::Mcp { http } => mcp::run(http.client(&dir)?),
@@ -880,10 +896,13 @@ fn init(dir: &Path, a: &InitArgs) -> anyhow::Result<()> {
 /// config.toml itself); when no node answers, into config.toml directly.
 fn anchor_add(dir: &Path, domain: &str, genesis: ContentId, http: &HttpArgs) -> anyhow::Result<()> {
     let client = http.client(dir)?;
-    let v = if client.reachable() {
+    let v: AnchorAdded = if client.reachable() {
         client.post(
             "/anchors",
-            &json!({"domain": domain, "genesis": genesis.to_string()}),
+            &AnchorBody {
+                domain: domain.to_owned(),
+                genesis: genesis.to_string(),
+            },
         )?
     } else {
         let cfg = Config::load(dir)?;
@@ -908,11 +927,15 @@ fn anchor_add(dir: &Path, domain: &str, genesis: ContentId, http: &HttpArgs) -> 
             "no node answers at {}: written to config.toml, taken at the node's next start",
             client.base()
         );
-        json!({"domain": domain, "genesis": genesis.to_string(), "new": new})
+        AnchorAdded {
+            domain: domain.to_owned(),
+            genesis,
+            new,
+        }
     };
     if http.json {
-        println!("{v}");
-    } else if v["new"] == true {
+        println!("{}", serde_json::to_string(&v)?);
+    } else if v.new {
         println!("anchor {domain} {genesis}");
     } else {
         println!("anchor {domain} {genesis} (already there)");
@@ -920,11 +943,11 @@ fn anchor_add(dir: &Path, domain: &str, genesis: ContentId, http: &HttpArgs) -> 
     Ok(())
 }
 
-fn control_call(
+fn control_call<T: serde::de::DeserializeOwned>(
     dir: &Path,
     control: &ControlArg,
-    req: serde_json::Value,
-) -> anyhow::Result<serde_json::Value> {
+    req: &ControlRequest,
+) -> anyhow::Result<T> {
     let addr = match control.control {
         Some(a) => a,
         None => Config::load(dir)?.control_addr,
@@ -932,7 +955,7 @@ fn control_call(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(rt.block_on(control::call(addr, &req))?)
+    Ok(rt.block_on(control::call_as(addr, req))?)
 }
 
 fn parse_org(spec: &str) -> anyhow::Result<(Keypair, String, u16)> {
@@ -1058,12 +1081,13 @@ fn write_message(msg: &SignedMessage, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_submitted(v: &Value, json: bool, what: &str) {
+fn print_submitted(v: &SubmittedBody, json: bool, what: &str) -> anyhow::Result<()> {
     if json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(v)?);
     } else {
-        println!("{what} {}", v["id"].as_str().unwrap_or("?"));
+        println!("{what} {}", v.id);
     }
+    Ok(())
 }
 
 /// Percent-encodes a query value.
@@ -1084,20 +1108,21 @@ fn propose(dir: &Path, a: ProposeArgs) -> anyhow::Result<()> {
     let Some(out) = &a.out else {
         let payload: Value =
             serde_json::from_str(&a.payload).unwrap_or_else(|_| Value::String(a.payload.clone()));
-        let v = a.http.client(dir)?.post(
+        let v: SubmittedBody = a.http.client(dir)?.post(
             "/proposals",
-            &json!({
-                "domain": a.domain,
-                "policy": a.policy.map(|p| p.to_string()),
-                "kind": a.kind,
-                "payload": payload,
-                "confidence": a.confidence,
-                "stakes": a.stakes,
-                "evidence": a.evidence,
-                "closes_in_ms": a.closes_in_ms,
-            }),
+            &NewProposal {
+                domain: a.domain,
+                policy: a.policy.map(|p| p.to_string()),
+                kind: a.kind,
+                payload,
+                confidence: a.confidence,
+                stakes: a.stakes,
+                evidence: a.evidence,
+                closes_in_ms: a.closes_in_ms,
+                supersedes: None,
+            },
         )?;
-        print_submitted(&v, a.http.json, "proposal");
+        print_submitted(&v, a.http.json, "proposal")?;
         return Ok(());
     };
     let Some(policy) = a.policy else {
@@ -1128,16 +1153,16 @@ fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {
         StanceArg::Abstain => Stance::Abstain,
     };
     let Some(out) = &a.out else {
-        let v = a.http.client(dir)?.post(
+        let v: SubmittedBody = a.http.client(dir)?.post(
             &format!("/proposals/{}/responses", a.proposal),
-            &json!({
-                "stance": stance,
-                "confidence": a.confidence,
-                "reasoning": a.reasoning,
-                "evidence": a.evidence,
-            }),
+            &NewResponse {
+                stance,
+                confidence: a.confidence,
+                reasoning: a.reasoning,
+                evidence: a.evidence,
+            },
         )?;
-        print_submitted(&v, a.http.json, "response");
+        print_submitted(&v, a.http.json, "response")?;
         return Ok(());
     };
     let Some(domain) = a.domain else {
@@ -1158,7 +1183,7 @@ fn respond(dir: &Path, a: RespondArgs) -> anyhow::Result<()> {
 }
 
 fn audit_verify(path: &Path, want_genesis: Option<ContentId>, json: bool) -> anyhow::Result<()> {
-    use acp_node::surface::view::{state_str, status_str, summary};
+    use acp_node::surface::view::summary;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let report = acp_protocol::bundle::verify_bundle(&bytes)
         .map_err(|e| anyhow!("{} does NOT verify: {e}", path.display()))?;
@@ -1195,23 +1220,21 @@ fn audit_verify(path: &Path, want_genesis: Option<ContentId>, json: bool) -> any
             .map_or_else(|| format!("organization {i}"), |o| o.name.clone())
     };
     if json {
-        println!(
-            "{}",
-            json!({
-                "ok": true,
-                "proposal": report.proposal.to_string(),
-                "genesis": bundle.genesis.to_string(),
-                "genesis_required": want_genesis.map(|g| g.to_string()),
-                "messages": report.messages,
-                "status": status_str(r.final_status()),
-                "computed_status": status_str(r.status),
-                "resolution": r.digest().to_string(),
-                "finality": acp_node::surface::view::finality(r, policy.as_ref(), &[]),
-                "certificate": summary(f),
-                "recomputed_matches_certificate": report.recomputed_matches_certificate,
-                "receipts_ignored": report.receipts_ignored,
-            })
-        );
+        let verified = AuditVerified {
+            ok: true,
+            proposal: report.proposal,
+            genesis: bundle.genesis,
+            genesis_required: want_genesis,
+            messages: report.messages,
+            status: r.final_status(),
+            computed_status: r.status,
+            resolution: r.digest(),
+            finality: acp_node::surface::view::finality(r, policy.as_ref(), &[]),
+            certificate: summary(f),
+            recomputed_matches_certificate: report.recomputed_matches_certificate,
+            receipts_ignored: report.receipts_ignored,
+        };
+        println!("{}", serde_json::to_string(&verified)?);
         return Ok(());
     }
     println!("{} verifies", path.display());

@@ -10,14 +10,20 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use acp_node::surface::api::types::{
+    DEFAULT_WINDOW_MS, NewOutcome, NewProposal, NewResponse, ProposalDetail, ProposalList,
+    SubmittedBody, TrustTable,
+};
 use acp_protocol::ContentId;
+use acp_protocol::finality::State;
+use acp_protocol::{Outcome, Stance, Status};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::schemars::JsonSchema;
 use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::client::ApiClient;
 
@@ -174,6 +180,11 @@ fn result(r: anyhow::Result<Value>) -> CallToolResult {
     }
 }
 
+/// A typed answer as the JSON of a tool result.
+fn to_json(v: impl Serialize) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(v)?)
+}
+
 /// A checked proposal id (so nothing but an id reaches a URL path).
 fn proposal_id(s: &str) -> anyhow::Result<ContentId> {
     ContentId::from_str(s.trim())
@@ -196,18 +207,19 @@ fn encode(s: &str) -> String {
 /// Whether a proposal (as `GET /v1/proposals/{id}` shows it) is settled:
 /// certified, or waiting for a human with no certificate of the votes to
 /// come (a certified escalation, or contested).
-fn settled(v: &Value) -> bool {
+fn settled(v: &ProposalDetail) -> bool {
     matches!(
-        v["finality"]["state"].as_str(),
-        Some("certified" | "escalated" | "contested")
+        v.finality.state,
+        State::Certified | State::Escalated | State::Contested
     )
 }
 
-/// Inserts `v` under `k` when it is `Some`.
-fn put<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: Option<T>) {
-    if let Some(v) = v {
-        m.insert(k.to_owned(), v.into());
-    }
+/// What `wait_for_resolution` returns.
+#[derive(Debug, Serialize)]
+struct Waited {
+    timed_out: bool,
+    waited_ms: u64,
+    proposal: ProposalDetail,
 }
 
 impl AcpMcp {
@@ -220,10 +232,10 @@ impl AcpMcp {
     }
 
     /// Runs the blocking HTTP call `f` off the async runtime.
-    async fn call(
+    async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&ApiClient) -> anyhow::Result<Value> + Send + 'static,
-    ) -> anyhow::Result<Value> {
+        f: impl FnOnce(&ApiClient) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
         let api = self.api.clone();
         tokio::task::spawn_blocking(move || f(&api))
             .await
@@ -238,18 +250,22 @@ impl AcpMcp {
         description = "Propose an action for a decision by the agents of a domain. The proposal is signed by this node's agent key and broadcast. Returns {id, new}; pass the id to get_proposal or wait_for_resolution."
     )]
     async fn propose(&self, Parameters(p): Parameters<ProposeParams>) -> CallToolResult {
-        let mut body = Map::new();
-        body.insert("domain".into(), p.domain.into());
-        body.insert("kind".into(), p.kind.into());
-        put(&mut body, "payload", p.payload);
-        put(&mut body, "confidence", p.confidence);
-        put(&mut body, "stakes", p.stakes);
-        put(&mut body, "evidence", p.evidence);
-        put(&mut body, "closes_in_ms", p.closes_in_ms);
-        put(&mut body, "policy", p.policy);
-        put(&mut body, "supersedes", p.supersedes);
-        let body = Value::Object(body);
-        result(self.call(move |a| a.post("/proposals", &body)).await)
+        // The API's own defaults for what the tool call leaves out.
+        let body = NewProposal {
+            domain: p.domain,
+            policy: p.policy,
+            kind: p.kind,
+            payload: p.payload.unwrap_or(Value::Null),
+            confidence: p.confidence.unwrap_or(1.0),
+            stakes: p.stakes.unwrap_or(0),
+            evidence: p.evidence.unwrap_or_default(),
+            closes_in_ms: p.closes_in_ms.unwrap_or(DEFAULT_WINDOW_MS),
+            supersedes: p.supersedes,
+        };
+        let r = self
+            .call(move |a| a.post::<SubmittedBody>("/proposals", &body))
+            .await;
+        result(r.and_then(to_json))
     }
 
     /// Respond to a proposal.
@@ -260,18 +276,22 @@ impl AcpMcp {
         let r = async {
             let id = proposal_id(&p.proposal)?;
             let stance = match p.stance {
-                StanceParam::Endorse => "endorse",
-                StanceParam::Challenge => "challenge",
-                StanceParam::Abstain => "abstain",
+                StanceParam::Endorse => Stance::Endorse,
+                StanceParam::Challenge => Stance::Challenge,
+                StanceParam::Abstain => Stance::Abstain,
             };
-            let body = json!({
-                "stance": stance,
-                "confidence": p.confidence,
-                "reasoning": p.reasoning.unwrap_or_default(),
-                "evidence": p.evidence.unwrap_or_default(),
-            });
-            self.call(move |a| a.post(&format!("/proposals/{id}/responses"), &body))
-                .await
+            let body = NewResponse {
+                stance,
+                confidence: p.confidence,
+                reasoning: p.reasoning.unwrap_or_default(),
+                evidence: p.evidence.unwrap_or_default(),
+            };
+            let v = self
+                .call(move |a| {
+                    a.post::<SubmittedBody>(&format!("/proposals/{id}/responses"), &body)
+                })
+                .await?;
+            to_json(v)
         };
         result(r.await)
     }
@@ -285,7 +305,8 @@ impl AcpMcp {
             Some(d) => format!("/proposals?status=pending&domain={}", encode(d)),
             None => "/proposals?status=pending".to_owned(),
         };
-        result(self.call(move |a| a.get(&path)).await)
+        let r = self.call(move |a| a.get::<ProposalList>(&path)).await;
+        result(r.and_then(to_json))
     }
 
     /// One proposal with its decision package.
@@ -295,7 +316,10 @@ impl AcpMcp {
     async fn get_proposal(&self, Parameters(p): Parameters<ProposalParams>) -> CallToolResult {
         let r = async {
             let id = proposal_id(&p.proposal)?;
-            self.call(move |a| a.get(&format!("/proposals/{id}"))).await
+            let v = self
+                .call(move |a| a.get::<ProposalDetail>(&format!("/proposals/{id}")))
+                .await?;
+            to_json(v)
         };
         result(r.await)
     }
@@ -316,22 +340,22 @@ impl AcpMcp {
             let deadline = start + Duration::from_secs(secs);
             loop {
                 let v = self
-                    .call(move |a| a.get(&format!("/proposals/{id}")))
+                    .call(move |a| a.get::<ProposalDetail>(&format!("/proposals/{id}")))
                     .await?;
                 let done = if want_final {
                     settled(&v)
                 } else {
-                    v["status"] != "pending"
+                    v.status != Status::Pending
                 };
                 let now = Instant::now();
                 if done || now >= deadline {
                     let waited =
                         u64::try_from(now.duration_since(start).as_millis()).unwrap_or(u64::MAX);
-                    return Ok(json!({
-                        "timed_out": !done,
-                        "waited_ms": waited,
-                        "proposal": v,
-                    }));
+                    return to_json(Waited {
+                        timed_out: !done,
+                        waited_ms: waited,
+                        proposal: v,
+                    });
                 }
                 tokio::time::sleep(POLL.min(deadline.saturating_duration_since(now))).await;
             }
@@ -347,12 +371,17 @@ impl AcpMcp {
         let r = async {
             let id = proposal_id(&p.proposal)?;
             let outcome = match p.outcome {
-                OutcomeParam::Succeeded => "succeeded",
-                OutcomeParam::Failed => "failed",
+                OutcomeParam::Succeeded => Outcome::Succeeded,
+                OutcomeParam::Failed => Outcome::Failed,
             };
-            let body = json!({"outcome": outcome, "note": p.note.unwrap_or_default()});
-            self.call(move |a| a.post(&format!("/proposals/{id}/outcome"), &body))
-                .await
+            let body = NewOutcome {
+                outcome,
+                note: p.note.unwrap_or_default(),
+            };
+            let v = self
+                .call(move |a| a.post::<SubmittedBody>(&format!("/proposals/{id}/outcome"), &body))
+                .await?;
+            to_json(v)
         };
         result(r.await)
     }
@@ -363,7 +392,8 @@ impl AcpMcp {
     )]
     async fn trust_scores(&self, Parameters(p): Parameters<TrustParams>) -> CallToolResult {
         let path = format!("/trust?domain={}", encode(&p.domain));
-        result(self.call(move |a| a.get(&path)).await)
+        let r = self.call(move |a| a.get::<TrustTable>(&path)).await;
+        result(r.and_then(to_json))
     }
 }
 

@@ -17,12 +17,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::service::{NodeHandle, Query};
+use crate::surface::api::types::{ControlOk, ControlRefusal, ControlSubmitted};
 
 /// Longest request line: a hex-encoded message of the largest kind plus room.
 pub const MAX_LINE: usize = 2 * acp_protocol::codec::MAX_MESSAGE_BYTES + 4096;
@@ -84,7 +87,7 @@ async fn connection(stream: TcpStream, handle: NodeHandle) -> std::io::Result<()
         }
         let too_long = !line.ends_with(b"\n") && n >= MAX_LINE;
         let answer = if too_long {
-            json!({"ok": false, "error": "request line too long"})
+            err("request line too long")
         } else {
             dispatch(&line, &handle).await
         };
@@ -98,18 +101,41 @@ async fn connection(stream: TcpStream, handle: NodeHandle) -> std::io::Result<()
 }
 
 fn err(e: impl std::fmt::Display) -> Value {
-    json!({"ok": false, "error": e.to_string().replace('\n', " ")})
+    to_json(&ControlRefusal::new(e))
+}
+
+fn to_json(answer: &impl Serialize) -> Value {
+    // The answer types hold plain fields and string keys, so serializing
+    // them cannot fail; null would only mark a broken answer type.
+    serde_json::to_value(answer).unwrap_or(Value::Null)
 }
 
 /// Answers one request line.
 pub async fn dispatch(line: &[u8], handle: &NodeHandle) -> Value {
+    // Read field by field, so that each missing or mistyped one gets its
+    // own message; the queries are read whole.
+    #[derive(Deserialize)]
+    struct Op {
+        op: String,
+    }
+    #[derive(Deserialize)]
+    struct Hex {
+        hex: String,
+    }
+    #[derive(Deserialize)]
+    struct Addr {
+        addr: String,
+    }
     let req: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => return err(format!("request is not JSON: {e}")),
     };
-    match req.get("op").and_then(Value::as_str) {
-        Some("submit") => {
-            let Some(hex) = req.get("hex").and_then(Value::as_str) else {
+    let Ok(Op { op }) = Op::deserialize(&req) else {
+        return err("request needs \"op\"");
+    };
+    match op.as_str() {
+        "submit" => {
+            let Ok(Hex { hex }) = Hex::deserialize(&req) else {
                 return err("submit needs \"hex\"");
             };
             let bytes = match hex::decode(hex.trim()) {
@@ -117,49 +143,73 @@ pub async fn dispatch(line: &[u8], handle: &NodeHandle) -> Value {
                 Err(_) => return err("\"hex\" is not hexadecimal"),
             };
             match handle.submit(bytes).await {
-                Ok(s) => json!({"ok": true, "id": s.id.to_string(), "new": s.new}),
+                Ok(s) => to_json(&ControlSubmitted {
+                    ok: true,
+                    id: s.id,
+                    new: s.new,
+                }),
                 Err(e) => err(e),
             }
         }
-        Some("dial") => {
-            let addr = match req.get("addr").and_then(Value::as_str).map(str::parse) {
-                Some(Ok(a)) => a,
+        "dial" => {
+            let addr = match Addr::deserialize(&req).map(|a| a.addr.parse()) {
+                Ok(Ok(a)) => a,
                 _ => return err("dial needs a multiaddr in \"addr\""),
             };
             match handle.dial(addr).await {
-                Ok(()) => json!({"ok": true}),
+                Ok(()) => to_json(&ControlOk { ok: true }),
                 Err(e) => err(e),
             }
         }
-        Some(_) => match serde_json::from_value::<Query>(req) {
-            Ok(q) => handle.query(q).await.unwrap_or_else(err),
+        _ => match serde_json::from_value::<Query>(req) {
+            Ok(q) => match handle.answer(q).await {
+                Ok(a) => to_json(&a),
+                Err(e) => err(e),
+            },
             Err(e) => err(format!("bad request: {e}")),
         },
-        None => err("request needs \"op\""),
     }
 }
 
 /// Sends one request to a node's control channel and returns the answer
 /// (an error when the node answered `"ok": false`).
 pub async fn call(addr: SocketAddr, req: &Value) -> Result<Value, ControlError> {
+    call_as(addr, req).await
+}
+
+/// [`call`], the answer read as `T` (e.g.
+/// [`NodeStatus`](crate::surface::api::types::NodeStatus)).
+pub async fn call_as<T: DeserializeOwned>(
+    addr: SocketAddr,
+    req: &impl Serialize,
+) -> Result<T, ControlError> {
     let io = |source| ControlError::Io { addr, source };
     let stream = TcpStream::connect(addr).await.map_err(io)?;
     let (rd, mut wr) = stream.into_split();
-    let mut line = req.to_string().into_bytes();
+    let mut line = serde_json::to_vec(req).map_err(|_| ControlError::Malformed(addr))?;
     line.push(b'\n');
     wr.write_all(&line).await.map_err(io)?;
     let mut rd = BufReader::new(rd);
     let mut answer = String::new();
     rd.read_line(&mut answer).await.map_err(io)?;
-    let v: Value = serde_json::from_str(&answer).map_err(|_| ControlError::Malformed(addr))?;
-    if v.get("ok").and_then(Value::as_bool) == Some(true) {
-        Ok(v)
-    } else {
-        Err(ControlError::Refused(
-            v.get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error")
-                .to_owned(),
-        ))
+    read_answer(&answer).map_err(|e| e.unwrap_or(ControlError::Malformed(addr)))
+}
+
+/// Reads one answer line: `Err(Some)` for a refusal, `Err(None)` when it
+/// is not an answer of type `T`.
+pub fn read_answer<T: DeserializeOwned>(line: &str) -> Result<T, Option<ControlError>> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        ok: bool,
+        #[serde(default)]
+        error: Option<String>,
     }
+    let v: Value = serde_json::from_str(line).map_err(|_| None)?;
+    let env = Envelope::deserialize(&v).map_err(|_| None)?;
+    if !env.ok {
+        return Err(Some(ControlError::Refused(
+            env.error.unwrap_or_else(|| "unknown error".to_owned()),
+        )));
+    }
+    T::deserialize(v).map_err(|_| None)
 }

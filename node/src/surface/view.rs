@@ -1,4 +1,4 @@
-//! JSON views of a proposal's finality and receipts, shared by the HTTP API,
+//! Typed views of a proposal's finality and receipts, shared by the HTTP API,
 //! the control channel and (through them) the CLI, the MCP tools and the
 //! escalation page, so that every surface says the same thing about
 //! certification.
@@ -12,7 +12,10 @@
 
 use acp_protocol::finality::{Attestation, Finality, State};
 use acp_protocol::{Body, ContentId, DomainPolicy, MessageSet, Resolution, Status};
-use serde_json::{Value, json};
+
+use crate::surface::api::types::{
+    AttestationView, EquivocationView, FinalityView, OrganizationRef, ReceiptView,
+};
 
 /// The lowercase name of a status.
 pub fn status_str(s: Status) -> &'static str {
@@ -77,66 +80,81 @@ pub fn summary(f: &Finality) -> String {
     }
 }
 
-fn ids(v: &[ContentId]) -> Vec<String> {
-    v.iter().map(ToString::to_string).collect()
-}
-
-fn organization(policy: Option<&DomainPolicy>, index: u16) -> Value {
+fn organization(policy: Option<&DomainPolicy>, index: u16) -> OrganizationRef {
     let name = policy
         .and_then(|p| p.organizations.get(usize::from(index)))
         .map(|o| o.name.clone());
-    json!({"index": index, "name": name})
+    OrganizationRef { index, name }
 }
 
-fn attestation(policy: Option<&DomainPolicy>, a: &Attestation) -> Value {
-    json!({
-        "round": u8::from(a.result.is_human()),
-        "human_decision": a.result.human_decision.map(|h| h.to_string()),
-        "status": status_str(a.result.status),
-        "resolution": a.result.resolution.to_string(),
-        "counted_root": a.result.counted_root.to_string(),
-        "organizations": a.organizations.iter().map(|i| organization(policy, *i)).collect::<Vec<_>>(),
-        "receipts": ids(&a.receipts),
-    })
+fn attestation(policy: Option<&DomainPolicy>, a: &Attestation) -> AttestationView {
+    AttestationView {
+        round: u8::from(a.result.is_human()),
+        human_decision: a.result.human_decision,
+        status: a.result.status,
+        resolution: a.result.resolution,
+        counted_root: a.result.counted_root,
+        organizations: a
+            .organizations
+            .iter()
+            .map(|i| organization(policy, *i))
+            .collect(),
+        receipts: a.receipts.clone(),
+    }
 }
 
 /// The `finality` object of a proposal: its state, the status to act on,
 /// the certificate and every attestation, with organization names from the
 /// pinned policy, and the messages that arrived after certification.
-pub fn finality(r: &Resolution, policy: Option<&DomainPolicy>, after: &[ContentId]) -> Value {
+pub fn finality(
+    r: &Resolution,
+    policy: Option<&DomainPolicy>,
+    after: &[ContentId],
+) -> FinalityView {
     let f = &r.finality;
-    let certified_by = f.certificate.as_ref().map_or(0, |c| c.organizations.len());
-    json!({
-        "state": state_str(f.state),
-        "status": status_str(f.status),
-        "summary": summary(f),
-        "quorum": f.quorum,
-        "organizations": f.organizations,
-        "certified_by": certified_by,
-        "certificate": f.certificate.as_ref().map(|c| attestation(policy, c)),
-        // Whether this node's own computation still gives the certified
-        // digest; false once late or equivocating messages moved it (the
-        // certified result stands either way).
-        "matches_certificate": f
+    FinalityView {
+        state: f.state,
+        status: f.status,
+        summary: summary(f),
+        quorum: f.quorum,
+        organizations: f.organizations,
+        certified_by: f.certificate.as_ref().map_or(0, |c| c.organizations.len()),
+        certificate: f.certificate.as_ref().map(|c| attestation(policy, c)),
+        // Late or equivocating messages can move this node's own digest
+        // away from the certified one; the certified result stands either
+        // way, and this says whether it happened.
+        matches_certificate: f
             .certificate
             .as_ref()
             .is_some_and(|c| c.result.resolution == r.digest()),
-        "contested": f.contested,
-        "human_round_open": f.human_round_open,
-        "attestations": f.attestations.iter().map(|a| attestation(policy, a)).collect::<Vec<_>>(),
-        "equivocations": f.equivocations.iter().map(|e| json!({
-            "organization": organization(policy, e.organization),
-            "round": u8::from(e.human_round),
-            "receipts": ids(&e.receipts),
-        })).collect::<Vec<_>>(),
-        "conflicting": f.conflicting.iter().map(|a| attestation(policy, a)).collect::<Vec<_>>(),
-        "after_certification": ids(after),
-    })
+        contested: f.contested,
+        human_round_open: f.human_round_open,
+        attestations: f
+            .attestations
+            .iter()
+            .map(|a| attestation(policy, a))
+            .collect(),
+        equivocations: f
+            .equivocations
+            .iter()
+            .map(|e| EquivocationView {
+                organization: organization(policy, e.organization),
+                round: u8::from(e.human_round),
+                receipts: e.receipts.clone(),
+            })
+            .collect(),
+        conflicting: f
+            .conflicting
+            .iter()
+            .map(|a| attestation(policy, a))
+            .collect(),
+        after_certification: after.to_vec(),
+    }
 }
 
 /// Every receipt held for `proposal`, with the organization it counts for
-/// (`null`: signed by a member that attests for no organization).
-pub fn receipts(set: &MessageSet, proposal: &ContentId) -> Vec<Value> {
+/// (`None`: signed by a member that attests for no organization).
+pub fn receipts(set: &MessageSet, proposal: &ContentId) -> Vec<ReceiptView> {
     let policy = set.proposal(proposal).and_then(|p| set.policy(&p.policy));
     let Some(refs) = set.refs(proposal) else {
         return Vec::new();
@@ -144,18 +162,18 @@ pub fn receipts(set: &MessageSet, proposal: &ContentId) -> Vec<Value> {
     refs.receipts
         .iter()
         .filter_map(|rid| match set.get(rid).map(|m| m.body()) {
-            Some(Body::Receipt(rc)) => Some(json!({
-                "id": rid.to_string(),
-                "node": rc.node.to_string(),
-                "round": u8::from(rc.human_decision.is_some()),
-                "human_decision": rc.human_decision.map(|h| h.to_string()),
-                "status": status_str(rc.status),
-                "resolution": rc.resolution.to_string(),
-                "counted_root": rc.counted_root.to_string(),
-                "organization": policy
+            Some(Body::Receipt(rc)) => Some(ReceiptView {
+                id: *rid,
+                node: rc.node,
+                round: u8::from(rc.human_decision.is_some()),
+                human_decision: rc.human_decision,
+                status: rc.status,
+                resolution: rc.resolution,
+                counted_root: rc.counted_root,
+                organization: policy
                     .and_then(|p| p.attestor_of(&rc.node))
                     .map(|i| organization(policy, i)),
-            })),
+            }),
             _ => None,
         })
         .collect()

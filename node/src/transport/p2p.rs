@@ -163,7 +163,9 @@ pub struct TopicStats {
 }
 
 /// A counter snapshot, for logs and the control API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct MetricsSnapshot {
     /// See [`Metrics::gossip_received`].
     pub gossip_received: u64,

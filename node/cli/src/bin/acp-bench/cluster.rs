@@ -16,10 +16,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acp_node::launch::{Launch, Started};
+use acp_node::surface::api::types::{ControlRequest, ControlSubmitted, Held, NodeStatus};
+use acp_node::surface::control::{self, ControlError};
 use acp_protocol::build::{self, Ask, PolicyBuilder};
 use acp_protocol::{ContentId, DecisionRules, Keypair, SignedMessage, Stance};
 use anyhow::{Context, anyhow, bail};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::coord::{self, Coordinator};
 use crate::util::{Scratch, key, load, proc_sample, quantile};
@@ -106,29 +109,38 @@ pub fn launch_node(exe: &Path, dir: &Path, bootstrap: &[String]) -> anyhow::Resu
 }
 
 /// One control-channel request on a fresh connection (as `acp submit`
-/// does); the answer whether or not the node accepted it.
-fn request(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
+/// does); the answer read as `T`, `Err(Some)` when the node refused.
+fn request<T: DeserializeOwned>(
+    api: SocketAddr,
+    req: &ControlRequest,
+) -> anyhow::Result<Result<T, ControlError>> {
     let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut line = req.to_string();
+    let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer)?;
-    serde_json::from_str(&answer).context("malformed control answer")
+    match control::read_answer(&answer) {
+        Ok(v) => Ok(Ok(v)),
+        Err(Some(refused)) => Ok(Err(refused)),
+        Err(None) => bail!("malformed control answer: {}", answer.trim()),
+    }
 }
 
 /// [`request`], failing unless the node accepted it.
-pub fn call(api: SocketAddr, req: &Value) -> anyhow::Result<Value> {
-    let v = request(api, req)?;
-    if v["ok"] != true {
-        bail!("node refused: {}", v["error"]);
+pub fn call<T: DeserializeOwned>(api: SocketAddr, req: &ControlRequest) -> anyhow::Result<T> {
+    request(api, req)?.map_err(|e| anyhow!("node refused: {e}"))
+}
+
+fn submit_request(bytes: &[u8]) -> ControlRequest {
+    ControlRequest::Submit {
+        hex: hex::encode(bytes),
     }
-    Ok(v)
 }
 
 pub fn submit(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
-    call(api, &json!({"op": "submit", "hex": hex::encode(bytes)}))?;
+    let _: ControlSubmitted = call(api, &submit_request(bytes))?;
     Ok(())
 }
 
@@ -137,17 +149,15 @@ pub fn submit(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
 /// retries until the proposal has reached its node (within 10 s).
 pub fn submit_vote(api: SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let req = json!({"op": "submit", "hex": hex::encode(bytes)});
+    let req = submit_request(bytes);
     loop {
-        let v = request(api, &req)?;
-        if v["ok"] == true {
-            return Ok(());
-        }
-        let waiting = v["error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("waiting for"));
+        let e = match request::<ControlSubmitted>(api, &req)? {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let waiting = matches!(&e, ControlError::Refused(m) if m.starts_with("waiting for"));
         if !waiting || Instant::now() > deadline {
-            bail!("node refused: {}", v["error"]);
+            bail!("node refused: {e}");
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -199,8 +209,8 @@ pub fn submit_votes(nodes: &[Node], votes: &[Vec<u8>]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn status(api: SocketAddr) -> anyhow::Result<Value> {
-    call(api, &json!({"op": "status"}))
+pub fn status(api: SocketAddr) -> anyhow::Result<NodeStatus> {
+    call(api, &ControlRequest::Status)
 }
 
 pub fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
@@ -241,12 +251,7 @@ pub fn connect(
     wait_for(60, "every node to have a peer", || {
         nodes
             .iter()
-            .all(|nd| {
-                status(nd.api)
-                    .ok()
-                    .and_then(|v| v["peers"].as_array().map(Vec::len))
-                    .is_some_and(|p| p >= 1)
-            })
+            .all(|nd| status(nd.api).is_ok_and(|v| !v.peers.is_empty()))
             .then_some(())
     })?;
     // Let gossipsub heartbeats (0.7 s) build the meshes.
@@ -313,7 +318,8 @@ pub fn response(by: &Keypair, proposal: &SignedMessage) -> anyhow::Result<Signed
 
 pub fn has_all(nodes: &[Node], id: &ContentId) -> bool {
     nodes.iter().all(|n| {
-        call(n.api, &json!({"op": "has", "id": id.to_string()})).is_ok_and(|v| v["engine"] == true)
+        let req = ControlRequest::Has { id: id.to_string() };
+        call::<Held>(n.api, &req).is_ok_and(|v| v.engine)
     })
 }
 
@@ -350,21 +356,36 @@ fn decided_times(log: &Path) -> HashMap<String, u64> {
     event_times(log, "resolved")
 }
 
+/// The parts of a node's JSON log line the benchmarks read.
+#[derive(Deserialize)]
+struct LogLine {
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    fields: LogFields,
+}
+
+#[derive(Deserialize, Default)]
+struct LogFields {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    proposal: Option<String>,
+}
+
 /// Time of the first log line with `message` for each proposal of a node.
 pub fn event_times(log: &Path, message: &str) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     let text = std::fs::read_to_string(log).unwrap_or_default();
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
+        let Ok(l) = serde_json::from_str::<LogLine>(line) else {
             continue;
         };
-        if v["fields"]["message"] == message
-            && let (Some(p), Some(t)) = (
-                v["fields"]["proposal"].as_str(),
-                v["timestamp"].as_str().and_then(parse_ts),
-            )
+        if l.fields.message.as_deref() == Some(message)
+            && let (Some(p), Some(t)) =
+                (l.fields.proposal, l.timestamp.as_deref().and_then(parse_ts))
         {
-            out.entry(p.to_owned()).or_insert(t);
+            out.entry(p).or_insert(t);
         }
     }
     out
@@ -616,10 +637,8 @@ pub fn total_sent(nodes: &[Node]) -> anyhow::Result<(u64, usize)> {
     let mut degree = 0;
     for n in nodes {
         let v = status(n.api)?;
-        bytes += v["metrics"]["tcp_bytes_sent"]
-            .as_u64()
-            .context("status has no metrics.tcp_bytes_sent")?;
-        degree += v["peers"].as_array().map_or(0, Vec::len);
+        bytes += v.metrics.tcp_bytes_sent;
+        degree += v.peers.len();
     }
     Ok((bytes, degree))
 }
@@ -653,10 +672,7 @@ fn mean_mesh(nodes: &[Node]) -> anyhow::Result<f64> {
 }
 
 pub fn held(n: &Node) -> usize {
-    status(n.api)
-        .ok()
-        .and_then(|v| v["messages"].as_u64())
-        .unwrap_or(0) as usize
+    status(n.api).map_or(0, |v| v.messages)
 }
 
 /// `acp-bench gossip`.

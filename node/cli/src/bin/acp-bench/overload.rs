@@ -187,9 +187,9 @@ struct Phase {
 fn counters(n: &Node) -> anyhow::Result<(u64, u64, u64)> {
     let v = cluster::status(n.api)?;
     Ok((
-        v["messages"].as_u64().context("messages")?,
-        v["metrics"]["dropped_events"].as_u64().unwrap_or(0),
-        v["metrics"]["gossip_received"].as_u64().unwrap_or(0),
+        u64::try_from(v.messages)?,
+        v.metrics.dropped_events,
+        v.metrics.gossip_received,
     ))
 }
 

@@ -43,32 +43,42 @@ use std::time::Instant;
 use acp_protocol::admission::Refusal;
 use acp_protocol::bundle::AuditBundle;
 use acp_protocol::{
-    Action, Body, ContentId, Event, HumanDecision, IngestError, Keypair, Outcome, OutcomeReport,
-    Proposal, Response, Stance, Status, Verdict,
+    Action, Body, ContentId, HumanDecision, Keypair, OutcomeReport, Proposal, Response, Status,
 };
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::config::ConfigError;
-use crate::service::{self, AnchorError, NodeHandle, Query as NodeQuery, SubmitError};
+use crate::service::{self, NodeHandle};
 use crate::surface::view::{self, status_str};
+
+mod error;
+mod events;
+pub mod types;
+
+pub use error::ApiError;
+use error::{ApiResult, JsonBody, body_bytes, refusal_hint};
+pub use events::stream_event;
+
+pub use types::{
+    AnchorAdded, AnchorBody, AnchorList, AnchorView, DecisionSubmitted, ErrorBody, ErrorDetail,
+    Health, ListQuery, NewDecision, NewOutcome, NewProposal, NewResponse, ProposalDetail,
+    ProposalItem, ProposalList, StatusBody, StreamEvent, SubmittedBody, TrustEntry, TrustQuery,
+    TrustTable,
+};
 
 /// Largest request body: one message of the largest kind, hex or JSON, with room.
 pub const MAX_BODY_BYTES: usize = 2 * acp_protocol::codec::MAX_MESSAGE_BYTES + 64 * 1024;
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+const APP_JS: &str = include_str!("../../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../../web/style.css");
 
 /// Why a confidence was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -100,186 +110,6 @@ pub fn confidence_to_bps(x: f64) -> Result<u16, ConfidenceError> {
 /// Basis points back to the API's `[0, 1]` (exact for display).
 pub fn bps_to_confidence(bps: u16) -> f64 {
     f64::from(bps) / 10_000.0
-}
-
-/// A typed API error (see the module documentation for the codes).
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    reason: Option<String>,
-    missing: Option<String>,
-}
-
-/// The JSON shape of every error.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// A stable code and a one-line message.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code.
-    pub code: String,
-    /// Human-readable, one line.
-    pub message: String,
-    /// With `not_authorized`: the admission refusal code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// With `depends_on_unknown`: the id of the missing policy or proposal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Self {
-        Self {
-            status,
-            code,
-            message: message.to_string().replace('\n', " "),
-            reason: None,
-            missing: None,
-        }
-    }
-    /// 403: the lineage does not admit the message.
-    fn not_admitted(refusal: Refusal, message: impl std::fmt::Display) -> Self {
-        Self {
-            reason: Some(refusal.code().to_owned()),
-            ..Self::new(StatusCode::FORBIDDEN, "not_authorized", message)
-        }
-    }
-    fn bad(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-    fn not_found(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-    fn conflict(code: &'static str, message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-    fn stopped() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the node has stopped",
-        )
-    }
-    fn internal(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-    }
-}
-
-impl From<ConfidenceError> for ApiError {
-    fn from(e: ConfidenceError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_confidence", e)
-    }
-}
-
-impl From<service::NodeError> for ApiError {
-    fn from(_: service::NodeError) -> Self {
-        Self::stopped()
-    }
-}
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::Ingest(IngestError::NotAdmitted(r)) => {
-                Self::not_admitted(r, format!("not admitted: {r} ({})", refusal_hint(r)))
-            }
-            SubmitError::Ingest(IngestError::Pending { needs }) => Self {
-                missing: Some(needs.to_string()),
-                ..Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "depends_on_unknown",
-                    format!(
-                        "the message depends on {needs}, which this node does not hold; \
-                         submit that first"
-                    ),
-                )
-            },
-            SubmitError::Ingest(e) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", e),
-            SubmitError::Stopped => Self::stopped(),
-            other => Self::internal(other),
-        }
-    }
-}
-
-/// What an operator can do about a refusal.
-fn refusal_hint(r: Refusal) -> &'static str {
-    match r {
-        Refusal::NoAnchor => {
-            "the node trusts no genesis policy for the domain yet: add one with \
-             `acp anchor add --domain D --genesis ID` or POST /v1/anchors"
-        }
-        Refusal::NotInLineage => {
-            "the policy is neither the domain's genesis nor a valid amendment of a policy in its lineage"
-        }
-        Refusal::PolicyNotInLineage => "the pinned policy is not in the domain's lineage",
-        Refusal::WrongDomain => "the message names another domain than its proposal",
-        Refusal::NotAuthorized => "the signer has no role for this kind of message in the policy",
-        _ => "the domain's lineage does not authorize it",
-    }
-}
-
-impl From<AnchorError> for ApiError {
-    fn from(e: AnchorError) -> Self {
-        match e {
-            AnchorError::NotJoined(_) => Self::conflict("domain_not_joined", e),
-            AnchorError::Conflict { .. } => Self::conflict("anchor_exists", e),
-            AnchorError::Config(ConfigError::Invalid(m)) => Self::bad(m),
-            AnchorError::Stopped => Self::stopped(),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> HttpResponse {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-                reason: self.reason,
-                missing: self.missing,
-            },
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body whose every failure is a typed [`ApiError`].
-#[derive(Debug)]
-struct JsonBody<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad(format!("request body: {e}")))
-    }
-}
-
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body over {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::bad(e.body_text())
-        }
-    })
 }
 
 /// Keys the API signs with on the node's behalf.
@@ -416,7 +246,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/messages", post(submit_message))
         .route("/anchors", post(add_anchor).get(list_anchors))
         .route("/trust", get(trust))
-        .route("/events", get(events))
+        .route("/events", get(events::events))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(health))
@@ -514,160 +344,25 @@ fn parse_query<T: DeserializeOwned + Default>(
         .map_err(|e| ApiError::bad(e.body_text()))
 }
 
-// ---------------------------------------------------------------- types
-
-/// A submitted message.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SubmittedBody {
-    /// Content id (multihash hex, `1220…`).
-    pub id: String,
-    /// False when the node already held it.
-    pub new: bool,
-}
-
-/// A human decision taken in, with where the proposal stands now: the
-/// decision counts once the round-0 receipts open the human round, and the
-/// result is final once the attestors certify it (follow `finality.state`).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DecisionSubmitted {
-    /// The decision's content id.
-    pub id: String,
-    /// False when the node already held it.
-    pub new: bool,
-    /// The proposal's status to act on now.
-    pub status: String,
-    /// The proposal's finality now (as in `GET /v1/proposals/{id}`).
-    #[schema(value_type = Object)]
-    pub finality: Value,
-}
-
-/// Create a proposal, signed by the node's agent key.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NewProposal {
-    /// Domain, e.g. `loans.approval`.
-    pub domain: String,
-    /// Policy id; default: the newest policy the node holds for the domain.
-    #[serde(default)]
-    pub policy: Option<String>,
-    /// Action kind, e.g. `loan.approve`.
-    pub kind: String,
-    /// Action payload: any JSON value (a string is used verbatim, anything
-    /// else as its compact JSON text).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// Proposer confidence in `[0, 1]` (default 1).
-    #[serde(default = "one")]
-    pub confidence: f64,
-    /// Stakes (compared with the policy's `high_stakes`).
-    #[serde(default)]
-    pub stakes: u64,
-    /// Evidence references.
-    #[serde(default)]
-    pub evidence: Vec<String>,
-    /// Responses close this many milliseconds from now (default 60000).
-    #[serde(default = "default_window")]
-    pub closes_in_ms: u64,
-    /// Id of a proposal this one replaces.
-    #[serde(default)]
-    pub supersedes: Option<String>,
-}
-
-fn one() -> f64 {
-    1.0
-}
-fn default_window() -> u64 {
-    60_000
-}
-
-/// Respond to a proposal, signed by the node's agent key.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NewResponse {
-    /// `endorse`, `challenge` or `abstain`.
-    #[schema(value_type = String)]
-    pub stance: Stance,
-    /// Confidence in `[0, 1]`.
-    pub confidence: f64,
-    /// Reasoning, shown to humans and auditors.
-    #[serde(default)]
-    pub reasoning: String,
-    /// Evidence references.
-    #[serde(default)]
-    pub evidence: Vec<String>,
-}
-
-/// A human decision, signed by the node's human key.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NewDecision {
-    /// `approve` or `reject`.
-    #[schema(value_type = String)]
-    pub verdict: Verdict,
-    /// Why.
-    #[serde(default)]
-    pub rationale: String,
-}
-
-/// An outcome report, signed by the node's reporter key.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NewOutcome {
-    /// `succeeded` or `failed`.
-    #[schema(value_type = String)]
-    pub outcome: Outcome,
-    /// A note.
-    #[serde(default)]
-    pub note: String,
-}
-
-/// Filters of the proposal list.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-pub struct ListQuery {
-    /// Only this domain.
-    pub domain: Option<String>,
-    /// Only this status: pending, approved, rejected, escalated, invalid.
-    pub status: Option<String>,
-}
-
-/// A trust anchor: the genesis policy of a domain.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AnchorBody {
-    /// The domain (one this node joins).
-    pub domain: String,
-    /// The genesis policy id (`1220…`).
-    pub genesis: String,
-}
-
-/// The anchor added (or already there).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AnchorAdded {
-    /// The domain.
-    pub domain: String,
-    /// The genesis policy id.
-    pub genesis: String,
-    /// False when the domain already had exactly this anchor.
-    pub new: bool,
-}
-
-/// Which domain's trust to read.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-pub struct TrustQuery {
-    /// The domain.
-    pub domain: Option<String>,
-}
-
 // ---------------------------------------------------------------- handlers
 
-#[utoipa::path(get, path = "/v1/health", responses((status = 200, description = "The node answers")))]
-async fn health() -> Json<Value> {
-    Json(json!({"ok": true}))
+#[utoipa::path(get, path = "/v1/health",
+    responses((status = 200, body = Health, description = "The node answers")))]
+async fn health() -> Json<Health> {
+    Json(Health { ok: true })
 }
 
 #[utoipa::path(get, path = "/v1/status", security(("bearer" = [])),
-    responses((status = 200, description = "Peer id, agent key, counts, peers, listen addresses, counters")))]
-async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
-    let mut v = st.0.handle.query(NodeQuery::Status).await?;
-    v["human"] = json!(st.0.keys.human.as_ref().map(|k| k.public().to_string()));
-    v["reporter"] = json!(st.0.keys.reporter.as_ref().map(|k| k.public().to_string()));
-    Ok(Json(v))
+    responses((status = 200, body = StatusBody,
+               description = "Peer id, agent key, counts, peers, listen addresses, counters"),
+              (status = 401, body = ErrorBody)))]
+async fn status(State(st): State<ApiState>) -> ApiResult<Json<StatusBody>> {
+    let node = st.0.handle.status().await?;
+    Ok(Json(StatusBody {
+        node,
+        human: st.0.keys.human.as_ref().map(Keypair::public),
+        reporter: st.0.keys.reporter.as_ref().map(Keypair::public),
+    }))
 }
 
 /// Prometheus text exposition format 0.0.4.
@@ -697,7 +392,7 @@ async fn submit(st: &ApiState, bytes: Vec<u8>) -> ApiResult<(StatusCode, Json<Su
     Ok((
         code,
         Json(SubmittedBody {
-            id: s.id.to_string(),
+            id: s.id,
             new: s.new,
         }),
     ))
@@ -710,7 +405,7 @@ fn sign(body: Body, key: &Keypair) -> ApiResult<Vec<u8>> {
 }
 
 #[utoipa::path(post, path = "/v1/proposals", request_body = NewProposal, security(("bearer" = [])),
-    responses((status = 201, body = SubmittedBody), (status = 400, body = ErrorBody),
+    responses((status = 201, body = SubmittedBody), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_proposal(
     State(st): State<ApiState>,
@@ -783,7 +478,7 @@ async fn proposal_domain(st: &ApiState, id: ContentId) -> ApiResult<String> {
 
 #[utoipa::path(post, path = "/v1/proposals/{id}/responses", request_body = NewResponse,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
-    responses((status = 201, body = SubmittedBody), (status = 400, body = ErrorBody),
+    responses((status = 201, body = SubmittedBody), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn respond(
     State(st): State<ApiState>,
@@ -809,7 +504,7 @@ async fn respond(
 
 #[utoipa::path(post, path = "/v1/proposals/{id}/decision", request_body = NewDecision,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
-    responses((status = 201, body = DecisionSubmitted), (status = 404, body = ErrorBody),
+    responses((status = 201, body = DecisionSubmitted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn decide(
     State(st): State<ApiState>,
@@ -860,7 +555,7 @@ async fn decide(
                 let pkg = e.decision_package(&id, service::now()).ok()?;
                 let r = &pkg.resolution;
                 Some((
-                    status_str(r.final_status()).to_owned(),
+                    r.final_status(),
                     view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
                 ))
             })
@@ -879,7 +574,7 @@ async fn decide(
 
 #[utoipa::path(post, path = "/v1/proposals/{id}/outcome", request_body = NewOutcome,
     params(("id" = String, Path, description = "Proposal id")), security(("bearer" = [])),
-    responses((status = 201, body = SubmittedBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = SubmittedBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn report_outcome(
     State(st): State<ApiState>,
@@ -907,9 +602,9 @@ async fn report_outcome(
 }
 
 #[utoipa::path(post, path = "/v1/messages", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = types::MessageBytes, content_type = "application/octet-stream",
                  description = "Canonical bytes of a signed message (any kind)"),
-    responses((status = 201, body = SubmittedBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SubmittedBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn submit_message(
     State(st): State<ApiState>,
     req: Request,
@@ -919,12 +614,13 @@ async fn submit_message(
 }
 
 #[utoipa::path(get, path = "/v1/proposals", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{\"proposals\": [...]}, oldest first; each with `status` (the status to \
-        act on), `finality` (its state) and `certificate` (the one-line summary)")))]
+    responses((status = 200, body = ProposalList, description = "Oldest first; each with `status` (the status to \
+        act on), `finality` (its state) and `certificate` (the one-line summary)"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_proposals(
     State(st): State<ApiState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProposalList>> {
     let q = parse_query(q)?;
     if let Some(s) = q.status.as_deref()
         && !["pending", "approved", "rejected", "escalated", "invalid"].contains(&s)
@@ -965,26 +661,26 @@ async fn list_proposals(
                         }
                         let set = e.set();
                         let Some(p) = set.proposal(&id) else { continue };
-                        out.push(json!({
-                            "id": id.to_string(),
-                            "domain": p.domain,
-                            "kind": p.action.kind,
-                            "payload": p.action.payload,
-                            "proposer": p.proposer.to_string(),
-                            "stakes": p.stakes,
-                            "created_at": p.created_at.0,
-                            "closes_at": p.closes_at.0,
-                            "status": status_str(s),
-                            "finality": view::state_str(r.finality.state),
-                            "certificate": view::summary(&r.finality),
-                            "responses": set.refs(&id).map_or(0, |r| r.response_count()),
-                        }));
+                        out.push(ProposalItem {
+                            id,
+                            domain: p.domain.clone(),
+                            kind: p.action.kind.clone(),
+                            payload: p.action.payload.clone(),
+                            proposer: p.proposer,
+                            stakes: p.stakes,
+                            created_at: p.created_at.0,
+                            closes_at: p.closes_at.0,
+                            status: s,
+                            finality: r.finality.state,
+                            certificate: view::summary(&r.finality),
+                            responses: set.refs(&id).map_or(0, |r| r.response_count()),
+                        });
                     }
                 }
                 out
             })
             .await?;
-    Ok(Json(json!({ "proposals": list })))
+    Ok(Json(ProposalList { proposals: list }))
 }
 
 #[utoipa::path(get, path = "/v1/proposals/{id}", params(("id" = String, Path, description = "Proposal id")),
@@ -993,12 +689,13 @@ async fn list_proposals(
         provisional); `computed_status`; `finality` {state (provisional, escalated, contested, certified), status, \
         summary, quorum, organizations, certified_by, certificate {round, human_decision, status, resolution, \
         counted_root, organizations, receipts}, matches_certificate, contested, human_round_open, attestations, \
-        equivocations, conflicting, after_certification}; live tally, resolution digest, decision package, receipts"),
-              (status = 404, body = ErrorBody)))]
+        equivocations, conflicting, after_certification}; live tally, resolution digest, decision package, receipts",
+               body = ProposalDetail),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_proposal(
     State(st): State<ApiState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProposalDetail>> {
     let id = parse_id(&id)?;
     let (pkg, receipts) =
         st.0.handle
@@ -1008,21 +705,21 @@ async fn get_proposal(
             })
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no proposal {id} on this node")))?;
-    let package = serde_json::to_value(&pkg).map_err(ApiError::internal)?;
     let r = &pkg.resolution;
-    Ok(Json(json!({
-        "id": id.to_string(),
-        "status": status_str(r.final_status()),
-        "computed_status": status_str(r.status),
-        "final": r.is_final,
-        "early": r.early,
-        "reasons": r.reasons,
-        "resolution": r.digest().to_string(),
-        "tally": r.tally,
-        "finality": view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
-        "package": package,
-        "receipts": receipts,
-    })))
+    let detail = ProposalDetail {
+        id,
+        status: r.final_status(),
+        computed_status: r.status,
+        is_final: r.is_final,
+        early: r.early,
+        reasons: r.reasons.clone(),
+        resolution: r.digest(),
+        tally: r.tally.clone(),
+        finality: view::finality(r, pkg.policy.as_ref(), &pkg.after_certification),
+        receipts,
+        package: pkg,
+    };
+    Ok(Json(detail))
 }
 
 #[utoipa::path(get, path = "/v1/proposals/{id}/audit", params(("id" = String, Path, description = "Proposal id")),
@@ -1033,7 +730,7 @@ async fn get_proposal(
                headers(("x-acp-status" = String, description = "The status to act on, as this node holds it"),
                        ("x-acp-finality" = String, description = "provisional, escalated, contested or certified"),
                        ("x-acp-genesis" = String, description = "The genesis policy the bundle is verified under"))),
-              (status = 404, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn audit_bundle(
     State(st): State<ApiState>,
     Path(id): Path<String>,
@@ -1073,7 +770,7 @@ async fn audit_bundle(
     responses((status = 201, body = AnchorAdded, description = "Added: written to config.toml, then taken by the \
                    engine; a sync round for the domain follows"),
               (status = 200, body = AnchorAdded, description = "The domain already had this anchor"),
-              (status = 400, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "domain_not_joined, or anchor_exists (another \
                    genesis: change it in config.toml and restart)")))]
 async fn add_anchor(
@@ -1091,42 +788,41 @@ async fn add_anchor(
         code,
         Json(AnchorAdded {
             domain: a.domain,
-            genesis: genesis.to_string(),
+            genesis,
             new,
         }),
     ))
 }
 
 #[utoipa::path(get, path = "/v1/anchors", security(("bearer" = [])),
-    responses((status = 200, description = "{\"anchors\": [{\"domain\", \"genesis\", \"current\" (the lineage's \
-        newest policy, or null while the genesis has not arrived)}]}")))]
-async fn list_anchors(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
+    responses((status = 200, body = AnchorList, description = "Every anchor with its lineage's newest policy \
+        (null while the genesis has not arrived)"),
+              (status = 401, body = ErrorBody)))]
+async fn list_anchors(State(st): State<ApiState>) -> ApiResult<Json<AnchorList>> {
     let anchors =
         st.0.handle
             .with_engine(|e| {
                 e.set()
                     .anchors()
                     .iter()
-                    .map(|(d, g)| {
-                        json!({
-                            "domain": d,
-                            "genesis": g.to_string(),
-                            "current": e.set().latest_policy(d).map(|p| p.to_string()),
-                        })
+                    .map(|(d, g)| AnchorView {
+                        domain: d.clone(),
+                        genesis: *g,
+                        current: e.set().latest_policy(d),
                     })
                     .collect::<Vec<_>>()
             })
             .await?;
-    Ok(Json(json!({ "anchors": anchors })))
+    Ok(Json(AnchorList { anchors }))
 }
 
 #[utoipa::path(get, path = "/v1/trust", params(TrustQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{\"domain\", \"policy\" (newest policy id or null), \"agents\": [{\"agent\", \"trust_bps\", \"trust\"}]}"),
-              (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = TrustTable, description = "Agents with a trust history in the domain"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn trust(
     State(st): State<ApiState>,
     q: Result<Query<TrustQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TrustTable>> {
     let q = parse_query(q)?;
     let Some(domain) = q.domain else {
         return Err(ApiError::bad("trust needs ?domain="));
@@ -1139,146 +835,19 @@ async fn trust(
                 (policy, e.trust_table(&d, service::now()))
             })
             .await?;
-    let agents: Vec<Value> = table
+    let agents = table
         .iter()
-        .map(|(k, bps)| {
-            json!({"agent": k.to_string(), "trust_bps": bps, "trust": bps_to_confidence(*bps)})
+        .map(|(k, bps)| TrustEntry {
+            agent: *k,
+            trust_bps: *bps,
+            trust: bps_to_confidence(*bps),
         })
         .collect();
-    Ok(Json(
-        json!({"domain": domain, "policy": policy.map(|p| p.to_string()), "agents": agents}),
-    ))
-}
-
-/// One engine event as the JSON of a server-sent event: `(event name, data)`.
-pub fn event_json(ev: &Event) -> (&'static str, Value) {
-    match ev {
-        Event::ProposalSeen {
-            id,
-            domain,
-            proposer,
-        } => (
-            "proposal",
-            json!({"id": id.to_string(), "domain": domain, "proposer": proposer.to_string()}),
-        ),
-        Event::ResponseSeen {
-            id,
-            proposal,
-            responder,
-            stance,
-        } => (
-            "response",
-            json!({"id": id.to_string(), "proposal": proposal.to_string(),
-                   "responder": responder.to_string(), "stance": stance}),
-        ),
-        Event::MessageSeen { id, kind, domain } => (
-            "message",
-            json!({"id": id.to_string(), "kind": kind, "domain": domain}),
-        ),
-        Event::Decided { resolution: r } => (
-            "decided",
-            json!({"proposal": r.proposal.to_string(), "status": status_str(r.status),
-                   "early": r.early, "resolution": r.digest().to_string()}),
-        ),
-        Event::Escalated { resolution: r } => (
-            "escalated",
-            json!({"proposal": r.proposal.to_string(), "reasons": r.reasons,
-                   "resolution": r.digest().to_string()}),
-        ),
-        Event::Finalized {
-            resolution: r,
-            receipt,
-        } => (
-            "finalized",
-            json!({"proposal": r.proposal.to_string(), "status": status_str(r.status),
-                   "resolution": r.digest().to_string(),
-                   "receipt": receipt.map(|x| x.to_string())}),
-        ),
-        Event::Equivocation {
-            proposal,
-            agent,
-            responses,
-        } => (
-            "equivocation",
-            json!({"proposal": proposal.to_string(), "agent": agent.to_string(),
-                   "responses": responses.iter().map(ToString::to_string).collect::<Vec<_>>()}),
-        ),
-        Event::Divergence {
-            proposal,
-            previous,
-            current,
-        } => (
-            "divergence",
-            json!({"proposal": proposal.to_string(), "previous": previous.0.to_string(),
-                   "previous_status": status_str(previous.1),
-                   "current": current.digest().to_string(),
-                   "status": status_str(current.status)}),
-        ),
-        Event::ReceiptMismatch {
-            proposal,
-            node,
-            theirs,
-            ours,
-        } => (
-            "receipt_mismatch",
-            json!({"proposal": proposal.to_string(), "node": node.to_string(),
-                   "theirs": theirs.to_string(), "ours": ours.to_string()}),
-        ),
-        Event::Certified { resolution: r } => (
-            "certified",
-            json!({"proposal": r.proposal.to_string(), "status": status_str(r.final_status()),
-                   "summary": view::summary(&r.finality),
-                   "certificate": view::finality(r, None, &[])["certificate"].clone()}),
-        ),
-        Event::Contested { resolution: r } => (
-            "contested",
-            json!({"proposal": r.proposal.to_string(), "summary": view::summary(&r.finality),
-                   "attestations": view::finality(r, None, &[])["attestations"].clone()}),
-        ),
-        Event::AttestorEquivocation {
-            proposal,
-            organization,
-            receipts,
-        } => (
-            "attestor_equivocation",
-            json!({"proposal": proposal.to_string(), "organization": organization,
-                   "receipts": receipts.iter().map(ToString::to_string).collect::<Vec<_>>()}),
-        ),
-        Event::PolicyFork { domain, fork } => (
-            "policy_fork",
-            json!({"domain": domain, "parent": fork.parent.to_string(),
-                   "successors": fork.successors.iter().map(ToString::to_string).collect::<Vec<_>>()}),
-        ),
-        Event::AfterCertification { proposal, id, kind } => (
-            "after_certification",
-            json!({"proposal": proposal.to_string(), "id": id.to_string(), "kind": kind}),
-        ),
-    }
-}
-
-#[utoipa::path(get, path = "/v1/events", security(("bearer" = [])),
-    responses((status = 200, content_type = "text/event-stream",
-               description = "Server-sent events: proposal, response, message, decided, escalated, finalized, \
-                              certified, contested, attestor_equivocation, policy_fork, after_certification, \
-                              equivocation, divergence, receipt_mismatch; `lagged` when this client fell behind")))]
-async fn events(
-    State(st): State<ApiState>,
-) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
-    let rx = st.0.handle.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let ev = match rx.recv().await {
-            Ok(ev) => {
-                let (name, data) = event_json(&ev);
-                SseEvent::default().event(name).data(data.to_string())
-            }
-            Err(RecvError::Lagged(n)) => SseEvent::default()
-                .event("lagged")
-                .data(json!({"missed": n}).to_string()),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(ev), rx))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Json(TrustTable {
+        domain,
+        policy,
+        agents,
+    }))
 }
 
 struct SecurityAddon;
@@ -1301,9 +870,17 @@ impl utoipa::Modify for SecurityAddon {
          description = "Agents talk to their own ACP node. Confidence is a number in [0, 1]; \
                         bps = floor(x * 10000 + 0.5). Errors: {\"error\": {\"code\", \"message\"}}."),
     paths(health, status, create_proposal, list_proposals, get_proposal, respond, decide,
-          report_outcome, audit_bundle, submit_message, add_anchor, list_anchors, trust, events),
-    components(schemas(ErrorBody, ErrorDetail, SubmittedBody, NewProposal, NewResponse,
-                       NewDecision, DecisionSubmitted, NewOutcome, AnchorBody, AnchorAdded)),
+          report_outcome, audit_bundle, submit_message, add_anchor, list_anchors, trust,
+          events::events),
+    components(schemas(ErrorBody, ErrorDetail, Health, StatusBody, types::NodeStatus, SubmittedBody,
+                       NewProposal, NewResponse, NewDecision, DecisionSubmitted, NewOutcome,
+                       ProposalList, ProposalItem, ProposalDetail, types::FinalityView,
+                       types::AttestationView, types::EquivocationView, types::OrganizationRef,
+                       types::ReceiptView, AnchorBody, AnchorAdded, AnchorList, AnchorView,
+                       TrustTable, TrustEntry, StreamEvent, types::MessageBytes,
+                       types::ControlRequest, types::ControlSubmitted, types::ControlOk,
+                       types::ControlRefusal, types::IdList, types::Held,
+                       types::ResolutionAnswer, types::AuditVerified)),
     modifiers(&SecurityAddon)
 )]
 #[derive(Debug)]
@@ -1395,5 +972,49 @@ mod tests {
         ] {
             assert!(doc.contains(p), "{p} missing");
         }
+    }
+
+    #[test]
+    fn openapi_components_come_from_the_types() {
+        let doc: Value = serde_json::from_str(&ApiDoc::openapi().to_json().unwrap()).unwrap();
+        let schemas = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .unwrap();
+        for name in [
+            "ProposalDetail",
+            "ProposalList",
+            "FinalityView",
+            "ReceiptView",
+            "StatusBody",
+            "TrustTable",
+            "AnchorList",
+            "StreamEvent",
+            "ResolutionAnswer",
+        ] {
+            assert!(schemas.contains_key(name), "{name} missing");
+        }
+        let statuses = doc.pointer("/components/schemas/StatusName/enum").unwrap();
+        assert_eq!(
+            statuses,
+            &serde_json::json!(["pending", "approved", "rejected", "escalated", "invalid"])
+        );
+        let trust = doc
+            .pointer("/paths/~1v1~1trust/get/parameters/0/in")
+            .unwrap();
+        assert_eq!(trust, "query");
+    }
+
+    #[test]
+    fn stream_events_travel_as_name_and_data() {
+        let ev = StreamEvent::Lagged(types::LaggedEvent { missed: 3 });
+        assert_eq!(ev.name(), "lagged");
+        assert_eq!(ev.data_json().unwrap(), r#"{"missed":3}"#);
+        let back = StreamEvent::parse("lagged", r#"{"missed":3}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::json!({"event": "lagged", "data": {"missed": 3}})
+        );
+        assert!(StreamEvent::parse("no_such_event", "{}").is_err());
     }
 }

@@ -33,7 +33,7 @@ pub enum ResponseError {
     Stale,
     /// The response bytes do not decode; the session is dropped.
     #[error("malformed sync response: {0}")]
-    Malformed(#[source] CodecError),
+    Malformed(CodecError),
     /// The session refused the response and is dropped.
     #[error(transparent)]
     Session(#[from] SyncError),

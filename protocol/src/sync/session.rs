@@ -84,7 +84,7 @@ pub enum SyncError {
         /// Messages in the answer.
         got: usize,
     },
-    /// The peer refused the request.
+    /// The peer refused the request (its reason, cut to 256 bytes).
     #[error("peer refused the request: {0}")]
     Refused(String),
 }
@@ -258,7 +258,7 @@ impl SyncSession {
         local: &MessageSet,
     ) -> Result<Vec<Vec<u8>>, SyncError> {
         match (request, response) {
-            (_, SyncResponse::Refused(why)) => Err(SyncError::Refused(why)),
+            (_, SyncResponse::Refused(why)) => Err(SyncError::Refused(clip(why))),
             (SyncRequest::Summary { domain }, SyncResponse::Summary(theirs)) => {
                 if theirs.domain != *domain {
                     return Err(SyncError::WrongDomain {
@@ -280,8 +280,9 @@ impl SyncSession {
                 if ids.len() > MAX_IDS_PER_PAGE {
                     return Err(SyncError::PageTooLarge(ids.len()));
                 }
+                // An `Ids` request is only ever sent for the page in progress.
                 let Some(page) = self.round.as_mut().and_then(|r| r.page.as_mut()) else {
-                    return Ok(Vec::new());
+                    return Err(SyncError::NothingInFlight);
                 };
                 page.pages += 1;
                 match ids.last() {
@@ -332,6 +333,20 @@ impl SyncSession {
         self.wanted.clear();
         self.listed.clear();
     }
+}
+
+/// Longest refusal reason kept: the peer chooses it, and it ends up in logs.
+const MAX_REASON_BYTES: usize = 256;
+
+fn clip(mut why: String) -> String {
+    if why.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES;
+        while !why.is_char_boundary(end) {
+            end -= 1;
+        }
+        why.truncate(end);
+    }
+    why
 }
 
 /// A `Fetch` of the first `batch` ids of `queue`.
@@ -578,6 +593,10 @@ mod tests {
             (
                 SyncResponse::Refused("no".into()),
                 SyncError::Refused("no".into()),
+            ),
+            (
+                SyncResponse::Refused("é".repeat(MAX_REASON_BYTES)),
+                SyncError::Refused("é".repeat(MAX_REASON_BYTES / 2)),
             ),
         ];
         for (resp, err) in cases {

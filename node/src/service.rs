@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acp_protocol::admission::Refusal;
-use acp_protocol::sync::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
+use acp_protocol::sync::{SyncRequest, SyncResponse};
 use acp_protocol::{
     ContentId, Effect, Engine, EngineConfig, Event, IngestError, Keypair, Origin, Timestamp,
     Unverified,
@@ -45,7 +45,7 @@ use crate::surface::metrics::NodeMetrics;
 use crate::surface::view;
 use crate::transport::p2p::{self, Client, NetEvent};
 use crate::transport::redis::{Inbound, RedisLink};
-use crate::transport::sync;
+use crate::transport::sync::{ResponseError, Sessions};
 
 pub use crate::surface::view::status_str;
 
@@ -71,6 +71,10 @@ const MAX_TICK_ROUNDS: usize = 4;
 /// How long after start the node waits before finalizing (the engine's
 /// finalize grace): time for the first sync rounds with its peers.
 const STARTUP_SYNC_GRACE: Duration = Duration::from_secs(2);
+/// How long a sync session's request may wait for an answer or a failure
+/// before the session is dropped: the transport fails it after
+/// [`p2p::SYNC_REQUEST_TIMEOUT`], so longer means that event was lost.
+const SYNC_STALL: Duration = p2p::SYNC_REQUEST_TIMEOUT.saturating_mul(2);
 
 /// A gossip message waiting for its verdict.
 struct InGossip {
@@ -415,6 +419,8 @@ pub struct Core {
     peers: HashMap<PeerId, Strikes>,
     /// Rotates which peers an `Effect::Fetch` asks.
     fetch_turn: usize,
+    /// One anti-entropy session per peer with work under way.
+    sync: Sessions,
     listen: Vec<Multiaddr>,
     on_listen: Option<ListenHook>,
     events_tx: broadcast::Sender<Arc<Event>>,
@@ -537,6 +543,7 @@ impl Core {
         let (tx, requests) = mpsc::channel(cfg.queue_capacity);
         let (events_tx, _) = broadcast::channel(EVENT_CAPACITY);
         let metrics = Arc::new(NodeMetrics::new(net.shared_metrics()));
+        let sync = Sessions::new(cfg.sync_batch);
         Ok((
             Self {
                 engine,
@@ -549,6 +556,7 @@ impl Core {
                 agent: agent_pub,
                 peers: HashMap::new(),
                 fetch_turn: 0,
+                sync,
                 listen: Vec::new(),
                 on_listen: None,
                 events_tx: events_tx.clone(),
@@ -721,13 +729,9 @@ impl Core {
             .map(|i| peers[(turn + i) % peers.len()])
             .collect();
         tracing::debug!(%domain, ids = ids.len(), peers = asked.len(), "fetching dependencies");
-        for chunk in ids.chunks(self.cfg.sync_batch.clamp(1, MAX_FETCH_IDS)) {
-            let req = SyncRequest::Fetch {
-                ids: chunk.to_vec(),
-            };
-            for peer in &asked {
-                self.send_sync(*peer, &req).await;
-            }
+        for peer in asked {
+            self.sync.want(peer, ids);
+            self.pump_sync(peer).await;
         }
     }
 
@@ -868,6 +872,10 @@ impl Core {
                 request,
                 data,
             } => self.on_sync_response(peer, &request, &data).await,
+            NetEvent::SyncFailed { peer, request } => {
+                tracing::debug!(%peer, "sync request failed; session dropped");
+                self.sync.on_failure(peer, &request);
+            }
             NetEvent::Connected(peer) => {
                 self.peers.insert(peer, Strikes::new(Instant::now()));
                 tracing::info!(%peer, "peer connected");
@@ -876,6 +884,7 @@ impl Core {
             }
             NetEvent::Disconnected(peer) => {
                 self.peers.remove(&peer);
+                self.sync.remove(&peer);
                 tracing::info!(%peer, "peer disconnected");
             }
             NetEvent::Listening(addr) => {
@@ -1040,7 +1049,8 @@ impl Core {
         }
     }
 
-    /// One anti-entropy round over `domains` with one peer or all of them.
+    /// One anti-entropy round over `domains` with one peer or all of them,
+    /// queued in each peer's session.
     async fn sync_round(&mut self, only: Option<PeerId>, domains: &[String]) {
         let peers: Vec<PeerId> = match only {
             Some(p) => vec![p],
@@ -1049,72 +1059,85 @@ impl Core {
         if !peers.is_empty() {
             self.metrics.sync_round();
         }
+        let stalled = self.sync.expire(Instant::now(), SYNC_STALL);
+        if stalled > 0 {
+            tracing::info!(stalled, "sync sessions without an answer dropped");
+        }
         for peer in peers {
-            for req in sync::start_round(domains) {
-                self.send_sync(peer, &req).await;
-            }
+            self.sync.sync(peer, domains);
+            self.pump_sync(peer).await;
         }
     }
 
-    async fn send_sync(&mut self, peer: PeerId, req: &SyncRequest) {
-        match req.to_bytes() {
-            Ok(b) => {
-                let _ = self.net.sync_request(peer, b).await;
+    /// Sends `peer`'s session its next request, if it has one to send now.
+    async fn pump_sync(&mut self, peer: PeerId) {
+        let Some(req) = self.sync.poll(peer, Instant::now()) else {
+            return;
+        };
+        let sent = match req.to_bytes() {
+            Ok(b) => self.net.sync_request(peer, b).await.is_ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync request not encodable");
+                false
             }
-            Err(e) => tracing::warn!(error = %e, "sync request not encodable"),
+        };
+        if !sent {
+            self.sync.remove(&peer);
         }
     }
 
     async fn on_sync_response(&mut self, peer: PeerId, request: &[u8], data: &[u8]) {
-        let (Ok(req), Ok(resp)) = (
-            SyncRequest::from_bytes(request),
-            SyncResponse::from_bytes(data),
-        ) else {
-            tracing::info!(%peer, "malformed sync response");
-            return;
-        };
-        let step = sync::on_response(&self.engine, &req, resp, self.cfg.sync_batch);
-        if !step.messages.is_empty() {
-            let t = now();
-            let source = source_of(&peer);
-            let decoded = step
-                .messages
-                .iter()
-                .map(|b| {
-                    Unverified::decode(b, Origin::Sync)
-                        .map(|u| u.from_source(source))
-                        .map_err(IngestError::from)
-                })
-                .collect();
-            let mut fetched = 0usize;
-            let mut effects = Vec::new();
-            let mut bridged = Vec::new();
-            for r in self.engine.ingest_batch_decoded(decoded, t) {
-                self.metrics.ingested(Origin::Sync, &r);
-                match r {
-                    Ok(ing) => {
-                        fetched += 1;
-                        bridged.push(ing.id);
-                        effects.extend(ing.effects);
-                    }
-                    Err(e) if e.is_reject() => {
-                        tracing::info!(%peer, error = %e, "synced message rejected");
-                    }
-                    Err(_) => {}
+        match self
+            .sync
+            .on_response(peer, request, data, self.engine.set())
+        {
+            Ok(messages) if !messages.is_empty() => self.ingest_synced(peer, &messages).await,
+            Ok(_) => {}
+            Err(ResponseError::Stale) => {
+                tracing::debug!(%peer, "sync response to no request in flight");
+            }
+            Err(e) => tracing::info!(%peer, error = %e, "sync session with peer ended"),
+        }
+        self.pump_sync(peer).await;
+    }
+
+    /// Ingests messages a sync session fetched from `peer`, as one batch.
+    async fn ingest_synced(&mut self, peer: PeerId, messages: &[Vec<u8>]) {
+        let t = now();
+        let source = source_of(&peer);
+        let decoded = messages
+            .iter()
+            .map(|b| {
+                Unverified::decode(b, Origin::Sync)
+                    .map(|u| u.from_source(source))
+                    .map_err(IngestError::from)
+            })
+            .collect();
+        let mut fetched = 0usize;
+        let mut effects = Vec::new();
+        let mut bridged = Vec::new();
+        for r in self.engine.ingest_batch_decoded(decoded, t) {
+            self.metrics.ingested(Origin::Sync, &r);
+            match r {
+                Ok(ing) => {
+                    fetched += 1;
+                    bridged.push(ing.id);
+                    effects.extend(ing.effects);
                 }
-            }
-            if let Err(e) = self.apply(effects).await {
-                tracing::error!(error = %e, "store failed for synced messages");
-            }
-            for id in bridged {
-                self.bridge_to_redis(&id);
-            }
-            if fetched > 0 {
-                tracing::info!(%peer, fetched, "sync fetched messages");
+                Err(e) if e.is_reject() => {
+                    tracing::info!(%peer, error = %e, "synced message rejected");
+                }
+                Err(_) => {}
             }
         }
-        for r in step.requests {
-            self.send_sync(peer, &r).await;
+        if let Err(e) = self.apply(effects).await {
+            tracing::error!(error = %e, "store failed for synced messages");
+        }
+        for id in bridged {
+            self.bridge_to_redis(&id);
+        }
+        if fetched > 0 {
+            tracing::info!(%peer, fetched, "sync fetched messages");
         }
     }
 

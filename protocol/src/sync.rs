@@ -7,6 +7,10 @@
 //! digest differs is listed page by page, and the missing ids fetched in
 //! bounded batches. Every step is bounded, so a peer cannot make another
 //! allocate or send without limit.
+//!
+//! [`SyncSession`] is the asking side: the one implementation of a round
+//! that the node and the simulator both drive. [`answer`] is the answering
+//! side.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,6 +19,10 @@ use crate::codec::{self, CodecError};
 use crate::id::ContentId;
 use crate::message::Timestamp;
 use crate::set::MessageSet;
+
+mod session;
+
+pub use session::{MAX_PAGES_PER_BUCKET, SyncError, SyncSession};
 
 /// Width of a summary bucket in milliseconds of signed time.
 pub const BUCKET_MS: u64 = 3_600_000;

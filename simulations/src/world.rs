@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use acp_protocol::build::default_quorum;
 use acp_protocol::finality::{Attested, Finality, State};
-use acp_protocol::sync::{MAX_FETCH_IDS, SyncRequest, SyncResponse};
+use acp_protocol::sync::{MAX_FETCH_IDS, SyncSession};
 use acp_protocol::{
     Action, Body, ContentId, DecisionRules, DomainPolicy, Effect, Engine, EngineConfig, Event,
     IngestError, Keypair, Kind, Member, Organization, Origin, Outcome, OutcomeReport, Proposal,
@@ -384,8 +384,7 @@ impl Ev {
     }
 }
 
-/// The requests of one sync session with a peer, answered on the peer's
-/// current state: round trips and encoded bytes both ways.
+/// Round trips and encoded bytes both ways of one session with a peer.
 #[derive(Default)]
 struct Exchange {
     trips: u64,
@@ -393,23 +392,20 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn ask(&mut self, peer: &Engine, req: &SyncRequest) -> SyncResponse {
-        self.trips += 1;
-        self.bytes += req.to_bytes().map_or(0, |v| v.len() as u64);
-        let resp = peer.answer(req);
-        self.bytes += resp.to_bytes().map_or(0, |v| v.len() as u64);
-        resp
-    }
-
-    /// Fetch `ids` in batches of at most `MAX_FETCH_IDS`.
-    fn fetch(&mut self, peer: &Engine, ids: &[ContentId]) -> Vec<Arc<[u8]>> {
+    /// Drive `session` to its end against the peer's current state, as the
+    /// node drives it over `/acp/sync/2`. What it fetches is returned, not
+    /// ingested: it arrives after the round trips, so the local state the
+    /// session reads stays the one at the start of the exchange.
+    fn run(&mut self, mut session: SyncSession, local: &Engine, peer: &Engine) -> Vec<Arc<[u8]>> {
         let mut msgs = Vec::new();
-        for chunk in ids.chunks(MAX_FETCH_IDS) {
-            let req = SyncRequest::Fetch {
-                ids: chunk.to_vec(),
-            };
-            if let SyncResponse::Messages(m) = self.ask(peer, &req) {
-                msgs.extend(m.into_iter().map(Arc::from));
+        while let Some(req) = session.poll_request() {
+            self.trips += 1;
+            self.bytes += req.to_bytes().map_or(0, |v| v.len() as u64);
+            let resp = peer.answer(&req);
+            self.bytes += resp.to_bytes().map_or(0, |v| v.len() as u64);
+            match session.handle_response(resp, local.set()) {
+                Ok(m) => msgs.extend(m.into_iter().map(Arc::from)),
+                Err(_) => break,
             }
         }
         msgs
@@ -1864,7 +1860,7 @@ impl World {
     // ---- anti-entropy -----------------------------------------------------
 
     /// A random reachable peer of node `a` (same domain), if any.
-    fn sync_peer(&mut self, a: usize) -> Option<usize> {
+    fn random_peer(&mut self, a: usize) -> Option<usize> {
         if !self.nodes[a].alive() {
             return None;
         }
@@ -1880,64 +1876,52 @@ impl World {
         Some(peers[self.rng.below(peers.len() as u64) as usize])
     }
 
-    /// One pull round: ask a random reachable peer of the same domain for its
-    /// summary, list the differing buckets page by page, fetch what is
-    /// missing. The exchange is computed on the peer's state at the time of
-    /// the request and delivered after the round trips it would take.
+    /// One pull round with a random reachable peer of the same domain: a
+    /// [`SyncSession`] for the node's domain. The exchange is computed on
+    /// the peer's state at the time of the request and delivered after the
+    /// round trips it would take.
     fn sync(&mut self, a: usize) {
-        let Some(b) = self.sync_peer(a) else {
+        let Some(b) = self.random_peer(a) else {
             return;
         };
-        let domain = self.domains[self.nodes[a].domain].name.clone();
-        let (Some(ea), Some(eb)) = (self.nodes[a].engine.as_ref(), self.nodes[b].engine.as_ref())
-        else {
+        let mut session = SyncSession::new(MAX_FETCH_IDS);
+        session.sync(&self.domains[self.nodes[a].domain].name);
+        let Some((ex, msgs)) = self.exchange(a, b, session) else {
             return;
         };
-        let mut ex = Exchange::default();
-        let req = SyncRequest::Summary {
-            domain: domain.clone(),
-        };
-        let SyncResponse::Summary(theirs) = ex.ask(eb, &req) else {
-            return;
-        };
-        let wanted = ea.summary(&domain).wanted_from(&theirs);
-        let mut want_ids = Vec::new();
-        for bucket in wanted {
-            let mut after = None;
-            loop {
-                let req = SyncRequest::Ids {
-                    domain: domain.clone(),
-                    bucket,
-                    after,
-                };
-                let SyncResponse::Ids { ids, more } = ex.ask(eb, &req) else {
-                    break;
-                };
-                after = ids.last().copied();
-                want_ids.extend(ea.missing(&ids));
-                if !more || after.is_none() {
-                    break;
-                }
-            }
-        }
-        let msgs = ex.fetch(eb, &want_ids);
         self.nodes[a].stats.sync_msgs += msgs.len() as u64;
         self.finish_exchange(a, b, ex, msgs);
     }
 
     /// `Effect::Fetch`: ask a random reachable peer for the messages others
-    /// are waiting on, as the sync protocol's `Fetch` request.
+    /// are waiting on, as a [`SyncSession`] with only these ids to fetch.
     fn fetch(&mut self, a: usize, ids: Vec<ContentId>) {
-        let Some(b) = self.sync_peer(a) else {
+        let Some(b) = self.random_peer(a) else {
             return;
         };
-        let Some(eb) = self.nodes[b].engine.as_ref() else {
+        let mut session = SyncSession::new(MAX_FETCH_IDS);
+        session.want(&ids);
+        let Some((ex, msgs)) = self.exchange(a, b, session) else {
             return;
         };
-        let mut ex = Exchange::default();
-        let msgs = ex.fetch(eb, &ids);
         self.nodes[a].stats.fetched += msgs.len() as u64;
         self.finish_exchange(a, b, ex, msgs);
+    }
+
+    /// Run `session` from node `a` against node `b`, if both are up.
+    fn exchange(
+        &self,
+        a: usize,
+        b: usize,
+        session: SyncSession,
+    ) -> Option<(Exchange, Vec<Arc<[u8]>>)> {
+        let (Some(ea), Some(eb)) = (self.nodes[a].engine.as_ref(), self.nodes[b].engine.as_ref())
+        else {
+            return None;
+        };
+        let mut ex = Exchange::default();
+        let msgs = ex.run(session, ea, eb);
+        Some((ex, msgs))
     }
 
     /// Count an exchange's bytes on both ends and deliver its messages after

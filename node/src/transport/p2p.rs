@@ -38,6 +38,8 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/sync/2");
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/acp/kad/1");
 /// Identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/acp/2";
+/// How long a sync request waits for its answer before it fails.
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest sync request, in bytes.
 pub const MAX_SYNC_REQUEST: usize = 64 * 1024;
 /// Largest sync response, in bytes.
@@ -507,7 +509,7 @@ pub fn build_swarm_counted(
                 SyncCodec,
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(15))
+                    .with_request_timeout(SYNC_REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(64),
             );
             Ok(Behaviour {
@@ -555,6 +557,14 @@ pub enum NetEvent {
         request: Vec<u8>,
         /// The encoded response.
         data: Vec<u8>,
+    },
+    /// A request sent with [`Client::sync_request`] got no answer (timeout,
+    /// closed connection, unsupported protocol).
+    SyncFailed {
+        /// The peer asked.
+        peer: PeerId,
+        /// The encoded request.
+        request: Vec<u8>,
     },
     /// A connection to a new peer was established.
     Connected(PeerId),
@@ -974,9 +984,11 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                self.outbound.remove(&request_id);
                 bump(&self.metrics.sync_failures);
                 tracing::debug!(%peer, %error, "sync request failed");
+                if let Some(request) = self.outbound.remove(&request_id) {
+                    self.emit(NetEvent::SyncFailed { peer, request });
+                }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 bump(&self.metrics.sync_failures);
@@ -992,6 +1004,7 @@ fn ev_kind(ev: &NetEvent) -> &'static str {
         NetEvent::Gossip { .. } => "gossip",
         NetEvent::SyncRequest { .. } => "sync-request",
         NetEvent::SyncResponse { .. } => "sync-response",
+        NetEvent::SyncFailed { .. } => "sync-failed",
         NetEvent::Connected(_) => "connected",
         NetEvent::Disconnected(_) => "disconnected",
         NetEvent::Listening(_) => "listening",

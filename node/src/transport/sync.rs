@@ -1,94 +1,174 @@
-//! Anti-entropy over `/acp/sync/2`: the node's half of the pure protocol in
-//! [`acp_protocol::sync`].
+//! Anti-entropy over `/acp/sync/2`: one [`SyncSession`] per connected peer.
 //!
-//! A round, per peer and per joined domain:
-//! 1. ask for the peer's [`Summary`] of the domain;
-//! 2. for each bucket whose digest differs from ours, page through the
-//!    peer's ids in that bucket ([`SyncRequest::Ids`]);
-//! 3. fetch the ids we lack in batches of at most `batch` ids
-//!    ([`SyncRequest::Fetch`]) and ingest them with `Origin::Sync`.
+//! Every decision of a round (which summary to ask for, which buckets to
+//! list, which ids to fetch, when the round ends, which answers to refuse)
+//! is the session's, in [`acp_protocol::sync`]; the simulator drives the
+//! same session. This module only keeps the sessions by peer and matches
+//! the transport's responses to them; the core task sends the requests and
+//! ingests what comes back with `Origin::Sync`.
 //!
-//! A round runs when a peer connects and every `sync_interval_secs`. Every
-//! step is bounded by the protocol's limits (ids per page, ids per fetch,
-//! bytes per response) and by the transport's frame limits.
+//! A session has one request in flight. Rounds asked for while a session is
+//! busy queue behind its work (a domain at most once before its round
+//! starts), and fetches of missing dependencies go ahead of its listing. A
+//! session that has nothing left to do, whose peer answered something other
+//! than what was asked, or whose request failed is dropped; the next round
+//! starts a new one. So is one whose request has waited longer than the
+//! transport's own timeout: the core's event queue sheds events when full,
+//! and a lost answer must not stall the peer's sync for good.
 
-use acp_protocol::sync::{MAX_FETCH_IDS, Summary, SyncRequest, SyncResponse};
-use acp_protocol::{ContentId, Engine};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-/// What to do after a sync response.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Step {
-    /// Requests to send to the same peer.
-    pub requests: Vec<SyncRequest>,
-    /// Message bytes to ingest with `Origin::Sync`.
-    pub messages: Vec<Vec<u8>>,
+use acp_protocol::MessageSet;
+use acp_protocol::sync::{SyncError, SyncRequest, SyncResponse, SyncSession};
+use acp_protocol::{ContentId, codec::CodecError};
+use libp2p::PeerId;
+
+/// Why a response was not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// It answers no request in flight (one of a session already dropped).
+    #[error("the response answers no request in flight")]
+    Stale,
+    /// The response bytes do not decode; the session is dropped.
+    #[error("malformed sync response: {0}")]
+    Malformed(CodecError),
+    /// The session refused the response and is dropped.
+    #[error(transparent)]
+    Session(#[from] SyncError),
 }
 
-/// The first requests of a round: one summary request per domain.
-pub fn start_round(domains: &[String]) -> Vec<SyncRequest> {
-    domains
-        .iter()
-        .map(|d| SyncRequest::Summary { domain: d.clone() })
-        .collect()
-}
-
-/// Fetch requests for the ids we lack, in batches of at most `batch`.
-pub fn fetches(engine: &Engine, ids: &[ContentId], batch: usize) -> Vec<SyncRequest> {
-    let missing = engine.missing(ids);
-    missing
-        .chunks(batch.clamp(1, MAX_FETCH_IDS))
-        .map(|c| SyncRequest::Fetch { ids: c.to_vec() })
-        .collect()
-}
-
-/// Buckets where the peer's summary shows messages we may lack.
-pub fn wanted(ours: &Summary, theirs: &Summary) -> Vec<u64> {
-    ours.wanted_from(theirs)
-}
-
-/// Decides the next step from a response to `request`.
-pub fn on_response(
-    engine: &Engine,
-    request: &SyncRequest,
-    response: SyncResponse,
+/// The sync sessions of the node, by peer.
+#[derive(Debug)]
+pub struct Sessions {
     batch: usize,
-) -> Step {
-    let mut step = Step::default();
-    match (request, response) {
-        (SyncRequest::Summary { domain }, SyncResponse::Summary(theirs)) => {
-            if theirs.domain != *domain {
-                return step;
-            }
-            let ours = engine.summary(domain);
-            for bucket in wanted(&ours, &theirs) {
-                step.requests.push(SyncRequest::Ids {
-                    domain: domain.clone(),
-                    bucket,
-                    after: None,
-                });
-            }
-        }
-        (SyncRequest::Ids { domain, bucket, .. }, SyncResponse::Ids { ids, more }) => {
-            step.requests = fetches(engine, &ids, batch);
-            if more && let Some(last) = ids.last() {
-                step.requests.push(SyncRequest::Ids {
-                    domain: domain.clone(),
-                    bucket: *bucket,
-                    after: Some(*last),
-                });
-            }
-        }
-        (SyncRequest::Fetch { .. }, SyncResponse::Messages(msgs)) => {
-            step.messages = msgs;
-        }
-        (_, SyncResponse::Refused(why)) => {
-            tracing::debug!(%why, "sync request refused");
-        }
-        _ => {
-            tracing::debug!("sync response does not match its request");
+    by_peer: HashMap<PeerId, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    session: SyncSession,
+    /// When the request in flight was handed out.
+    sent: Option<Instant>,
+}
+
+impl Sessions {
+    /// No sessions; fetches take at most `batch` ids (`sync_batch`).
+    pub fn new(batch: usize) -> Self {
+        Self {
+            batch,
+            by_peer: HashMap::new(),
         }
     }
-    step
+
+    fn session(&mut self, peer: PeerId) -> &mut SyncSession {
+        let batch = self.batch;
+        &mut self
+            .by_peer
+            .entry(peer)
+            .or_insert_with(|| Entry {
+                session: SyncSession::new(batch),
+                sent: None,
+            })
+            .session
+    }
+
+    /// Queues a round per domain with `peer`.
+    pub fn sync(&mut self, peer: PeerId, domains: &[String]) {
+        let s = self.session(peer);
+        for d in domains {
+            s.sync(d);
+        }
+    }
+
+    /// Asks `peer` for these messages, ahead of any listing.
+    pub fn want(&mut self, peer: PeerId, ids: &[ContentId]) {
+        self.session(peer).want(ids);
+    }
+
+    /// The request to send `peer` now, if its session has one and nothing
+    /// in flight. A session with nothing left to do is dropped here.
+    pub fn poll(&mut self, peer: PeerId, now: Instant) -> Option<SyncRequest> {
+        let e = self.by_peer.get_mut(&peer)?;
+        let req = e.session.poll_request();
+        if req.is_some() {
+            e.sent = Some(now);
+        } else if e.session.is_done() {
+            self.by_peer.remove(&peer);
+        }
+        req
+    }
+
+    /// Drops the sessions whose request has waited more than `max` for an
+    /// answer or a failure; returns how many.
+    pub fn expire(&mut self, now: Instant, max: Duration) -> usize {
+        let before = self.by_peer.len();
+        self.by_peer.retain(|_, e| {
+            e.session.in_flight().is_none()
+                || e.sent
+                    .is_none_or(|t| now.saturating_duration_since(t) <= max)
+        });
+        before - self.by_peer.len()
+    }
+
+    /// Takes `peer`'s answer to the encoded `request`; returns the message
+    /// bytes to ingest. Any error but [`ResponseError::Stale`] drops the
+    /// session.
+    pub fn on_response(
+        &mut self,
+        peer: PeerId,
+        request: &[u8],
+        response: &[u8],
+        local: &MessageSet,
+    ) -> Result<Vec<Vec<u8>>, ResponseError> {
+        let Some(s) = self.by_peer.get_mut(&peer).map(|e| &mut e.session) else {
+            return Err(ResponseError::Stale);
+        };
+        if !in_flight_is(s, request) {
+            return Err(ResponseError::Stale);
+        }
+        let result = match SyncResponse::from_bytes(response) {
+            Ok(resp) => s.handle_response(resp, local).map_err(ResponseError::from),
+            Err(e) => Err(ResponseError::Malformed(e)),
+        };
+        if result.is_err() {
+            self.by_peer.remove(&peer);
+        }
+        result
+    }
+
+    /// The encoded `request` to `peer` failed (timeout, closed stream): its
+    /// session cannot go on.
+    pub fn on_failure(&mut self, peer: PeerId, request: &[u8]) {
+        if self
+            .by_peer
+            .get(&peer)
+            .is_some_and(|e| in_flight_is(&e.session, request))
+        {
+            self.by_peer.remove(&peer);
+        }
+    }
+
+    /// Drops `peer`'s session.
+    pub fn remove(&mut self, peer: &PeerId) {
+        self.by_peer.remove(peer);
+    }
+
+    /// Peers with a session.
+    pub fn len(&self) -> usize {
+        self.by_peer.len()
+    }
+
+    /// True when no peer has a session.
+    pub fn is_empty(&self) -> bool {
+        self.by_peer.is_empty()
+    }
+}
+
+fn in_flight_is(s: &SyncSession, request: &[u8]) -> bool {
+    s.in_flight()
+        .is_some_and(|r| SyncRequest::from_bytes(request).is_ok_and(|q| q == *r))
 }
 
 #[cfg(test)]
@@ -96,7 +176,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use acp_protocol::build::{self, PolicyBuilder};
-    use acp_protocol::{EngineConfig, Keypair, Origin, SignedMessage, Stance, Timestamp};
+    use acp_protocol::{Engine, EngineConfig, Keypair, Origin, SignedMessage, Stance, Timestamp};
 
     fn key(seed: u8) -> Keypair {
         Keypair::from_seed([seed; 32])
@@ -129,23 +209,26 @@ mod tests {
             .bytes
     }
 
-    /// Runs full rounds between two engines in memory until nothing moves.
-    fn converge(a: &mut Engine, b: &Engine) {
+    /// Runs one round with `b` over encoded bytes, as the core does.
+    fn converge(a: &mut Engine, b: &Engine, peer: PeerId) -> usize {
         let now = Timestamp(10_000_000);
-        let mut queue = start_round(&["d".to_string()]);
-        let mut rounds = 0;
-        while let Some(req) = queue.pop() {
-            rounds += 1;
-            assert!(rounds < 100);
-            let wire = SyncRequest::from_bytes(&req.to_bytes().unwrap()).unwrap();
-            let resp = b.answer(&wire);
-            let resp = SyncResponse::from_bytes(&resp.to_bytes().unwrap()).unwrap();
-            let step = on_response(a, &req, resp, 2);
-            for m in step.messages {
+        let mut sessions = Sessions::new(2);
+        sessions.sync(peer, &["d".to_string()]);
+        let mut sent = 0;
+        while let Some(req) = sessions.poll(peer, Instant::now()) {
+            sent += 1;
+            assert!(sent < 100);
+            let wire = req.to_bytes().unwrap();
+            let resp = b.answer(&SyncRequest::from_bytes(&wire).unwrap());
+            let msgs = sessions
+                .on_response(peer, &wire, &resp.to_bytes().unwrap(), a.set())
+                .unwrap();
+            for m in msgs {
                 a.ingest(&m, Origin::Sync, now).unwrap();
             }
-            queue.extend(step.requests);
         }
+        assert!(sessions.is_empty(), "a finished session is dropped");
+        sent
     }
 
     #[test]
@@ -162,8 +245,80 @@ mod tests {
         for (i, t) in [(2u8, 6u64), (3, 7), (4, 4_000_000), (5, 8)] {
             b.ingest(&response(&p, i, t), Origin::Local, now).unwrap();
         }
-        converge(&mut a, &b);
+        // Summary, one page in each of two buckets, fetches of 2 + 2.
+        assert_eq!(converge(&mut a, &b, PeerId::random()), 5);
         assert_eq!(a.summary("d"), b.summary("d"));
         assert_eq!(a.set().len(), 6);
+    }
+
+    #[test]
+    fn stale_malformed_and_failed_responses() {
+        let peer = PeerId::random();
+        let set = MessageSet::new();
+        let mut sessions = Sessions::new(4);
+        assert!(matches!(
+            sessions.on_response(peer, b"", b"", &set),
+            Err(ResponseError::Stale)
+        ));
+        sessions.sync(peer, &["d".to_string()]);
+        let req = sessions
+            .poll(peer, Instant::now())
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert_eq!(
+            sessions.poll(peer, Instant::now()),
+            None,
+            "one request in flight"
+        );
+        let other = SyncRequest::Summary { domain: "e".into() };
+        assert!(matches!(
+            sessions.on_response(peer, &other.to_bytes().unwrap(), b"", &set),
+            Err(ResponseError::Stale)
+        ));
+        sessions.on_failure(peer, &other.to_bytes().unwrap());
+        assert_eq!(sessions.len(), 1, "a failure of another request");
+        assert!(matches!(
+            sessions.on_response(peer, &req, b"\xff", &set),
+            Err(ResponseError::Malformed(_))
+        ));
+        assert!(sessions.is_empty());
+
+        sessions.sync(peer, &["d".to_string()]);
+        let req = sessions
+            .poll(peer, Instant::now())
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        let wrong = SyncResponse::Messages(Vec::new()).to_bytes().unwrap();
+        assert!(matches!(
+            sessions.on_response(peer, &req, &wrong, &set),
+            Err(ResponseError::Session(SyncError::Mismatch { .. }))
+        ));
+        assert!(sessions.is_empty());
+
+        sessions.sync(peer, &["d".to_string()]);
+        let req = sessions
+            .poll(peer, Instant::now())
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        sessions.on_failure(peer, &req);
+        assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn a_request_unanswered_for_too_long_drops_its_session() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let mut sessions = Sessions::new(4);
+        sessions.sync(a, &["d".to_string()]);
+        sessions.sync(b, &["d".to_string()]);
+        sessions.poll(a, t0).unwrap();
+        sessions.poll(b, t0 + Duration::from_secs(20)).unwrap();
+        let max = Duration::from_secs(30);
+        assert_eq!(sessions.expire(t0 + max, max), 0);
+        assert_eq!(sessions.expire(t0 + max + Duration::from_secs(1), max), 1);
+        assert_eq!(sessions.len(), 1);
     }
 }

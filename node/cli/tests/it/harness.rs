@@ -209,7 +209,8 @@ pub enum Control {
 
 enum Kind {
     InProcess {
-        node: Option<acp_node::Node>,
+        // Boxed: a node is large, and a process kind is not.
+        node: Option<Box<acp_node::Node>>,
         rt: Option<tokio::runtime::Runtime>,
     },
     Process {
@@ -335,7 +336,7 @@ impl TestNode {
             http,
             token: node.token().to_owned(),
             kind: Kind::InProcess {
-                node: Some(node),
+                node: Some(Box::new(node)),
                 rt: Some(rt),
             },
         }

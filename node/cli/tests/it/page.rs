@@ -163,7 +163,7 @@ fn escalation_page_in_headless_chromium() {
         (v["finality"]["state"] == "escalated").then_some(())
     });
 
-    let (_browser, mut page) = launch(&bin, &node.page);
+    let (_browser, mut page) = launch(bin, &node.page);
     let id = pid.to_string();
     page.wait(20, "document.body && document.body.dataset.ready === '1'");
     // The token left the address bar and lives in this tab's sessionStorage.

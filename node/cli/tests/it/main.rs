@@ -1,5 +1,8 @@
-//! The integration tests of `acp`, one test binary: one module per area,
-//! all on the one harness in `harness.rs`.
+//! The integration tests of `acp`, one test binary (linking libp2p and the
+//! node once): one module per area, all on the one harness in `harness.rs`.
+//! A new area is a new file here and one `mod` line below.
+//!
+//! One module: `cargo test -p acp-cli --test it -- network::`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;

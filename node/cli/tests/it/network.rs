@@ -1,4 +1,5 @@
-//! End-to-end tests with real `acp node` processes on 127.0.0.1.
+//! End-to-end tests of several nodes on 127.0.0.1: in process, and a real
+//! `acp node` process where one is killed with SIGKILL.
 
 use std::collections::BTreeSet;
 

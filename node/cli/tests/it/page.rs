@@ -4,8 +4,7 @@
 //! pictures, why it escalated), and signs an approval with the node's human
 //! key. Driven over the DevTools protocol (a WebSocket) from this test.
 //!
-//! Needs Debian's `chromium` (`.ci/run` installs it). Without it the test
-//! prints that it was skipped and returns.
+//! Needs Debian's `chromium` (`.ci/run` installs it; see `harness::require`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;

@@ -1,5 +1,5 @@
-//! The sidecar HTTP API and the CLI as its client, against one node (in process, on an `acp init` directory):
-//! auth, typed errors, trust anchors (API and CLI, kept in config.toml), the
+//! The sidecar HTTP API and the CLI as its client, against one node (in
+//! process, on an `acp init` directory): auth, typed errors, trust anchors (API and CLI, kept in config.toml), the
 //! confidence rule, proposals, responses, certification by the node's own
 //! receipts (its agent attests for the policy's one organization), an
 //! escalation decided by the node's human key and certified, outcome

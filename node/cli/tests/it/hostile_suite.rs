@@ -332,6 +332,8 @@ async fn hostile_peer_suite() {
     let (r1, r1_bytes) = response(&d1.agent, pid, Stance::Endorse);
     let (r2, r2_bytes) = response(&d2.agent, pid, Stance::Endorse);
     n1.submit(&r1_bytes);
+    // A local response is refused until its proposal is there.
+    eventually(20, "the proposal on n2", || n2.has(&pid).0.then_some(()));
     n2.submit(&r2_bytes);
 
     // 4. Equivocation: two different responses by one member key.

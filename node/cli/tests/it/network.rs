@@ -86,6 +86,8 @@ fn partition_heals_through_sync() {
     }
     let (r2, r2_bytes) = response(&keys[1], p, Stance::Endorse);
     let (r3, r3_bytes) = response(&keys[2], p, Stance::Endorse);
+    // A local response is refused until its proposal is there.
+    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
     n2.submit(&r2_bytes);
     n3.submit(&r3_bytes);
     wait_until(10, "r2 within group A", || n1.has(&r2).0.then_some(()));
@@ -203,6 +205,7 @@ fn heal_after_finalization_keeps_the_certificate() {
         n.submit(&pol.bytes);
         n.submit(&p_bytes);
     }
+    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
     n2.submit(&response(&keys[1], p, Stance::Endorse).1);
     n3.submit(&response(&keys[2], p, Stance::Challenge).1);
     // Group A certifies on its own (2 of 3); n3 finalizes the other way.

@@ -264,11 +264,6 @@ impl TestNode {
         Self::spawn(cfg, Some(dir.to_owned()), None)
     }
 
-    /// An in-process node with `cfg` on directory `dir` (keys, store).
-    pub fn in_dir_with(dir: &Path, cfg: Config) -> Self {
-        Self::spawn(cfg, Some(dir.to_owned()), None)
-    }
-
     fn spawn(cfg: Config, dir: Option<PathBuf>, agent: Option<Keypair>) -> Self {
         let quic_wanted = cfg.listen.iter().any(|a| a.contains("/quic-v1"));
         let tcp_wanted = cfg.listen.iter().any(|a| a.contains("/tcp/"));
@@ -688,10 +683,6 @@ impl Net {
         wait_until(20, "nodes connected", || {
             (self.nodes[i].peers() >= peers).then_some(())
         });
-    }
-
-    pub fn refs(&self) -> Vec<&TestNode> {
-        self.nodes.iter().collect()
     }
 
     pub fn agent_refs(&self) -> Vec<&Keypair> {

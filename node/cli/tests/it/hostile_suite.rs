@@ -325,10 +325,7 @@ async fn hostile_peer_suite() {
     // The honest proposal, with the honest responses.
     let (pid, p_bytes) = proposal(&proposer, pol, 7_000);
     n1.submit(&p_bytes);
-    let closes_at = match acp_protocol::decode_unverified(&p_bytes).unwrap().0.body {
-        Body::Proposal(p) => p.closes_at,
-        _ => unreachable!(),
-    };
+    let closes_at = closes_at(&p_bytes);
     let (r1, r1_bytes) = response(&d1.agent, pid, Stance::Endorse);
     let (r2, r2_bytes) = response(&d2.agent, pid, Stance::Endorse);
     n1.submit(&r1_bytes);

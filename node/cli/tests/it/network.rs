@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::harness::*;
-use acp_protocol::{Body, ContentId, Keypair, Response, Stance, Timestamp};
+use acp_protocol::{ContentId, Keypair, Stance, Timestamp};
 use serde_json::{Value, json};
 
 /// An in-process node of `DOMAIN` with agent `agent`, listening on TCP and
@@ -54,10 +54,7 @@ fn three_nodes_agree_on_a_proposal() {
         .collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
     // Same set everywhere (receipts included).
-    wait_until(15, "same set", || {
-        let a = n1.ids();
-        (a == n2.ids() && a == n3.ids()).then_some(())
-    });
+    same_set(&[&n1, &n2, &n3], 15);
 }
 
 /// Two groups that cannot reach each other each accept messages; after they
@@ -101,10 +98,7 @@ fn partition_heals_through_sync() {
     let r = identical_receipts(&[&n1, &n2, &n3], &p, 3, 30);
     assert_eq!(r["status"], "approved", "{r}");
     assert_eq!(r["counted"], 2, "{r}");
-    wait_until(15, "same set", || {
-        let a = n1.ids();
-        (a == n2.ids() && a == n3.ids()).then_some(())
-    });
+    same_set(&[&n1, &n2, &n3], 15);
     let synced = sample(
         &n3.metrics(),
         "acp_messages_accepted_total{origin=\"sync\"}",
@@ -249,10 +243,7 @@ fn heal_after_finalization_keeps_the_certificate() {
         assert_eq!(distinct.len(), 3, "one receipt per node: {r}");
         assert_eq!(r["finality"]["attestations"].as_array().unwrap().len(), 2);
     }
-    wait_until(15, "same set", || {
-        let a = n1.ids();
-        (a == n2.ids() && a == n3.ids()).then_some(())
-    });
+    same_set(&[&n1, &n2, &n3], 15);
 }
 
 /// A response by `by`, signed at `issued_at`.
@@ -262,18 +253,7 @@ fn response_at(
     stance: Stance,
     issued_at: Timestamp,
 ) -> (ContentId, Vec<u8>) {
-    let m = Body::Response(Response {
-        responder: by.public(),
-        domain: DOMAIN.into(),
-        proposal: p,
-        stance,
-        confidence_bps: 9000,
-        reasoning: "after the fact".into(),
-        evidence: Vec::new(),
-        issued_at,
-    })
-    .sign(&[by])
-    .unwrap();
+    let m = response_signed(DOMAIN, by, by, p, stance, "after the fact", issued_at);
     (m.id, m.bytes)
 }
 
@@ -303,10 +283,7 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
     genesis_everywhere(&nodes, pol.id, &pol.bytes, 0);
 
     let (p, p_bytes) = proposal(&keys[3], pol.id, 3_000);
-    let closes_at = match acp_protocol::decode_message(&p_bytes).unwrap().body() {
-        Body::Proposal(x) => x.closes_at,
-        _ => unreachable!(),
-    };
+    let closes_at = closes_at(&p_bytes);
     n4.submit(&p_bytes);
     for n in &nodes {
         wait_until(15, "proposal everywhere", || n.has(&p).0.then_some(()));

@@ -126,10 +126,7 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
         }
     }
     // Same message set on both sides of the bridge.
-    wait_until(10, "same set", || {
-        let ids = a.ids();
-        (ids == b.ids() && ids == c.ids()).then_some(())
-    });
+    same_set(&nodes, 10);
     // Garbage stays one entry: nobody re-published it.
     let dump = redis_cli(redis.port, &["XRANGE", &stream, "-", "+"]);
     assert_eq!(dump.matches("not a message").count(), 1, "{dump}");

@@ -90,7 +90,6 @@ pub fn skip_or_fail(tool: &str, why: &str) -> bool {
         .name()
         .unwrap_or("this test")
         .to_owned();
-    println!("SKIPPED {test}: {tool} missing (not under CI)");
     eprintln!("SKIPPED {test}: {tool} missing (not under CI)");
     false
 }

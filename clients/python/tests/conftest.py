@@ -1,5 +1,5 @@
 """Fixtures. The ``node`` tests run against a real node named by ``ACP_URL``
-and ``ACP_TOKEN`` (node/tests/python_client.rs starts one and sets them);
+and ``ACP_TOKEN`` (node/cli/tests/it/python_client.rs starts one and sets them);
 without them those tests are skipped."""
 
 import os
@@ -12,7 +12,7 @@ from acp_client import Client
 def env(name: str) -> str:
     v = os.environ.get(name)
     if not v:
-        pytest.skip(f"{name} is not set: run through `cargo test -p acp-node --test python_client`")
+        pytest.skip(f"{name} is not set: run through `cargo test -p acp-cli --test it -- python_client::`")
     return v
 
 

@@ -3,12 +3,9 @@
 //! forged message (rejected with its reason) and messages the lineage does
 //! not admit (refused by reason), the proposals gauges (status and
 //! finality) and the resolution latency histogram up to certification.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::harness::*;
 use acp_protocol::Stance;
-use common::*;
 
 fn scrape(node: &TestNode, token: Option<&str>) -> (u16, String, String) {
     let mut rb = reqwest::blocking::Client::new().get(format!("{}/metrics", node.http));
@@ -26,26 +23,6 @@ fn scrape(node: &TestNode, token: Option<&str>) -> (u16, String, String) {
     (status, ctype, r.text().unwrap())
 }
 
-/// The value of the sample whose name-and-labels part is exactly `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (k, v) = l.rsplit_once(' ')?;
-        (k == series).then(|| v.parse().ok())?
-    })
-}
-
-/// The sum of every sample of metric `name` (any labels).
-fn total(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            let base = k.split('{').next()?;
-            (base == name).then(|| v.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
 #[test]
 fn metrics_count_messages_rejections_proposals_and_latency() {
     let dir = DataDir::new();
@@ -60,13 +37,7 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
     let proposer = acp_protocol::Keypair::from_seed([78; 32]);
     let (pol, pol_bytes) = policy(&[&dir.agent, &proposer]);
     // Before the anchor: refused `no_anchor`.
-    let refused = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/messages", node.http))
-        .bearer_auth(&node.token)
-        .body(pol_bytes.clone())
-        .send()
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(node.post_raw(&pol_bytes).0, 403);
     node.anchor(pol);
     node.post_message(&pol_bytes);
     let (prop, prop_bytes) = proposal(&proposer, pol, 1_000);
@@ -78,26 +49,14 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
     let mut forged = resp_bytes.clone();
     let last = forged.len() - 1;
     forged[last] ^= 0x55;
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/messages", node.http))
-        .bearer_auth(&node.token)
-        .body(forged)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 422, "forged message refused");
+    assert_eq!(node.post_raw(&forged).0, 422, "forged message refused");
     // A non-member's response: refused `not_authorized`.
     let outsider = acp_protocol::Keypair::from_seed([77; 32]);
     let (_, outsider_bytes) = response(&outsider, prop, Stance::Challenge);
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/messages", node.http))
-        .bearer_auth(&node.token)
-        .body(outsider_bytes)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403, "non-member refused");
+    assert_eq!(node.post_raw(&outsider_bytes).0, 403, "non-member refused");
 
     // The proposal closes after a second and is finalized.
-    let text = wait_for(30, "a finalized resolution in /metrics", || {
+    let text = wait_until(30, "a finalized resolution in /metrics", || {
         let (s, ctype, text) = scrape(&node, Some(&node.token));
         assert_eq!(s, 200, "{text}");
         assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
@@ -189,12 +148,10 @@ fn metrics_count_messages_rejections_proposals_and_latency() {
 /// Two nodes: sync rounds, wire bytes and gossipsub peers move.
 #[test]
 fn metrics_show_peers_sync_and_bandwidth() {
-    let a_dir = DataDir::new();
-    let a = a_dir.start(&[]);
-    let b_dir = DataDir::new();
-    let b = b_dir.start(&[&a.tcp]);
-    let text = wait_for(30, "peers, sync rounds and bytes in /metrics", || {
-        let (_, _, text) = scrape(&b, Some(&b.token));
+    let net = Net::star(2);
+    let b = &net.nodes[1];
+    let text = wait_until(30, "peers, sync rounds and bytes in /metrics", || {
+        let (_, _, text) = scrape(b, Some(&b.token));
         let ok = sample(&text, "acp_sync_rounds_total").unwrap_or(0.0) >= 1.0
             && sample(&text, "libp2p_tcp_bytes_total{direction=\"sent\"}").unwrap_or(0.0) > 0.0
             && sample(&text, "libp2p_tcp_bytes_total{direction=\"received\"}").unwrap_or(0.0) > 0.0

@@ -6,28 +6,25 @@
 //! three organizations (finality quorum 2) certifies its result while cut;
 //! after the heal every node must hold the same set and that certificate.
 //!
-//! It needs root and iproute2 (`ip`, `tc`). Where those are missing the test
-//! prints `NETNS SKIPPED: <why>` and returns: it is skipped, and says so.
+//! It needs root and iproute2 (`ip`, `tc`); see `harness::require`.
 //! Every namespace (and with it every veth and the bridge) and every process
 //! it creates is removed by drop guards, on failure too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use acp_node::launch::{Launch, Started};
-use acp_protocol::build::PolicyBuilder;
+use acp_node::launch::Launch;
 use acp_protocol::{ContentId, Keypair, Stance};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_acp");
+use crate::harness::*;
+
 const DOMAIN: &str = "netns";
 const NODES: usize = 3;
 const P2P_PORT: u16 = 7000;
-const API: &str = "127.0.0.1:7420";
+const CONTROL_PORT: u16 = 7420;
 
 fn run(cmd: &str, args: &[&str]) -> std::io::Result<Output> {
     Command::new(cmd).args(args).stdin(Stdio::null()).output()
@@ -69,34 +66,16 @@ impl Drop for Namespaces {
     }
 }
 
-/// Why namespaces cannot be used here, if they cannot.
-fn unavailable(probe: &str) -> Option<String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        });
-    if uid.as_deref() != Some("0") {
-        return Some(format!("not running as root (uid {uid:?})"));
+/// Whether namespaces can be used here: root, iproute2, and `ip netns add`
+/// working (a container may forbid it); see [`require`].
+fn namespaces_available(probe: &str) -> bool {
+    let why = "the nodes run in network namespaces of their own";
+    if !require("root", why) || !require("ip", why) || !require("tc", why) {
+        return false;
     }
-    for tool in ["ip", "tc"] {
-        if run(tool, &["-V"]).is_err() {
-            return Some(format!("`{tool}` (iproute2) is not installed"));
-        }
-    }
-    match run("ip", &["netns", "add", probe]) {
-        Ok(o) if o.status.success() => {
-            let _ = run("ip", &["netns", "del", probe]);
-            None
-        }
-        Ok(o) => Some(format!(
-            "`ip netns add` failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("`ip netns add` could not run: {e}")),
-    }
+    let works = run("ip", &["netns", "add", probe]).is_ok_and(|o| o.status.success());
+    let _ = run("ip", &["netns", "del", probe]);
+    works || skip_or_fail("ip netns add (a working one)", why)
 }
 
 fn addr(i: usize) -> String {
@@ -180,112 +159,48 @@ fn link(net: &Namespaces, i: usize, up: bool) {
     must("ip", &["-n", &net.bridge, "link", "set", &port, state]);
 }
 
-/// `acp node` inside a namespace; its control API is on the namespace's own
-/// loopback and is called through `ip netns exec`.
-struct NsNode {
-    ns: String,
-    child: Child,
-    tcp: String,
-    agent: Keypair,
+/// `acp` run through `ip netns exec`, which execs it: the child is the
+/// node itself.
+fn ns_launch(ns: &str, dir: &Path) -> Launch {
+    Launch::new(BIN, dir).prefix(["ip", "netns", "exec", ns])
 }
 
-impl NsNode {
-    /// `acp` run through `ip netns exec`, which execs it: the child is the
-    /// node itself.
-    fn launch(ns: &str, dir: &Path) -> Launch {
-        Launch::new(BIN, dir).prefix(["ip", "netns", "exec", ns])
-    }
+/// `acp init` inside namespace `ns`, listening on `listen`; the agent key.
+fn ns_init(ns: &str, dir: &Path, listen: &str) -> Keypair {
+    let args = [
+        "--listen",
+        listen,
+        "--control-addr",
+        &format!("127.0.0.1:{CONTROL_PORT}"),
+        "--no-mdns",
+        "--domain",
+        DOMAIN,
+        "--sync-interval-secs",
+        "1",
+        "--http-addr",
+        "127.0.0.1:7421",
+    ];
+    ns_launch(ns, dir)
+        .init(args)
+        .unwrap_or_else(|e| panic!("{e}"));
+    key_file(dir, "agent.key")
+}
 
-    fn init(ns: &str, dir: &Path, listen: &str) -> Keypair {
-        let args = [
-            "--listen",
-            listen,
-            "--control-addr",
-            API,
-            "--no-mdns",
-            "--domain",
-            DOMAIN,
-            "--sync-interval-secs",
-            "1",
-            "--http-addr",
-            "127.0.0.1:7421",
-        ];
-        Self::launch(ns, dir)
-            .init(args)
-            .unwrap_or_else(|e| panic!("{e}"));
-        Keypair::from_seed(acp_node::keys::read_seed_file(&dir.join("agent.key")).unwrap())
-    }
-
-    /// Starts a node initialized with [`NsNode::init`], whose agent is `agent`.
-    fn start(ns: &str, dir: &Path, bootstrap: Option<&str>, agent: Keypair) -> Self {
-        let Started {
-            child, announced, ..
-        } = Self::launch(ns, dir)
+/// Starts `acp node` in namespace `ns` on a directory made by [`ns_init`];
+/// its control channel is on the namespace's own loopback, reached through
+/// `ip netns exec`.
+fn ns_start(ns: &str, dir: &Path, bootstrap: Option<&str>) -> TestNode {
+    let mut n = TestNode::launch(
+        ns_launch(ns, dir)
             .bootstrap(bootstrap)
-            .env("RUST_LOG", "info,libp2p=warn")
-            .start()
-            .unwrap_or_else(|e| panic!("{e}"));
-        Self {
-            ns: ns.to_owned(),
-            child,
-            tcp: announced.tcp,
-            agent,
-        }
-    }
-
-    /// One control call through a helper process inside the namespace.
-    fn call(&self, req: &Value) -> Value {
-        let script = "exec 3<>/dev/tcp/127.0.0.1/7420 || exit 3; \
-                      printf '%s\\n' \"$ACP_REQ\" >&3; IFS= read -r line <&3; printf '%s' \"$line\"";
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns, "timeout", "20", "bash", "-c", script,
-            ])
-            .env("ACP_REQ", req.to_string())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "control call in {}: {}",
-            self.ns,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("control answer in {}: {e}", self.ns))
-    }
-
-    fn submit(&self, bytes: &[u8]) -> ContentId {
-        let v = self.call(&json!({"op": "submit", "hex": hex::encode(bytes)}));
-        assert_eq!(v["ok"], true, "submit failed: {v}");
-        v["id"].as_str().unwrap().parse().unwrap()
-    }
-
-    fn has(&self, id: &ContentId) -> bool {
-        self.call(&json!({"op": "has", "id": id.to_string()}))["engine"] == true
-    }
-
-    fn ids(&self) -> Vec<String> {
-        let v = self.call(&json!({"op": "ids", "domain": DOMAIN}));
-        serde_json::from_value(v["ids"].clone()).unwrap()
-    }
-
-    fn peers(&self) -> usize {
-        self.call(&json!({"op": "status"}))["peers"]
-            .as_array()
-            .map_or(0, Vec::len)
-    }
-
-    fn resolution(&self, p: &ContentId) -> Value {
-        self.call(&json!({"op": "resolution", "proposal": p.to_string()}))
-    }
-}
-
-impl Drop for NsNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .env("RUST_LOG", "info,libp2p=warn"),
+        dir,
+    );
+    n.control = Control::Netns {
+        ns: ns.to_owned(),
+        port: CONTROL_PORT,
+    };
+    n
 }
 
 fn ns_index(ns: &str) -> usize {
@@ -294,7 +209,7 @@ fn ns_index(ns: &str) -> usize {
 
 /// Every node holds `p` certified with the same certificate, and one
 /// receipt from every node.
-fn certificate_agrees(nodes: &[NsNode], p: &ContentId) -> Option<Value> {
+fn certificate_agrees(nodes: &[TestNode], p: &ContentId) -> Option<Value> {
     let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
     let cert = &rs[0]["finality"]["certificate"];
     let ok = rs.iter().all(|r| {
@@ -314,9 +229,7 @@ fn certificate_agrees(nodes: &[NsNode], p: &ContentId) -> Option<Value> {
 fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     let started = Instant::now();
     let tag = format!("{}", std::process::id() % 1_000_000);
-    if let Some(why) = unavailable(&format!("acpt{tag}probe")) {
-        println!("NETNS SKIPPED: {why}; the namespace partition test did not run");
-        eprintln!("NETNS SKIPPED: {why}; the namespace partition test did not run");
+    if !namespaces_available(&format!("acpt{tag}probe")) {
         return;
     }
     // Declared first, dropped last: nodes die before their namespaces go.
@@ -330,7 +243,7 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
         .iter()
         .zip(&dirs)
         .map(|(ns, dir)| {
-            NsNode::init(
+            ns_init(
                 ns,
                 dir.path(),
                 &format!("/ip4/{}/tcp/{P2P_PORT}", addr(ns_index(ns))),
@@ -340,35 +253,21 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     let observers: Vec<Keypair> = (0..30u8)
         .map(|i| Keypair::from_seed([i + 60; 32]))
         .collect();
-    let roots: Vec<Keypair> = (0..NODES).map(common::org_root).collect();
-    let mut b = PolicyBuilder::new(DOMAIN);
-    for (i, (root, a)) in roots.iter().zip(&agents).enumerate() {
-        b = b
-            .organization_attested(root, &format!("org{i}"), 10_000, &a.public())
-            .member(&a.public(), i as u16, 5000);
-    }
     // Observers are members without authority: stored and synced, weightless.
-    for o in &observers {
-        b = b.member(&o.public(), 0, 0);
-    }
-    let pol_msg = b
-        .finality_quorum(2)
-        .rules(common::test_rules())
-        .issued(1, common::now())
-        .sign(&roots.iter().collect::<Vec<_>>())
-        .unwrap();
+    let attestors: Vec<&Keypair> = agents.iter().collect();
+    let pol_msg = orgs_policy_with(DOMAIN, &attestors, Some(2), |b| {
+        observers.iter().fold(b, |b, o| b.member(&o.public(), 0, 0))
+    });
     let (pol, pol_bytes) = (pol_msg.id, pol_msg.bytes);
     for dir in &dirs {
         acp_node::config::persist_anchor(dir.path(), DOMAIN, pol).unwrap();
     }
-    let mut agents = agents.into_iter();
-    let n0 = NsNode::start(&net.nodes[0], dirs[0].path(), None, agents.next().unwrap());
-    let mut nodes = vec![n0];
+    let mut nodes = vec![ns_start(&net.nodes[0], dirs[0].path(), None)];
     let bootstrap = nodes[0].tcp.clone();
-    for ((ns, dir), agent) in net.nodes.iter().zip(&dirs).skip(1).zip(agents) {
-        nodes.push(NsNode::start(ns, dir.path(), Some(&bootstrap), agent));
+    for (ns, dir) in net.nodes.iter().zip(&dirs).skip(1) {
+        nodes.push(ns_start(ns, dir.path(), Some(&bootstrap)));
     }
-    common::wait_for(30, "mesh over the bridge", || {
+    wait_until(30, "mesh over the bridge", || {
         (nodes[0].peers() >= NODES - 1).then_some(())
     });
 
@@ -384,46 +283,48 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
         shape(ns, "delay 40ms 10ms loss 2%", netem);
     }
     nodes[0].submit(&pol_bytes);
-    let (p, p_bytes) = common::proposal_in(
+    let (p, p_bytes) = proposal_in(
         DOMAIN,
-        &nodes[0].agent,
+        &agents[0],
         pol,
         3_000,
         "shipment.expedite",
         "{\"order\":7}",
     );
     nodes[0].submit(&p_bytes);
-    common::wait_for(20, "policy and proposal on every host", || {
-        nodes.iter().all(|n| n.has(&p) && n.has(&pol)).then_some(())
+    wait_until(20, "policy and proposal on every host", || {
+        nodes
+            .iter()
+            .all(|n| n.has(&p).0 && n.has(&pol).0)
+            .then_some(())
     });
 
     // Cut host 2 off; harsher loss on host 1 meanwhile.
     link(&net, 2, false);
     shape(&net.nodes[1], "delay 80ms 20ms loss 10%", netem);
     let mut all: Vec<ContentId> = vec![pol, p];
-    let (r1, r1_bytes) = common::response_in(DOMAIN, &nodes[1].agent, p, Stance::Endorse, "side A");
-    let (r2, r2_bytes) =
-        common::response_in(DOMAIN, &nodes[2].agent, p, Stance::Challenge, "side B");
+    let (r1, r1_bytes) = response_in(DOMAIN, &agents[1], p, Stance::Endorse, "side A");
+    let (r2, r2_bytes) = response_in(DOMAIN, &agents[2], p, Stance::Challenge, "side B");
     nodes[1].submit(&r1_bytes);
     nodes[2].submit(&r2_bytes);
     all.extend([r1, r2]);
     for (i, o) in observers.iter().enumerate() {
         let side = if i % 2 == 0 { 0 } else { 2 };
-        let (id, bytes) = common::response_in(DOMAIN, o, p, Stance::Abstain, "observer");
+        let (id, bytes) = response_in(DOMAIN, o, p, Stance::Abstain, "observer");
         nodes[side].submit(&bytes);
         all.push(id);
     }
-    common::wait_for(20, "r1 within side A", || nodes[0].has(&r1).then_some(()));
+    wait_until(20, "r1 within side A", || nodes[0].has(&r1).0.then_some(()));
     // Side A (two organizations) certifies its result; host 2 signs its
     // own receipt of another one; the partition holds.
-    common::wait_for(20, "side A certifies, host 2 signs", || {
+    wait_until(20, "side A certifies, host 2 signs", || {
         let a = nodes[0].resolution(&p);
         let b = nodes[2].resolution(&p);
         (a["finality"]["state"] == "certified"
             && b["receipts"].as_array().is_some_and(|r| !r.is_empty()))
         .then_some(())
     });
-    let crossed = nodes[0].has(&r2) || nodes[1].has(&r2) || nodes[2].has(&r1);
+    let crossed = nodes[0].has(&r2).0 || nodes[1].has(&r2).0 || nodes[2].has(&r1).0;
     assert!(!crossed, "a message crossed the cut link");
     let cut_secs = started.elapsed().as_secs_f64();
 
@@ -432,21 +333,21 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     link(&net, 2, true);
     shape(&net.nodes[1], "delay 40ms 10ms loss 2%", netem);
     let healed = Instant::now();
-    let redial = nodes[2].call(&json!({"op": "dial", "addr": nodes[0].tcp}));
+    let redial = nodes[2].call(json!({"op": "dial", "addr": nodes[0].tcp}));
     eprintln!("redial after heal: {redial}");
     let want: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
-    let set = common::wait_for(40, "identical sets on every host after heal", || {
-        let sets: Vec<Vec<String>> = nodes.iter().map(NsNode::ids).collect();
+    let set = wait_until(40, "identical sets on every host after heal", || {
+        let sets: Vec<Vec<String>> = nodes.iter().map(|n| n.ids_in(DOMAIN)).collect();
         let held: BTreeSet<String> = sets[0].iter().cloned().collect();
         (sets.windows(2).all(|w| w[0] == w[1]) && want.is_subset(&held)).then(|| sets[0].clone())
     });
     let sets_secs = healed.elapsed().as_secs_f64();
-    let r = common::wait_for(40, "the same certificate on every host", || {
+    let r = wait_until(40, "the same certificate on every host", || {
         certificate_agrees(&nodes, &p)
     });
     let receipts_secs = healed.elapsed().as_secs_f64();
     // The receipts are part of the set: compare once more after them.
-    let sets: Vec<Vec<String>> = nodes.iter().map(NsNode::ids).collect();
+    let sets: Vec<Vec<String>> = nodes.iter().map(|n| n.ids_in(DOMAIN)).collect();
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "sets differ");
     // Both votes and every (weightless) observer abstention.
     assert_eq!(r["counted"], 2 + observers.len(), "{r}");

@@ -1,29 +1,9 @@
 //! The `acp` command line: init, keys, policies, and one-line errors.
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_acp");
-
-fn acp(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("ACP_DATA_DIR")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "acp failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
+use crate::harness::{BIN, acp, ok};
 
 fn one_line_error(o: &Output) -> String {
     assert!(!o.status.success());
@@ -44,7 +24,7 @@ fn mode(p: &Path) -> u32 {
 fn init_creates_keys_0600_config_and_refuses_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node");
-    let out = stdout(&acp(
+    let out = ok(&acp(
         &dir,
         &["init", "--domain", "fraud.detection", "--no-mdns"],
     ));
@@ -64,7 +44,7 @@ fn init_creates_keys_0600_config_and_refuses_twice() {
     let e = one_line_error(&acp(&dir, &["init"]));
     assert!(e.contains("already initialized"), "{e}");
     // `acp id` reads both keys back.
-    let id = stdout(&acp(&dir, &["id"]));
+    let id = ok(&acp(&dir, &["id"]));
     assert!(id.lines().next().unwrap().starts_with("agent "));
     // No anchor yet: init says what that means.
     assert!(out.contains("admit no message"), "{out}");
@@ -80,7 +60,7 @@ fn init_takes_a_genesis_per_domain() {
     let (g1s, g2s) = (g1.to_string(), g2.to_string());
     // Bare ids pair with the --domain values in order.
     let a = tmp.path().join("a");
-    let out = stdout(&acp(
+    let out = ok(&acp(
         &a,
         &[
             "init",
@@ -102,7 +82,7 @@ fn init_takes_a_genesis_per_domain() {
     assert!(text.contains(&format!("loans = \"{g1s}\"")), "{text}");
     // DOMAIN=ID for some domains only.
     let b = tmp.path().join("b");
-    stdout(&acp(
+    ok(&acp(
         &b,
         &[
             "init",
@@ -122,7 +102,7 @@ fn init_takes_a_genesis_per_domain() {
     assert_eq!(cfg.anchors.get("loans.retail"), Some(&g1));
     // With no node running, `anchor add` writes config.toml directly (the
     // configured HTTP address is the ephemeral 127.0.0.1:0: nobody answers).
-    stdout(&acp(
+    ok(&acp(
         &b,
         &["anchor", "add", "--domain", "fraud", "--genesis", &g2s],
     ));
@@ -180,11 +160,11 @@ fn org_policy_propose_respond_produce_valid_messages() {
     let tmp = tempfile::tempdir().unwrap();
     let node = tmp.path().join("node");
     let org = tmp.path().join("org");
-    stdout(&acp(&node, &["init"]));
-    stdout(&acp(&org, &["org", "init"]));
+    ok(&acp(&node, &["init"]));
+    ok(&acp(&org, &["org", "init"]));
     #[cfg(unix)]
     assert_eq!(mode(&org.join("org.key")), 0o600);
-    let id_out = stdout(&acp(&node, &["id"]));
+    let id_out = ok(&acp(&node, &["id"]));
     let agent = id_out
         .lines()
         .next()
@@ -216,7 +196,7 @@ fn org_policy_propose_respond_produce_valid_messages() {
         ],
     ));
     assert!(e.contains("--attestor 0:"), "{e}");
-    let pol = stdout(&acp(
+    let pol = ok(&acp(
         &node,
         &[
             "policy",
@@ -251,9 +231,9 @@ fn org_policy_propose_respond_produce_valid_messages() {
     // An amendment: a second organization joins; the first one's root signs
     // (amendment quorum 1 of 1), and so does the new one's.
     let org2 = tmp.path().join("org2");
-    stdout(&acp(&org2, &["org", "init"]));
+    ok(&acp(&org2, &["org", "init"]));
     let amend_file = tmp.path().join("amendment.bin");
-    let amend = stdout(&acp(
+    let amend = ok(&acp(
         &node,
         &[
             "policy",
@@ -293,7 +273,7 @@ fn org_policy_propose_respond_produce_valid_messages() {
     assert!(acp_protocol::lineage::amends(&m.id, p, ap));
 
     let prop_file = tmp.path().join("proposal.bin");
-    let prop = stdout(&acp(
+    let prop = ok(&acp(
         &node,
         &[
             "propose",
@@ -308,7 +288,7 @@ fn org_policy_propose_respond_produce_valid_messages() {
         ],
     ));
     let resp_file = tmp.path().join("response.bin");
-    stdout(&acp(
+    ok(&acp(
         &node,
         &[
             "respond",
@@ -335,7 +315,7 @@ fn errors_are_one_clear_line() {
     let e = one_line_error(&acp(&missing, &["node"]));
     assert!(e.contains("config.toml"), "{e}");
     let dir = tmp.path().join("n");
-    stdout(&acp(&dir, &["init"]));
+    ok(&acp(&dir, &["init"]));
     std::fs::write(dir.join("config.toml"), "sync_interval_secs = \"often\"\n").unwrap();
     let e = one_line_error(&acp(&dir, &["node"]));
     assert!(

@@ -3,20 +3,14 @@
 //! tools and their schemas, propose, list, get (with the decision package),
 //! respond, wait for the final resolution, report the outcome, trust, and
 //! the errors a caller sees.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use acp_protocol::build::PolicyBuilder;
+use crate::harness::*;
 use acp_protocol::{Keypair, Stance};
-use common::*;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_acp");
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -54,18 +48,14 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
     let node = dir.start(&[]);
     let k1 = Keypair::from_seed([21; 32]);
     let org = Keypair::from_seed([22; 32]);
-    let reporter = Keypair::from_seed(
-        acp_node::keys::read_seed_file(&dir.path().join("reporter.key")).unwrap(),
+    let reporter = dir.key("reporter.key");
+    let policy = acme_policy(
+        &org,
+        &dir.agent.public(),
+        &[&k1.public()],
+        None,
+        Some(&reporter.public()),
     );
-    let policy = PolicyBuilder::new(DOMAIN)
-        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
-        .member(&dir.agent.public(), 0, 5_000)
-        .member(&k1.public(), 0, 5_000)
-        .reporter(&reporter.public())
-        .rules(common::test_rules())
-        .issued(1, now())
-        .sign(&[&org])
-        .unwrap();
     node.anchor(policy.id);
     node.post_message(&policy.bytes);
 

@@ -1,4 +1,4 @@
-//! A hostile peer against two honest `acp node` processes running a real
+//! Hostile peers against two honest `acp node` processes running a real
 //! proposal. It floods (bounded) invalid and valid-but-junk messages,
 //! replays genuine messages, sends forged, oversized and non-canonical
 //! messages, equivocates with a member key, sends responses past the
@@ -10,154 +10,17 @@
 //! late response, keep the certified result, penalize the peer that keeps
 //! sending refused messages and keep their memory bounded. One line sums up
 //! what was tried: `HOSTILE tried=.. rejected=.. stored_bad=0 forwarded_bad=0 ..`.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use acp_node::transport::p2p::{self, BehaviourEvent, NetConfig};
 use acp_protocol::build::{self, PolicyBuilder};
 use acp_protocol::{
-    Body, ContentId, Keypair, Outcome, Receipt, Response, SignedMessage, Stance, Status, Timestamp,
+    Body, ContentId, Keypair, Outcome, Receipt, SignedMessage, Stance, Status, Timestamp,
 };
-use common::*;
-use futures::StreamExt;
-use libp2p::gossipsub;
-use libp2p::swarm::SwarmEvent;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-/// A hostile libp2p peer connected to one honest node. Its swarm runs in a
-/// task; messages sent to it are published on the domain topic one by one.
-struct Hostile {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    peer_id: String,
-    queued: u64,
-    published: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Hostile {
-    async fn connect(target: &TestNode) -> Self {
-        let cfg = NetConfig {
-            listen: Vec::new(),
-            bootstrap: Vec::new(),
-            domains: vec![DOMAIN.into()],
-            mdns: false,
-            max_message_bytes: 1 << 20,
-            queue_capacity: 4096,
-            mesh_degree: p2p::DEFAULT_MESH_DEGREE,
-        };
-        let key = libp2p::identity::Keypair::generate_ed25519();
-        let peer_id = key.public().to_peer_id().to_string();
-        let mut swarm = p2p::build_swarm(key, &cfg).unwrap();
-        // The hostile peer does not subscribe: it never receives the honest
-        // messages, so nothing stops it from replaying them.
-        swarm
-            .dial(target.tcp.parse::<libp2p::Multiaddr>().unwrap())
-            .unwrap();
-        let target_peer: libp2p::PeerId = target.peer_id.parse().unwrap();
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                match swarm.select_next_some().await {
-                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
-                        gossipsub::Event::Subscribed { peer_id, .. },
-                    )) if peer_id == target_peer => break,
-                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id != target_peer => {
-                        let _ = swarm.disconnect_peer_id(peer_id);
-                    }
-                    _ => {}
-                }
-            }
-        })
-        .await
-        .expect("hostile peer never saw the honest node subscribe");
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let published = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let (p, f) = (published.clone(), failed.clone());
-        let topic = p2p::topic(DOMAIN);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    biased;
-                    ev = swarm.select_next_some() => {
-                        // Talk to the target only (its DHT would dial the
-                        // other honest node), so that anything the other
-                        // node receives was forwarded by the target.
-                        if let SwarmEvent::ConnectionEstablished { peer_id, .. } = ev
-                            && peer_id != target_peer
-                        {
-                            let _ = swarm.disconnect_peer_id(peer_id);
-                        }
-                    }
-                    m = rx.recv() => {
-                        let Some(bytes) = m else { break };
-                        // Retry while the per-peer send queue is full.
-                        let mut sent = false;
-                        for _ in 0..50 {
-                            let r = swarm
-                                .behaviour_mut()
-                                .gossipsub
-                                .publish(topic.clone(), bytes.clone());
-                            match r {
-                                Ok(_) => {
-                                    sent = true;
-                                    break;
-                                }
-                                Err(gossipsub::PublishError::AllQueuesFull(_)) => {
-                                    let wait = Duration::from_millis(5);
-                                    let _ = tokio::time::timeout(wait, swarm.select_next_some())
-                                        .await;
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        let counter = if sent { &p } else { &f };
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        tokio::task::yield_now().await;
-                    }
-                }
-            }
-        });
-        Self {
-            tx,
-            peer_id,
-            queued: 0,
-            published,
-            failed,
-            task,
-        }
-    }
-
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.queued += 1;
-        self.tx.send(bytes).unwrap();
-    }
-
-    /// Waits until every queued message went out (or failed locally).
-    async fn flush(&self) {
-        let done = || {
-            self.published.load(Ordering::SeqCst) + self.failed.load(Ordering::SeqCst)
-                >= self.queued
-        };
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while !done() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("hostile peer could not publish its queue");
-        // Let the connection task write the last frames.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
+use crate::harness::*;
 
 fn response_at(
     by: &Keypair,
@@ -166,19 +29,8 @@ fn response_at(
     stance: Stance,
     reasoning: String,
     issued_at: Timestamp,
-) -> acp_protocol::SignedMessage {
-    Body::Response(Response {
-        responder: by.public(),
-        domain: DOMAIN.into(),
-        proposal,
-        stance,
-        confidence_bps: 9000,
-        reasoning,
-        evidence: Vec::new(),
-        issued_at,
-    })
-    .sign(&[signer])
-    .unwrap()
+) -> SignedMessage {
+    response_signed(DOMAIN, by, signer, proposal, stance, &reasoning, issued_at)
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -189,46 +41,18 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn gossip_received(n: &TestNode) -> u64 {
-    n.call(json!({"op": "status"}))["metrics"]["gossip_received"]
-        .as_u64()
-        .unwrap()
-}
-
 fn id_set(n: &TestNode) -> BTreeSet<String> {
     n.ids().into_iter().collect()
 }
 
-/// `GET /v1/proposals/{id}` off the async runtime.
-async fn package(n: &TestNode, p: ContentId) -> Value {
-    let (base, token) = (n.http.clone(), n.token.clone());
-    tokio::task::spawn_blocking(move || {
-        reqwest::blocking::Client::new()
-            .get(format!("{base}/v1/proposals/{p}"))
-            .bearer_auth(token)
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+/// `GET /v1/proposals/{id}` (the HTTP client blocks: off the async workers).
+fn package(n: &TestNode, p: ContentId) -> Value {
+    tokio::task::block_in_place(|| n.get(&format!("/proposals/{p}")))
 }
 
-/// Polls `f` every 100 ms (without blocking the runtime) until it returns
-/// `Some`, or panics after `secs`.
-async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// [`wait_until`] from async code: blocks this worker, not the runtime.
+fn eventually<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    tokio::task::block_in_place(|| wait_until(secs, what, f))
 }
 
 /// The ids of the receipts a node holds for `p`.
@@ -245,7 +69,7 @@ fn receipt_ids(r: &Value) -> BTreeSet<String> {
 
 /// Waits until both nodes show `p` certified with the same certificate and
 /// hold the same two receipts (one per node); returns the certificate.
-async fn converged(n1: &TestNode, n2: &TestNode, p: &ContentId, what: &str) -> Value {
+fn converged(n1: &TestNode, n2: &TestNode, p: &ContentId, what: &str) -> Value {
     eventually(25, &format!("{what}: both nodes certify"), || {
         let (r1, r2) = (n1.resolution(p), n2.resolution(p));
         let ok = r1["finality"]["state"] == "certified"
@@ -254,22 +78,11 @@ async fn converged(n1: &TestNode, n2: &TestNode, p: &ContentId, what: &str) -> V
             && receipt_ids(&r1) == receipt_ids(&r2);
         ok.then(|| r1["finality"]["certificate"].clone())
     })
-    .await
 }
 
 /// `acp_gossip_penalized_total` of a node's `/metrics`.
 fn penalized(n: &TestNode) -> u64 {
-    let text = reqwest::blocking::Client::new()
-        .get(format!("{}/metrics", n.http))
-        .bearer_auth(&n.token)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("acp_gossip_penalized_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
+    sample(&n.metrics(), "acp_gossip_penalized_total").unwrap() as u64
 }
 
 #[derive(Default)]
@@ -283,9 +96,10 @@ async fn hostile_peer_suite() {
     let started = std::time::Instant::now();
     let d1 = DataDir::new();
     let d2 = DataDir::new();
-    let n1 = d1.start(&[]);
-    let n2 = d2.start(&[&n1.tcp]);
-    wait_for(20, "honest nodes connected", || {
+    // Real processes: the memory bound below is n1's own, a process's RSS.
+    let n1 = d1.process(&[]);
+    let n2 = d2.process(&[&n1.tcp]);
+    eventually(20, "honest nodes connected", || {
         (n1.peers() == 1).then_some(())
     });
 
@@ -326,12 +140,12 @@ async fn hostile_peer_suite() {
         n2.anchor(pol);
     });
     n1.submit(&pol_bytes);
-    wait_for(20, "policy reaches n2", || n2.has(&pol).1.then_some(()));
+    eventually(20, "policy reaches n2", || n2.has(&pol).1.then_some(()));
     // An open proposal for the graylisting probe to vote on: a vote n1
     // would store if it read it.
     let (probe_target, probe_target_bytes) = proposal(&proposer, pol, 3_600_000);
     n1.submit(&probe_target_bytes);
-    wait_for(20, "probe target reaches n2", || {
+    eventually(20, "probe target reaches n2", || {
         n2.has(&probe_target).1.then_some(())
     });
 
@@ -339,13 +153,15 @@ async fn hostile_peer_suite() {
     let mut junk = Hostile::connect(&n1).await;
     let mut member = Hostile::connect(&n1).await;
     let mut outsider = Hostile::connect(&n1).await;
-    // Let gossipsub settle (a heartbeat or two) before measuring.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
     let hostile_ids: BTreeSet<String> = [&bad, &junk, &member, &outsider]
         .iter()
         .map(|h| h.peer_id.clone())
         .collect();
+    // Each saw n1 subscribe; n1 lists all four before anything is measured.
+    eventually(20, "n1 connected to the four hostile peers", || {
+        let peers: BTreeSet<String> = n1.peer_ids().into_iter().collect();
+        hostile_ids.is_subset(&peers).then_some(())
+    });
     let n2_hostile_peers = || -> Vec<String> {
         n2.call(json!({"op": "status"}))["peers"]
             .as_array()
@@ -356,14 +172,14 @@ async fn hostile_peer_suite() {
             .map(str::to_owned)
             .collect()
     };
-    wait_for(10, "n2 connected to no hostile peer", || {
+    eventually(10, "n2 connected to no hostile peer", || {
         n2_hostile_peers().is_empty().then_some(())
     });
-    let pid1 = n1.child.id();
+    let pid1 = n1.child().id();
     let rss_before = rss_kb(pid1);
     let ids_before = id_set(&n1);
-    let g2_before = gossip_received(&n2);
-    let g1_before = gossip_received(&n1);
+    let g2_before = n2.gossip_received();
+    let g1_before = n1.gossip_received();
     let mallory = Keypair::from_seed([66; 32]);
     let victim = Keypair::from_seed([67; 32]);
     let nowhere = ContentId::of(b"no such proposal");
@@ -448,12 +264,16 @@ async fn hostile_peer_suite() {
         now(),
     );
     bad.send(probe.bytes.clone());
-    bad.flush().await;
-    let bad_failed = bad.failed.load(Ordering::SeqCst);
-    // Everything above is invalid; give n1 time to judge what it received.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let g1_bad = gossip_received(&n1) - g1_before;
-    let g2_after_invalid = gossip_received(&n2);
+    // Barrier: the bad peer closes its connection and n1 drops it, so n1 has
+    // read everything the peer wrote, the probe last; then n1's core has
+    // judged whatever gossipsub handed it of the flood.
+    bad.close(&n1);
+    let bad_failed = bad.failed();
+    eventually(20, "n1's core judges what gossipsub handed it", || {
+        core_caught_up(&n1).then_some(())
+    });
+    let g1_bad = n1.gossip_received() - g1_before;
+    let g2_after_invalid = n2.gossip_received();
     assert_eq!(
         id_set(&n1),
         ids_before,
@@ -497,47 +317,20 @@ async fn hostile_peer_suite() {
         junk.send(m.bytes);
         flood_junk.tried += 1;
     }
-    junk.flush().await;
+    junk.flush();
 
-    // n1's event stream, to see the equivocation reported through the API.
-    let (ev_tx, ev_rx) = std::sync::mpsc::channel::<(String, Value)>();
-    {
-        let url = format!("{}/v1/events", n1.http);
-        let token = n1.token.clone();
-        std::thread::spawn(move || {
-            let r = reqwest::blocking::Client::builder()
-                .timeout(None)
-                .build()
-                .unwrap()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .unwrap();
-            let mut name = String::new();
-            for line in BufReader::new(r).lines().map_while(Result::ok) {
-                if let Some(e) = line.strip_prefix("event:") {
-                    name = e.trim().to_owned();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    let v = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
-                    if ev_tx.send((name.clone(), v)).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // n1's event stream, open before the equivocation it must report.
+    let ev_rx = tokio::task::block_in_place(|| n1.events());
 
     // The honest proposal, with the honest responses.
     let (pid, p_bytes) = proposal(&proposer, pol, 7_000);
     n1.submit(&p_bytes);
-    let closes_at = match acp_protocol::decode_unverified(&p_bytes).unwrap().0.body {
-        Body::Proposal(p) => p.closes_at,
-        _ => unreachable!(),
-    };
+    let closes_at = closes_at(&p_bytes);
     let (r1, r1_bytes) = response(&d1.agent, pid, Stance::Endorse);
     let (r2, r2_bytes) = response(&d2.agent, pid, Stance::Endorse);
     n1.submit(&r1_bytes);
+    // A local response is refused until its proposal is there.
+    eventually(20, "the proposal on n2", || n2.has(&pid).0.then_some(()));
     n2.submit(&r2_bytes);
 
     // 4. Equivocation: two different responses by one member key.
@@ -570,11 +363,11 @@ async fn hostile_peer_suite() {
         closes_at.plus_ms(1),
     );
     member.send(lr.bytes.clone());
-    member.flush().await;
+    member.flush();
 
     // 2. Replays of genuine messages (by a peer that never saw them).
     let mut replay = Tally::default();
-    wait_for(20, "honest responses reach both nodes", || {
+    eventually(20, "honest responses reach both nodes", || {
         (n1.has(&r2).1 && n2.has(&r1).1 && n2.has(&e2.id).1).then_some(())
     });
     let stored_before_replay = id_set(&n1);
@@ -592,12 +385,12 @@ async fn hostile_peer_suite() {
         member.send(b.clone());
         replay.tried += 1;
     }
-    junk.flush().await;
-    member.flush().await;
+    junk.flush();
+    member.flush();
 
     // Certification: both nodes agree, the equivocator is excluded and the
     // late response is excluded as late.
-    let cert_1 = converged(&n1, &n2, &pid, "first certification").await;
+    let cert_1 = converged(&n1, &n2, &pid, "first certification");
     // Replays add nothing: whatever is new since is a receipt or junk, and
     // the stores hold each message once.
     let receipt_ids: BTreeSet<String> = n1.resolution(&pid)["receipts"]
@@ -626,7 +419,7 @@ async fn hostile_peer_suite() {
         ..Tally::default()
     };
     for n in [&n1, &n2] {
-        let v = package(n, pid).await;
+        let v = package(n, pid);
         let excluded = v["package"]["excluded"].as_array().unwrap();
         let reason_of = |id: &ContentId| {
             excluded
@@ -657,17 +450,15 @@ async fn hostile_peer_suite() {
         got.sort();
         assert_eq!(got, want, "only the honest votes count");
     }
-    let mut equivocation_event = false;
-    while let Ok((name, v)) = ev_rx.try_recv() {
-        if name == "equivocation" && v["agent"] == json!(equivocator.public().to_string()) {
-            assert_eq!(v["proposal"], json!(pid.to_string()));
-            equivocation_event = true;
+    eventually(20, "the equivocation event on n1's /v1/events", || {
+        while let Ok((name, v)) = ev_rx.recv_timeout(Duration::from_millis(100)) {
+            if name == "equivocation" && v["agent"] == json!(equivocator.public().to_string()) {
+                assert_eq!(v["proposal"], json!(pid.to_string()));
+                return Some(());
+            }
         }
-    }
-    assert!(
-        equivocation_event,
-        "no equivocation event on n1's /v1/events"
-    );
+        None
+    });
     equivocation.rejected = 2;
     lateness.rejected = 1;
 
@@ -682,7 +473,7 @@ async fn hostile_peer_suite() {
         closes_at.plus_ms(0),
     );
     member.send(br.bytes.clone());
-    member.flush().await;
+    member.flush();
     for n in [&n1, &n2] {
         eventually(
             20,
@@ -695,10 +486,9 @@ async fn hostile_peer_suite() {
                     .contains(&json!(br.id.to_string()))
                     .then_some(())
             },
-        )
-        .await;
+        );
     }
-    let cert_2 = converged(&n1, &n2, &pid, "after the backdated response").await;
+    let cert_2 = converged(&n1, &n2, &pid, "after the backdated response");
     let backdate_counted = cert_2 != cert_1;
     assert!(
         !backdate_counted,
@@ -774,11 +564,10 @@ async fn hostile_peer_suite() {
     }
     let barrier = build::outcome_report(&reporter, &p_msg, Outcome::Succeeded, now()).unwrap();
     outsider.send(barrier.bytes.clone());
-    outsider.flush().await;
+    outsider.flush();
     eventually(20, "the barrier on both nodes", || {
         (n1.has(&barrier.id).1 && n2.has(&barrier.id).1).then_some(())
-    })
-    .await;
+    });
     let mut lineage = Tally::default();
     for (what, m) in &unauthorized {
         lineage.tried += 1;
@@ -803,12 +592,11 @@ async fn hostile_peer_suite() {
             .bytes,
         );
     }
-    outsider.flush().await;
+    outsider.flush();
     let penalties = eventually(20, "n1 penalizes the peer", || {
-        let n = tokio::task::block_in_place(|| penalized(&n1));
+        let n = penalized(&n1);
         (n >= 1).then_some(n)
-    })
-    .await;
+    });
 
     // Memory and stores after everything.
     let rss_after = rss_kb(pid1);
@@ -847,9 +635,9 @@ async fn hostile_peer_suite() {
         + lineage.rejected;
     let failed_locally = (
         bad_failed,
-        junk.failed.load(Ordering::SeqCst),
-        member.failed.load(Ordering::SeqCst),
-        outsider.failed.load(Ordering::SeqCst),
+        junk.failed(),
+        member.failed(),
+        outsider.failed(),
     );
     println!(
         "HOSTILE tried={tried} rejected={rejected} stored_bad={stored_bad} \

@@ -4,38 +4,19 @@
 //! pictures, why it escalated), and signs an approval with the node's human
 //! key. Driven over the DevTools protocol (a WebSocket) from this test.
 //!
-//! Needs Debian's `chromium` (`.ci/run` installs it). Without it the test
-//! prints that it was skipped and returns.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! Needs Debian's `chromium` (`.ci/run` installs it; see `harness::require`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use acp_protocol::build::PolicyBuilder;
+use crate::harness::*;
 use acp_protocol::{Keypair, Stance};
-use common::*;
 use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-
-fn chromium() -> Option<String> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(str::to_owned)
-}
 
 struct Browser {
     child: Child,
@@ -78,15 +59,10 @@ impl Page {
 
     /// Polls `expr` until it is truthy.
     fn wait(&mut self, secs: u64, expr: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        wait_until(secs, expr, || {
             let v = self.eval(expr);
-            if !(v.is_null() || v == false || v == 0 || v == "") {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {expr}");
-            std::thread::sleep(Duration::from_millis(150));
-        }
+            (!(v.is_null() || v == false || v == 0 || v == "")).then_some(v)
+        })
     }
 }
 
@@ -135,7 +111,7 @@ fn launch(bin: &str, url: &str) -> (Browser, Page) {
         .next()
         .unwrap()
         .to_owned();
-    let page_ws = wait_for(20, "the page target", || {
+    let page_ws = wait_until(20, "the page target", || {
         let list: Value = reqwest::blocking::get(format!("http://{hostport}/json/list"))
             .ok()?
             .json()
@@ -151,30 +127,25 @@ fn launch(bin: &str, url: &str) -> (Browser, Page) {
 
 #[test]
 fn escalation_page_in_headless_chromium() {
-    let Some(bin) = chromium() else {
-        eprintln!(
-            "SKIPPED escalation_page_in_headless_chromium: chromium is not installed \
-             (apt-get install -y chromium; .ci/run does this)"
-        );
-        println!("SKIPPED: chromium is not installed");
+    if !require(
+        "chromium",
+        "the escalation page is driven in a headless browser",
+    ) {
         return;
-    };
+    }
+    let bin = chromium().unwrap();
     let dir = DataDir::new();
     let node = dir.start(&[]);
-    let human =
-        Keypair::from_seed(acp_node::keys::read_seed_file(&dir.path().join("human.key")).unwrap());
+    let human = dir.key("human.key");
     let (k1, k2) = (Keypair::from_seed([21; 32]), Keypair::from_seed([22; 32]));
     let org = Keypair::from_seed([9; 32]);
-    let policy = PolicyBuilder::new(DOMAIN)
-        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
-        .member(&dir.agent.public(), 0, 5_000)
-        .member(&k1.public(), 0, 5_000)
-        .member(&k2.public(), 0, 5_000)
-        .human(&human.public())
-        .rules(common::test_rules())
-        .issued(1, now())
-        .sign(&[&org])
-        .unwrap();
+    let policy = acme_policy(
+        &org,
+        &dir.agent.public(),
+        &[&k1.public(), &k2.public()],
+        Some(&human.public()),
+        None,
+    );
     node.anchor(policy.id);
     node.post_message(&policy.bytes);
     // k1 proposes, k2 endorses, the node's agent challenges: a tie.
@@ -186,12 +157,12 @@ fn escalation_page_in_headless_chromium() {
         &format!("/proposals/{pid}/responses"),
         json!({"stance": "challenge", "confidence": 0.9, "reasoning": "income not verified"}),
     );
-    wait_for(15, "the escalation to be certified", || {
+    wait_until(15, "the escalation to be certified", || {
         let v = node.get(&format!("/proposals/{pid}"));
         (v["finality"]["state"] == "escalated").then_some(())
     });
 
-    let (_browser, mut page) = launch(&bin, &node.page);
+    let (_browser, mut page) = launch(bin, &node.page);
     let id = pid.to_string();
     page.wait(20, "document.body && document.body.dataset.ready === '1'");
     // The token left the address bar and lives in this tab's sessionStorage.

@@ -1,26 +1,18 @@
-//! End-to-end tests with real `acp node` processes on 127.0.0.1.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! End-to-end tests of several nodes on 127.0.0.1: in process, and a real
+//! `acp node` process where one is killed with SIGKILL.
 
 use std::collections::BTreeSet;
 
-use acp_protocol::{Body, ContentId, Keypair, Response, Stance, Timestamp};
-use common::*;
+use crate::harness::*;
+use acp_protocol::{ContentId, Keypair, Stance, Timestamp};
 use serde_json::{Value, json};
 
-/// Every node trusts `genesis`, then `submit_on` receives the policy and
-/// every node holds it.
-fn genesis_everywhere(nodes: &[&TestNode], genesis: ContentId, bytes: &[u8], submit_on: usize) {
-    for n in nodes {
-        n.anchor(genesis);
-    }
-    nodes[submit_on].submit(bytes);
-    for n in nodes {
-        wait_for(15, "the policy everywhere", || {
-            n.has(&genesis).0.then_some(())
-        });
-    }
+/// An in-process node of `DOMAIN` with agent `agent`, listening on TCP and
+/// QUIC on loopback.
+fn node(agent: &Keypair, bootstrap: &[&str]) -> TestNode {
+    let mut cfg = loopback_config(&[DOMAIN]);
+    cfg.listen.push("/ip4/127.0.0.1/udp/0/quic-v1".into());
+    TestNode::ephemeral(cfg, agent.clone(), bootstrap)
 }
 
 /// A proposal made on one node reaches all three; the responses submitted on
@@ -29,23 +21,23 @@ fn genesis_everywhere(nodes: &[&TestNode], genesis: ContentId, bytes: &[u8], sub
 /// three receipts certify it on every node.
 #[test]
 fn three_nodes_agree_on_a_proposal() {
-    let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
-    let n1 = dirs[0].start(&[]);
-    let n2 = dirs[1].start(&[&n1.tcp]);
+    let keys: Vec<Keypair> = (0..3).map(|_| fresh_key()).collect();
+    let n1 = node(&keys[0], &[]);
+    let n2 = node(&keys[1], &[&n1.tcp]);
     // n3 joins over QUIC, n2 over TCP.
-    let n3 = dirs[2].start(&[&n1.quic]);
-    wait_for(20, "mesh", || (n1.peers() >= 2).then_some(()));
+    let n3 = node(&keys[2], &[n1.quic.as_deref().unwrap()]);
+    wait_until(20, "mesh", || (n1.peers() >= 2).then_some(()));
 
-    let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
+    let agents: Vec<&Keypair> = keys.iter().collect();
     let pol = orgs_policy(DOMAIN, &agents, &[], None);
     genesis_everywhere(&[&n1, &n2, &n3], pol.id, &pol.bytes, 0);
-    let (p, p_bytes) = proposal(&dirs[0].agent, pol.id, 4_000);
+    let (p, p_bytes) = proposal(&keys[0], pol.id, 4_000);
     n1.submit(&p_bytes);
     for n in [&n2, &n3] {
-        wait_for(15, "proposal everywhere", || n.has(&p).0.then_some(()));
+        wait_until(15, "proposal everywhere", || n.has(&p).0.then_some(()));
     }
-    n2.submit(&response(&dirs[1].agent, p, Stance::Endorse).1);
-    n3.submit(&response(&dirs[2].agent, p, Stance::Endorse).1);
+    n2.submit(&response(&keys[1], p, Stance::Endorse).1);
+    n3.submit(&response(&keys[2], p, Stance::Endorse).1);
 
     let r = identical_receipts(&[&n1, &n2, &n3], &p, 3, 30);
     assert_eq!(r["status"], "approved", "{r}");
@@ -62,10 +54,7 @@ fn three_nodes_agree_on_a_proposal() {
         .collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
     // Same set everywhere (receipts included).
-    wait_for(15, "same set", || {
-        let a = n1.ids();
-        (a == n2.ids() && a == n3.ids()).then_some(())
-    });
+    same_set(&[&n1, &n2, &n3], 15);
 }
 
 /// Two groups that cannot reach each other each accept messages; after they
@@ -73,17 +62,17 @@ fn three_nodes_agree_on_a_proposal() {
 /// every node to the same set and the same certificate.
 #[test]
 fn partition_heals_through_sync() {
-    let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
+    let keys: Vec<Keypair> = (0..3).map(|_| fresh_key()).collect();
     // Group A: n1 + n2. Group B: n3 alone.
-    let n1 = dirs[0].start(&[]);
-    let n2 = dirs[1].start(&[&n1.tcp]);
-    let n3 = dirs[2].start(&[]);
-    wait_for(20, "group A connected", || (n1.peers() == 1).then_some(()));
+    let n1 = node(&keys[0], &[]);
+    let n2 = node(&keys[1], &[&n1.tcp]);
+    let n3 = node(&keys[2], &[]);
+    wait_until(20, "group A connected", || (n1.peers() == 1).then_some(()));
     assert_eq!(n3.peers(), 0);
 
-    let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
+    let agents: Vec<&Keypair> = keys.iter().collect();
     let pol = orgs_policy(DOMAIN, &agents, &[], None);
-    let (p, p_bytes) = proposal(&dirs[0].agent, pol.id, 6_000);
+    let (p, p_bytes) = proposal(&keys[0], pol.id, 6_000);
     for n in [&n1, &n2, &n3] {
         n.anchor(pol.id);
     }
@@ -92,27 +81,30 @@ fn partition_heals_through_sync() {
         n.submit(&pol.bytes);
         n.submit(&p_bytes);
     }
-    let (r2, r2_bytes) = response(&dirs[1].agent, p, Stance::Endorse);
-    let (r3, r3_bytes) = response(&dirs[2].agent, p, Stance::Endorse);
+    let (r2, r2_bytes) = response(&keys[1], p, Stance::Endorse);
+    let (r3, r3_bytes) = response(&keys[2], p, Stance::Endorse);
+    // A local response is refused until its proposal is there.
+    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
     n2.submit(&r2_bytes);
     n3.submit(&r3_bytes);
-    wait_for(10, "r2 within group A", || n1.has(&r2).0.then_some(()));
+    wait_until(10, "r2 within group A", || n1.has(&r2).0.then_some(()));
     assert!(!n3.has(&r2).0 && !n1.has(&r3).0 && !n2.has(&r3).0);
 
     // Heal.
     n3.dial(&n1.tcp);
-    wait_for(15, "r3 reaches group A and r2 reaches n3", || {
+    wait_until(15, "r3 reaches group A and r2 reaches n3", || {
         (n1.has(&r3).0 && n2.has(&r3).0 && n3.has(&r2).0 && n3.has(&r2).1).then_some(())
     });
     let r = identical_receipts(&[&n1, &n2, &n3], &p, 3, 30);
     assert_eq!(r["status"], "approved", "{r}");
     assert_eq!(r["counted"], 2, "{r}");
-    wait_for(15, "same set", || {
-        let a = n1.ids();
-        (a == n2.ids() && a == n3.ids()).then_some(())
-    });
+    same_set(&[&n1, &n2, &n3], 15);
+    let synced = sample(
+        &n3.metrics(),
+        "acp_messages_accepted_total{origin=\"sync\"}",
+    );
     assert!(
-        n3.log_text().contains("sync fetched messages"),
+        synced.unwrap_or(0.0) >= 1.0,
         "n3 should have caught up through sync"
     );
 }
@@ -125,9 +117,11 @@ fn partition_heals_through_sync() {
 fn crash_loses_nothing_acknowledged() {
     let d1 = DataDir::new();
     let d2 = DataDir::new();
+    // The node that crashes is a real process (kill -9 is the point); its
+    // peer runs in process.
     let n1 = d1.start(&[]);
-    let mut n2 = d2.start(&[&n1.tcp]);
-    wait_for(20, "connected", || (n1.peers() == 1).then_some(()));
+    let mut n2 = d2.process(&[&n1.tcp]);
+    wait_until(20, "connected", || (n1.peers() == 1).then_some(()));
     // Many voters, members of the policy, alternately submitted on n2
     // directly and on n1 (so n2 also receives them by gossip).
     let voters: Vec<Keypair> = (0..60u8)
@@ -140,7 +134,7 @@ fn crash_loses_nothing_acknowledged() {
     let (p, p_bytes) = proposal(&d1.agent, pol, 3_600_000);
     n1.submit(&p_bytes);
     // A response waits for its proposal; a local one is refused until then.
-    wait_for(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
+    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
 
     let mut acked_on_n2 = Vec::new();
     let mut all = vec![pol, p];
@@ -164,7 +158,7 @@ fn crash_loses_nothing_acknowledged() {
 
     // Restart alone: everything acknowledged is on disk and replays under
     // the anchor read back from config.toml.
-    let n2 = d2.start(&[]);
+    let n2 = d2.process(&[]);
     let anchors = n2.get("/anchors");
     assert_eq!(
         anchors["anchors"][0]["genesis"],
@@ -176,7 +170,7 @@ fn crash_loses_nothing_acknowledged() {
     }
     // Reconnect: it catches up on the rest.
     n2.dial(&n1.tcp);
-    wait_for(20, "n2 catches up", || {
+    wait_until(20, "n2 catches up", || {
         all.iter().all(|id| n2.has(id).0).then_some(())
     });
     assert_eq!(n1.ids(), n2.ids());
@@ -189,15 +183,15 @@ fn crash_loses_nothing_acknowledged() {
 /// minority attestation, and no node signs a second receipt.
 #[test]
 fn heal_after_finalization_keeps_the_certificate() {
-    let dirs: Vec<DataDir> = (0..3).map(|_| DataDir::new()).collect();
-    let n1 = dirs[0].start(&[]);
-    let n2 = dirs[1].start(&[&n1.tcp]);
-    let n3 = dirs[2].start(&[]);
-    wait_for(20, "group A connected", || (n1.peers() == 1).then_some(()));
+    let keys: Vec<Keypair> = (0..3).map(|_| fresh_key()).collect();
+    let n1 = node(&keys[0], &[]);
+    let n2 = node(&keys[1], &[&n1.tcp]);
+    let n3 = node(&keys[2], &[]);
+    wait_until(20, "group A connected", || (n1.peers() == 1).then_some(()));
 
-    let agents: Vec<&Keypair> = dirs.iter().map(|d| &d.agent).collect();
+    let agents: Vec<&Keypair> = keys.iter().collect();
     let pol = orgs_policy(DOMAIN, &agents, &[], Some(2));
-    let (p, p_bytes) = proposal(&dirs[0].agent, pol.id, 1_500);
+    let (p, p_bytes) = proposal(&keys[0], pol.id, 1_500);
     for n in [&n1, &n2, &n3] {
         n.anchor(pol.id);
     }
@@ -205,15 +199,16 @@ fn heal_after_finalization_keeps_the_certificate() {
         n.submit(&pol.bytes);
         n.submit(&p_bytes);
     }
-    n2.submit(&response(&dirs[1].agent, p, Stance::Endorse).1);
-    n3.submit(&response(&dirs[2].agent, p, Stance::Challenge).1);
+    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
+    n2.submit(&response(&keys[1], p, Stance::Endorse).1);
+    n3.submit(&response(&keys[2], p, Stance::Challenge).1);
     // Group A certifies on its own (2 of 3); n3 finalizes the other way.
-    let a = wait_for(20, "group A certifies", || {
+    let a = wait_until(20, "group A certifies", || {
         let r = n1.resolution(&p);
         (r["finality"]["state"] == "certified").then_some(r)
     });
     assert_eq!(a["status"], "approved", "{a}");
-    let b = wait_for(20, "n3 finalizes alone", || {
+    let b = wait_until(20, "n3 finalizes alone", || {
         let r = n3.resolution(&p);
         (r["receipts"].as_array().unwrap().len() == 1).then_some(r)
     });
@@ -221,7 +216,7 @@ fn heal_after_finalization_keeps_the_certificate() {
     assert_eq!(b["finality"]["state"], "provisional", "{b}");
 
     n3.dial(&n1.tcp);
-    let healed = wait_for(30, "the certificate everywhere", || {
+    let healed = wait_until(30, "the certificate everywhere", || {
         let rs: Vec<Value> = [&n1, &n2, &n3].iter().map(|n| n.resolution(&p)).collect();
         let agree = rs.iter().all(|r| {
             r["finality"]["state"] == "certified"
@@ -248,10 +243,7 @@ fn heal_after_finalization_keeps_the_certificate() {
         assert_eq!(distinct.len(), 3, "one receipt per node: {r}");
         assert_eq!(r["finality"]["attestations"].as_array().unwrap().len(), 2);
     }
-    wait_for(15, "same set", || {
-        let a = n1.ids();
-        (a == n2.ids() && a == n3.ids()).then_some(())
-    });
+    same_set(&[&n1, &n2, &n3], 15);
 }
 
 /// A response by `by`, signed at `issued_at`.
@@ -261,18 +253,7 @@ fn response_at(
     stance: Stance,
     issued_at: Timestamp,
 ) -> (ContentId, Vec<u8>) {
-    let m = Body::Response(Response {
-        responder: by.public(),
-        domain: DOMAIN.into(),
-        proposal: p,
-        stance,
-        confidence_bps: 9000,
-        reasoning: "after the fact".into(),
-        evidence: Vec::new(),
-        issued_at,
-    })
-    .sign(&[by])
-    .unwrap();
+    let m = response_signed(DOMAIN, by, by, p, stance, "after the fact", issued_at);
     (m.id, m.bytes)
 }
 
@@ -285,38 +266,30 @@ fn response_at(
 /// certified result changes anywhere: status, certificate, receipts.
 #[test]
 fn certified_result_survives_backdated_and_equivocating_responses() {
-    let dirs: Vec<DataDir> = (0..4).map(|_| DataDir::new()).collect();
-    let n1 = dirs[0].start(&[]);
-    let n2 = dirs[1].start(&[&n1.tcp]);
-    let n3 = dirs[2].start(&[&n1.tcp]);
-    let n4 = dirs[3].start(&[&n2.tcp]);
+    let keys: Vec<Keypair> = (0..4).map(|_| fresh_key()).collect();
+    let n1 = node(&keys[0], &[]);
+    let n2 = node(&keys[1], &[&n1.tcp]);
+    let n3 = node(&keys[2], &[&n1.tcp]);
+    let n4 = node(&keys[3], &[&n2.tcp]);
     let nodes = [&n1, &n2, &n3, &n4];
-    wait_for(20, "mesh", || {
+    wait_until(20, "mesh", || {
         (n1.peers() >= 2 && n4.peers() >= 1).then_some(())
     });
 
     let voter = Keypair::from_seed([81; 32]);
     let backdater = Keypair::from_seed([82; 32]);
-    let attestors = [&dirs[0].agent, &dirs[1].agent, &dirs[2].agent];
-    let pol = orgs_policy(
-        DOMAIN,
-        &attestors,
-        &[&dirs[3].agent, &voter, &backdater],
-        None,
-    );
+    let attestors = [&keys[0], &keys[1], &keys[2]];
+    let pol = orgs_policy(DOMAIN, &attestors, &[&keys[3], &voter, &backdater], None);
     genesis_everywhere(&nodes, pol.id, &pol.bytes, 0);
 
-    let (p, p_bytes) = proposal(&dirs[3].agent, pol.id, 3_000);
-    let closes_at = match acp_protocol::decode_message(&p_bytes).unwrap().body() {
-        Body::Proposal(x) => x.closes_at,
-        _ => unreachable!(),
-    };
+    let (p, p_bytes) = proposal(&keys[3], pol.id, 3_000);
+    let closes_at = closes_at(&p_bytes);
     n4.submit(&p_bytes);
     for n in &nodes {
-        wait_for(15, "proposal everywhere", || n.has(&p).0.then_some(()));
+        wait_until(15, "proposal everywhere", || n.has(&p).0.then_some(()));
     }
     for (i, n) in [&n1, &n2, &n3].iter().enumerate() {
-        n.submit(&response(&dirs[i].agent, p, Stance::Endorse).1);
+        n.submit(&response(&keys[i], p, Stance::Endorse).1);
     }
     let (counted_vote, vote_bytes) = response(&voter, p, Stance::Endorse);
     n2.submit(&vote_bytes);
@@ -347,7 +320,7 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
     n3.submit(&second_bytes);
     let evidence = [late.to_string(), second.to_string()];
     for n in &nodes {
-        let v = wait_for(20, "both listed after certification on every node", || {
+        let v = wait_until(20, "both listed after certification on every node", || {
             let v = n.get(&format!("/proposals/{p}"));
             let after: Vec<&str> = v["finality"]["after_certification"]
                 .as_array()

@@ -1,78 +1,35 @@
-//! The sidecar HTTP API and the CLI as its client, against one real node:
-//! auth, typed errors, trust anchors (API and CLI, kept in config.toml), the
+//! The sidecar HTTP API and the CLI as its client, against one node (in
+//! process, on an `acp init` directory): auth, typed errors, trust anchors (API and CLI, kept in config.toml), the
 //! confidence rule, proposals, responses, certification by the node's own
 //! receipts (its agent attests for the policy's one organization), an
 //! escalation decided by the node's human key and certified, outcome
 //! reports, trust, the event stream, audit export and offline verification
 //! (any changed byte is rejected, another genesis is refused).
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use acp_protocol::build::PolicyBuilder;
+use crate::harness::*;
 use acp_protocol::{Keypair, Stance};
-use common::*;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_acp");
-
-fn key(dir: &std::path::Path, file: &str) -> Keypair {
-    Keypair::from_seed(acp_node::keys::read_seed_file(&dir.join(file)).unwrap())
-}
-
-fn acp(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("ACP_DATA_DIR")
-        .env_remove("ACP_URL")
-        .env_remove("ACP_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "acp failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
 
 /// Policy: the node's agent (also the one organization's attestor) and two
 /// outside agents vote; the node's human key decides escalations; its
 /// reporter key reports outcomes. Anchored through the CLI, then posted.
 fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
     let org = Keypair::from_seed([7; 32]);
-    let human = key(dir.path(), "human.key");
-    let reporter = key(dir.path(), "reporter.key");
-    let policy = PolicyBuilder::new(DOMAIN)
-        .organization_attested(&org, "acme", 10_000, &dir.agent.public())
-        .member(&dir.agent.public(), 0, 5_000)
-        .member(&k1.public(), 0, 5_000)
-        .member(&k2.public(), 0, 5_000)
-        .human(&human.public())
-        .reporter(&reporter.public())
-        .rules(common::test_rules())
-        .issued(1, now())
-        .sign(&[&org])
-        .unwrap();
+    let human = dir.key("human.key");
+    let reporter = dir.key("reporter.key");
+    let policy = acme_policy(
+        &org,
+        &dir.agent.public(),
+        &[&k1.public(), &k2.public()],
+        Some(&human.public()),
+        Some(&reporter.public()),
+    );
     // Before the anchor the node refuses the policy: 403 with the reason.
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/messages", node.http))
-        .bearer_auth(&node.token)
-        .body(policy.bytes.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
-    let v: Value = r.json().unwrap();
+    let (s, v) = node.post_raw(&policy.bytes);
+    assert_eq!(s, 403);
     assert_eq!(
         (v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
         (Some("not_authorized"), Some("no_anchor")),
@@ -180,29 +137,8 @@ fn api_and_cli_end_to_end() {
     let node = dir.start(&[]);
     let (k1, k2) = (Keypair::from_seed([11; 32]), Keypair::from_seed([12; 32]));
 
-    // The event stream, subscribed before anything happens.
-    let (tx, events) = mpsc::channel::<String>();
-    {
-        let url = format!("{}/v1/events", node.http);
-        let token = node.token.clone();
-        std::thread::spawn(move || {
-            let r = reqwest::blocking::Client::builder()
-                .timeout(None)
-                .build()
-                .unwrap()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .unwrap();
-            for line in BufReader::new(r).lines().map_while(Result::ok) {
-                if let Some(e) = line.strip_prefix("event:")
-                    && tx.send(e.trim().to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-    }
+    // The event stream, open before anything happens.
+    let events = node.events();
 
     // Auth: every /v1 route but health needs the token.
     let c = reqwest::blocking::Client::new();
@@ -252,15 +188,20 @@ fn api_and_cli_end_to_end() {
         doc["paths"]
     );
     let policy = setup(&dir, &node, &k1, &k2);
-    // `acp watch` follows the same stream from the command line.
+    // `acp watch` follows the same stream from the command line, through a
+    // relay that shows when the node has answered it (and so subscribed it)
+    // before the proposal it must see is made.
+    let tap = HeaderTap::new(node.http.trim_start_matches("http://").parse().unwrap());
     let watch = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["watch", "--count", "1", "--json", "--url", &node.http])
+        .args(["watch", "--count", "1", "--json", "--url", &tap.url])
+        .env_remove("ACP_URL")
+        .env_remove("ACP_TOKEN")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    tap.opened(20);
     // `acp propose` through the API (the policy found by domain).
     let out = ok(&acp(
         dir.path(),
@@ -332,7 +273,7 @@ fn api_and_cli_end_to_end() {
         let (_, r) = response(k, a.parse().unwrap(), Stance::Endorse);
         node.post_message(&r);
     }
-    let va = wait_for(15, "A approved and certified", || {
+    let va = wait_until(15, "A approved and certified", || {
         let v = node.get(&format!("/proposals/{a}"));
         (v["finality"]["state"] == "certified").then_some(v)
     });
@@ -386,7 +327,7 @@ fn api_and_cli_end_to_end() {
         ],
     ));
     assert!(out.starts_with("response 1220"), "{out}");
-    let vb = wait_for(15, "B escalated", || {
+    let vb = wait_until(15, "B escalated", || {
         let v = node.get(&format!("/proposals/{b}"));
         // This node's receipt certifies the escalation: a human decides.
         (v["finality"]["state"] == "escalated").then_some(v)
@@ -445,7 +386,7 @@ fn api_and_cli_end_to_end() {
         "{out}"
     );
     // The node signs a receipt of the human's result: certified in round 1.
-    let vb = wait_for(15, "B's decision certified", || {
+    let vb = wait_until(15, "B's decision certified", || {
         let v = node.get(&format!("/proposals/{b}"));
         (v["finality"]["state"] == "certified").then_some(v)
     });
@@ -582,11 +523,12 @@ fn api_and_cli_end_to_end() {
     }
 
     // The event stream saw proposals, responses and the escalation.
+    let want = ["proposal", "response", "escalated", "decided", "certified"];
     let mut seen = std::collections::BTreeSet::new();
-    while let Ok(e) = events.recv_timeout(Duration::from_secs(2)) {
-        seen.insert(e);
-    }
-    for want in ["proposal", "response", "escalated", "decided", "certified"] {
-        assert!(seen.contains(want), "no {want} event in {seen:?}");
-    }
+    wait_until(20, "every kind of event on the stream", || {
+        while let Ok((name, _)) = events.recv_timeout(Duration::from_millis(100)) {
+            seen.insert(name);
+        }
+        want.iter().all(|w| seen.contains(*w)).then_some(())
+    });
 }

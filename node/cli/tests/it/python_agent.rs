@@ -1,21 +1,17 @@
 //! The Python example agent (`examples/python/acp_agent.py`, standard
 //! library only) follows a node's event stream and responds through the
-//! sidecar API. Skipped, with a printed line, when `python3` is absent.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! sidecar API. Needs `python3` (see `harness::require`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use crate::harness::*;
 use acp_protocol::build::PolicyBuilder;
 use acp_protocol::{Action, Body, Keypair, Proposal};
-use common::*;
 
 #[test]
 fn python_agent_responds_through_the_api() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED python_agent_responds_through_the_api: python3 is not installed");
+    if !require("python3", "the example agent is a Python script") {
         return;
     }
     let dir = DataDir::new();
@@ -31,12 +27,9 @@ fn python_agent_responds_through_the_api() {
         .unwrap();
     node.anchor(policy.id);
     node.post_message(&policy.bytes);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/python/acp_agent.py"
-    );
+    let script = format!("{REPO}/examples/python/acp_agent.py");
     let mut agent = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .args(["--url", &node.http, "--domain", DOMAIN, "--count", "1"])
         .arg("--token-file")
         .arg(dir.path().join("api.token"))

@@ -32,7 +32,6 @@ use acp_protocol::{
 };
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{self, ConfigError};
@@ -259,13 +258,6 @@ impl NodeHandle {
             .await
             .map_err(|_| SubmitError::Stopped)?;
         rx.await.map_err(|_| SubmitError::Stopped)?
-    }
-
-    /// Answers a [`Query`] as the JSON the control channel writes.
-    pub async fn query(&self, query: Query) -> Result<Value, NodeError> {
-        let answer = self.answer(query).await?;
-        // The answer types serialize infallibly: plain fields and string keys.
-        Ok(serde_json::to_value(answer).unwrap_or(Value::Null))
     }
 
     /// Answers a [`Query`], typed.

@@ -79,6 +79,7 @@ pub struct AttestorEquivocation {
 /// Where a proposal stands on the way to finality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum State {
     /// No certificate: the status is what the votes give now, and may change.
     Provisional,

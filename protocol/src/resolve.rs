@@ -41,6 +41,7 @@ pub enum Exclusion {
 /// Why a resolution is escalated, pending or invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Reason {
     /// Neither side beat the other by the quorum margin (including a tie).
     NoMargin,

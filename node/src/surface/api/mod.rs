@@ -994,7 +994,7 @@ mod tests {
         ] {
             assert!(schemas.contains_key(name), "{name} missing");
         }
-        let statuses = doc.pointer("/components/schemas/StatusName/enum").unwrap();
+        let statuses = doc.pointer("/components/schemas/Status/enum").unwrap();
         assert_eq!(
             statuses,
             &serde_json::json!(["pending", "approved", "rejected", "escalated", "invalid"])

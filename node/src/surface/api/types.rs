@@ -21,122 +21,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::transport::p2p::MetricsSnapshot;
 
-// ------------------------------------------------------------ enum names
-//
-// The protocol crate does not depend on utoipa, so each protocol enum the
-// API carries has a schema twin here, named as the OpenAPI document names
-// it; fields hold the protocol type and point at the twin with
-// `value_type`.
-
-/// A proposal's status: `pending`, `approved`, `rejected`, `escalated` or
-/// `invalid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusName {
-    /// Not decided yet.
-    Pending,
-    /// Approved.
-    Approved,
-    /// Rejected.
-    Rejected,
-    /// A human must decide.
-    Escalated,
-    /// The proposal cannot be decided under its policy.
-    Invalid,
-}
-
-/// Where a proposal stands on the way to finality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FinalityState {
-    /// No certificate yet: the status may change.
-    Provisional,
-    /// The escalation is certified: waiting for a human decision.
-    Escalated,
-    /// No result of the votes can be certified: a human decides.
-    Contested,
-    /// A certificate fixes the status and digest.
-    Certified,
-}
-
-/// How a responder stands on a proposal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StanceName {
-    /// For.
-    Endorse,
-    /// Against.
-    Challenge,
-    /// Takes part without weighing in.
-    Abstain,
-}
-
-/// A human's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictName {
-    /// Take the action.
-    Approve,
-    /// Do not.
-    Reject,
-}
-
-/// How an executed decision turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeName {
-    /// The action was right.
-    Succeeded,
-    /// The action was wrong.
-    Failed,
-}
-
-/// The kind of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KindName {
-    /// A domain policy.
-    Policy,
-    /// A proposal.
-    Proposal,
-    /// A response to a proposal.
-    Response,
-    /// A human decision on an escalation.
-    HumanDecision,
-    /// An outcome report.
-    OutcomeReport,
-    /// An attestor's receipt.
-    Receipt,
-}
-
-/// Why a resolution is escalated, pending or invalid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReasonName {
-    /// Neither side beat the other by the quorum margin.
-    NoMargin,
-    /// Too little of the potential weight responded.
-    LowParticipation,
-    /// The decisive votes are not confident enough.
-    LowConfidence,
-    /// The stakes are over the policy's threshold.
-    HighStakes,
-    /// A responder signed two different responses.
-    Equivocation,
-    /// The pinned policy is not held.
-    PolicyMissing,
-    /// The pinned policy is of another domain.
-    PolicyDomainMismatch,
-    /// The response window is outside the policy's bounds.
-    WindowOutOfBounds,
-    /// The pinned policy is not in force.
-    PolicyNotInForce,
-    /// The domain has no trust anchor on this node.
-    NoTrustAnchor,
-    /// No result of the votes can be certified.
-    Contested,
-}
-
 // ------------------------------------------------------------ errors
 
 /// The JSON shape of every error.
@@ -210,7 +94,6 @@ fn default_window() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NewResponse {
     /// `endorse`, `challenge` or `abstain`.
-    #[schema(value_type = StanceName)]
     pub stance: Stance,
     /// Confidence in `[0, 1]`.
     pub confidence: f64,
@@ -226,7 +109,6 @@ pub struct NewResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NewDecision {
     /// `approve` or `reject`.
-    #[schema(value_type = VerdictName)]
     pub verdict: Verdict,
     /// Why.
     #[serde(default)]
@@ -237,7 +119,6 @@ pub struct NewDecision {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NewOutcome {
     /// `succeeded` or `failed`.
-    #[schema(value_type = OutcomeName)]
     pub outcome: Outcome,
     /// A note.
     #[serde(default)]
@@ -251,7 +132,6 @@ pub struct ListQuery {
     /// Only this domain.
     pub domain: Option<String>,
     /// Only this status: pending, approved, rejected, escalated, invalid.
-    #[param(value_type = Option<StatusName>)]
     pub status: Option<String>,
 }
 
@@ -302,7 +182,6 @@ pub struct DecisionSubmitted {
     /// False when the node already held it.
     pub new: bool,
     /// The proposal's status to act on now.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The proposal's finality now (as in `GET /v1/proposals/{id}`).
     pub finality: FinalityView,
@@ -378,10 +257,8 @@ pub struct ProposalItem {
     /// Milliseconds since the epoch.
     pub closes_at: u64,
     /// The status to act on.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The finality state.
-    #[schema(value_type = FinalityState)]
     pub finality: State,
     /// The one-line certificate summary.
     pub certificate: String,
@@ -407,7 +284,6 @@ pub struct AttestationView {
     #[schema(value_type = Option<String>)]
     pub human_decision: Option<ContentId>,
     /// The attested status.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The attested resolution digest.
     #[schema(value_type = String)]
@@ -439,10 +315,8 @@ pub struct EquivocationView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FinalityView {
     /// provisional, escalated, contested or certified.
-    #[schema(value_type = FinalityState)]
     pub state: State,
     /// The status to act on.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// One line for people.
     pub summary: String,
@@ -488,7 +362,6 @@ pub struct ReceiptView {
     #[schema(value_type = Option<String>)]
     pub human_decision: Option<ContentId>,
     /// The status the node computed.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The resolution digest the node computed.
     #[schema(value_type = String)]
@@ -507,10 +380,8 @@ pub struct ProposalDetail {
     #[schema(value_type = String)]
     pub id: ContentId,
     /// The status to act on (certified, escalated to a human, or provisional).
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The status the votes give now.
-    #[schema(value_type = StatusName)]
     pub computed_status: Status,
     /// The response window is closed.
     #[serde(rename = "final")]
@@ -518,7 +389,6 @@ pub struct ProposalDetail {
     /// Decided before the window closed.
     pub early: bool,
     /// Why escalated, pending or invalid.
-    #[schema(value_type = Vec<ReasonName>)]
     pub reasons: Vec<Reason>,
     /// The resolution digest.
     #[schema(value_type = String)]
@@ -609,10 +479,8 @@ pub struct AuditVerified {
     /// Messages in the bundle.
     pub messages: usize,
     /// The status to act on.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The status the votes give.
-    #[schema(value_type = StatusName)]
     pub computed_status: Status,
     /// The recomputed resolution digest.
     #[schema(value_type = String)]
@@ -761,7 +629,6 @@ pub struct ResponseSeen {
     #[schema(value_type = String)]
     pub responder: PublicKey,
     /// Stance.
-    #[schema(value_type = StanceName)]
     pub stance: Stance,
 }
 
@@ -772,7 +639,6 @@ pub struct MessageSeen {
     #[schema(value_type = String)]
     pub id: ContentId,
     /// Its kind.
-    #[schema(value_type = KindName)]
     pub kind: Kind,
     /// Domain.
     pub domain: String,
@@ -785,7 +651,6 @@ pub struct DecidedEvent {
     #[schema(value_type = String)]
     pub proposal: ContentId,
     /// The computed status.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// Decided before the window closed.
     pub early: bool,
@@ -801,7 +666,6 @@ pub struct EscalatedEvent {
     #[schema(value_type = String)]
     pub proposal: ContentId,
     /// Why.
-    #[schema(value_type = Vec<ReasonName>)]
     pub reasons: Vec<Reason>,
     /// The resolution digest.
     #[schema(value_type = String)]
@@ -815,7 +679,6 @@ pub struct FinalizedEvent {
     #[schema(value_type = String)]
     pub proposal: ContentId,
     /// The computed status.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The resolution digest.
     #[schema(value_type = String)]
@@ -849,13 +712,11 @@ pub struct DivergenceEvent {
     #[schema(value_type = String)]
     pub previous: ContentId,
     /// The previously finalized status.
-    #[schema(value_type = StatusName)]
     pub previous_status: Status,
     /// The digest now.
     #[schema(value_type = String)]
     pub current: ContentId,
     /// The status now.
-    #[schema(value_type = StatusName)]
     pub status: Status,
 }
 
@@ -883,7 +744,6 @@ pub struct CertifiedEvent {
     #[schema(value_type = String)]
     pub proposal: ContentId,
     /// The status to act on.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// One line for people.
     pub summary: String,
@@ -939,7 +799,6 @@ pub struct AfterCertificationEvent {
     #[schema(value_type = String)]
     pub id: ContentId,
     /// Its kind.
-    #[schema(value_type = KindName)]
     pub kind: Kind,
 }
 
@@ -1021,10 +880,8 @@ pub struct ResolutionAnswer {
     #[schema(value_type = String)]
     pub proposal: ContentId,
     /// The status to act on.
-    #[schema(value_type = StatusName)]
     pub status: Status,
     /// The status the votes give now.
-    #[schema(value_type = StatusName)]
     pub computed_status: Status,
     /// The response window is closed.
     #[serde(rename = "final")]

@@ -10,8 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::*;
+use acp_node::surface::api::types::AuditVerified;
+use acp_protocol::resolve::Reason;
 use acp_protocol::{Keypair, Stance};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Policy: the node's agent (also the one organization's attestor) and two
 /// outside agents vote; the node's human key decides escalations; its
@@ -28,12 +30,12 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
         Some(&reporter.public()),
     );
     // Before the anchor the node refuses the policy: 403 with the reason.
-    let (s, v) = node.post_raw(&policy.bytes);
+    let (s, v) = node.post_refused(&policy.bytes);
     assert_eq!(s, 403);
     assert_eq!(
-        (v["error"]["code"].as_str(), v["error"]["reason"].as_str()),
-        (Some("not_authorized"), Some("no_anchor")),
-        "{v}"
+        (v.code.as_str(), v.reason.as_deref()),
+        ("not_authorized", Some("no_anchor")),
+        "{v:?}"
     );
     let genesis = policy.id.to_string();
     let out = ok(&acp(
@@ -66,44 +68,34 @@ fn setup(dir: &DataDir, node: &TestNode, k1: &Keypair, k2: &Keypair) -> String {
     ));
     assert!(out.contains("already there"), "{out}");
     let other = format!("1220{}", "cd".repeat(32));
-    let (s, v) = node.http(
+    let (s, v) = node.refused(
         "POST",
         "/anchors",
         Some(json!({"domain": DOMAIN, "genesis": other})),
     );
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (409, Some("anchor_exists"))
-    );
-    let (s, v) = node.http(
+    assert_eq!((s, v.code.as_str()), (409, "anchor_exists"));
+    let (s, v) = node.refused(
         "POST",
         "/anchors",
         Some(json!({"domain": "not.joined", "genesis": other})),
     );
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (409, Some("domain_not_joined"))
-    );
-    let (s, v) = node.http(
+    assert_eq!((s, v.code.as_str()), (409, "domain_not_joined"));
+    let (s, v) = node.refused(
         "POST",
         "/anchors",
         Some(json!({"domain": DOMAIN, "genesis": "nope"})),
     );
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{v}"
-    );
+    assert_eq!((s, v.code.as_str()), (400, "bad_request"), "{v:?}");
     // Kept in config.toml for the next start.
     let cfg = acp_node::config::Config::load(dir.path()).unwrap();
     assert_eq!(cfg.anchors.get(DOMAIN), Some(&policy.id));
     // Anchored, but the genesis has not arrived: nothing to propose under.
-    let (s, v) = node.http(
+    let (s, v) = node.refused(
         "POST",
         "/proposals",
         Some(json!({"domain": DOMAIN, "kind": "loan.approve"})),
     );
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("no_policy")));
+    assert_eq!((s, v.code.as_str()), (409, "no_policy"));
     node.post_message(&policy.bytes);
     let listed = ok(&acp(dir.path(), &["anchor", "list", "--url", &node.http]));
     assert_eq!(
@@ -144,8 +136,8 @@ fn api_and_cli_end_to_end() {
     let c = reqwest::blocking::Client::new();
     let r = c.get(format!("{}/v1/status", node.http)).send().unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let v: Value = r.json().unwrap();
-    assert_eq!(v["error"]["code"], "unauthorized");
+    let v: ErrorBody = r.json().unwrap();
+    assert_eq!(v.error.code, "unauthorized");
     let r = c
         .get(format!("{}/v1/proposals", node.http))
         .bearer_auth("0".repeat(64))
@@ -154,33 +146,27 @@ fn api_and_cli_end_to_end() {
     assert_eq!(r.status().as_u16(), 401);
     let r = c.get(format!("{}/v1/health", node.http)).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let (s, v) = node.http("POST", "/status", Some(json!({})));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
-    let (s, v) = node.http("GET", "/nothing", None);
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
-    let doc = node.get("/openapi.json");
+    let (s, v) = node.refused("POST", "/status", Some(json!({})));
+    assert_eq!((s, v.code.as_str()), (405, "method_not_allowed"));
+    let (s, v) = node.refused("GET", "/nothing", None);
+    assert_eq!((s, v.code.as_str()), (404, "not_found"));
+    // The OpenAPI document is checked as the JSON it is on the wire.
+    let doc = node.get_json("/openapi.json");
     assert!(
         doc["paths"]["/v1/proposals/{id}/decision"].is_object(),
         "{doc}"
     );
 
     // Without a trust anchor the node admits nothing of the domain.
-    let (s, v) = node.http(
+    let (s, v) = node.refused(
         "POST",
         "/proposals",
         Some(json!({"domain": DOMAIN, "kind": "loan.approve"})),
     );
     assert_eq!(
-        (
-            s,
-            v["error"]["code"].as_str(),
-            v["error"]["reason"].as_str()
-        ),
-        (403, Some("not_authorized"), Some("no_anchor")),
-        "{v}"
+        (s, v.code.as_str(), v.reason.as_deref()),
+        (403, "not_authorized", Some("no_anchor")),
+        "{v:?}"
     );
     assert!(
         doc["paths"]["/v1/anchors"]["post"].is_object(),
@@ -223,32 +209,32 @@ fn api_and_cli_end_to_end() {
     ));
     assert!(out.starts_with("proposal 1220"), "{out}");
     let watched = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
-    let first: Value = serde_json::from_str(watched.lines().next().unwrap()).unwrap();
-    assert_eq!(first["event"], "proposal", "{watched}");
+    let first: StreamEvent = serde_json::from_str(watched.lines().next().unwrap()).unwrap();
+    assert!(matches!(first, StreamEvent::Proposal(_)), "{watched}");
     let page = ok(&acp(dir.path(), &["page", "--url", &node.http]));
     assert_eq!(page.trim(), node.page);
 
     // The confidence rule and its errors.
     for bad in [json!(1.5), json!(-0.1)] {
-        let (s, v) = node.http(
+        let (s, v) = node.refused(
             "POST",
             "/proposals",
             Some(json!({"domain": DOMAIN, "kind": "x", "confidence": bad})),
         );
         assert_eq!(s, 400);
-        assert_eq!(v["error"]["code"], "invalid_confidence", "{v}");
+        assert_eq!(v.code, "invalid_confidence", "{v:?}");
     }
-    let (s, v) = node.http(
+    let (s, v) = node.refused(
         "POST",
         "/proposals",
         Some(json!({"domain": DOMAIN, "kind": "x", "confidence": "NaN"})),
     );
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")));
-    let (s, v) = node.http("GET", "/proposals/nothex", None);
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!((s, v.code.as_str()), (400, "bad_request"));
+    let (s, v) = node.refused("GET", "/proposals/nothex", None);
+    assert_eq!((s, v.code.as_str()), (400, "bad_request"));
     let missing = format!("1220{}", "ab".repeat(32));
-    let (s, v) = node.http("GET", &format!("/proposals/{missing}"), None);
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+    let (s, v) = node.refused("GET", &format!("/proposals/{missing}"), None);
+    assert_eq!((s, v.code.as_str()), (404, "not_found"));
     // Body size limit.
     let big = "x".repeat(acp_node::surface::api::MAX_BODY_BYTES + 10);
     let r = c
@@ -259,54 +245,43 @@ fn api_and_cli_end_to_end() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
-    let v: Value = r.json().unwrap();
-    assert_eq!(v["error"]["code"], "payload_too_large");
+    let v: ErrorBody = r.json().unwrap();
+    assert_eq!(v.error.code, "payload_too_large");
 
     // A: proposed by the node's agent through the API, endorsed by both others.
-    let a = node.post(
+    let a: SubmittedBody = node.post_as(
         "/proposals",
         json!({"domain": DOMAIN, "kind": "loan.approve", "payload": {"amount": 100},
                "confidence": 0.12345, "closes_in_ms": 1500}),
     );
-    let a = a["id"].as_str().unwrap().to_owned();
+    let a = a.id.to_string();
     for k in [&k1, &k2] {
         let (_, r) = response(k, a.parse().unwrap(), Stance::Endorse);
         node.post_message(&r);
     }
     let va = wait_until(15, "A approved and certified", || {
-        let v = node.get(&format!("/proposals/{a}"));
-        (v["finality"]["state"] == "certified").then_some(v)
+        let v = node.proposal(&a);
+        (v.finality.state == State::Certified).then_some(v)
     });
-    assert_eq!(va["status"], "approved", "{va}");
+    assert_eq!(va.status, Status::Approved, "{va:?}");
     assert_eq!(
-        va["finality"]["summary"],
+        va.finality.summary,
         "certified by 1 of 1 organizations: approved"
     );
-    assert_eq!(
-        va["finality"]["certificate"]["organizations"][0]["name"],
-        "acme"
-    );
-    assert_eq!(
-        va["finality"]["certificate"]["receipts"][0],
-        va["receipts"][0]["id"]
-    );
-    assert_eq!(va["finality"]["matches_certificate"], true);
-    assert_eq!(va["package"]["proposal"]["confidence_bps"], 1235);
-    assert_eq!(va["package"]["counted"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        va["package"]["counted"][0]["response"]["reasoning"],
-        "looks right"
-    );
+    let cert = va.finality.certificate.as_ref().expect("a certificate");
+    assert_eq!(cert.organizations[0].name.as_deref(), Some("acme"));
+    assert_eq!(cert.receipts.first(), Some(&va.receipts[0].id));
+    assert!(va.finality.matches_certificate);
+    assert_eq!(va.package.proposal.confidence_bps, 1235);
+    assert_eq!(va.package.counted.len(), 2);
+    assert_eq!(va.package.counted[0].response.reasoning, "looks right");
     // A human decision needs an escalation.
-    let (s, v) = node.http(
+    let (s, v) = node.refused(
         "POST",
         &format!("/proposals/{a}/decision"),
         Some(json!({"verdict": "approve", "rationale": "no"})),
     );
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (409, Some("not_escalated"))
-    );
+    assert_eq!((s, v.code.as_str()), (409, "not_escalated"));
 
     // B: proposed by k1, the node's agent challenges through the CLI, k2
     // endorses: a tie, escalated at the close.
@@ -328,21 +303,16 @@ fn api_and_cli_end_to_end() {
     ));
     assert!(out.starts_with("response 1220"), "{out}");
     let vb = wait_until(15, "B escalated", || {
-        let v = node.get(&format!("/proposals/{b}"));
+        let v = node.proposal(&b);
         // This node's receipt certifies the escalation: a human decides.
-        (v["finality"]["state"] == "escalated").then_some(v)
+        (v.finality.state == State::Escalated).then_some(v)
     });
-    assert_eq!(vb["status"], "escalated");
-    assert_eq!(vb["reasons"], json!(["no_margin"]));
-    assert_eq!(vb["finality"]["human_round_open"], true);
-    let list = node.get(&format!("/proposals?domain={DOMAIN}&status=escalated"));
-    let ids: Vec<&str> = list["proposals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![b.as_str()]);
+    assert_eq!(vb.status, Status::Escalated);
+    assert_eq!(vb.reasons, vec![Reason::NoMargin]);
+    assert!(vb.finality.human_round_open);
+    let list: ProposalList = node.get_as(&format!("/proposals?domain={DOMAIN}&status=escalated"));
+    let ids: Vec<String> = list.proposals.iter().map(|p| p.id.to_string()).collect();
+    assert_eq!(ids, vec![b.clone()]);
     let (s, _) = node.http("GET", "/proposals?status=bogus", None);
     assert_eq!(s, 400);
     // The CLI shows the package for people, and as JSON.
@@ -362,8 +332,8 @@ fn api_and_cli_end_to_end() {
             &node.http,
         ],
     ));
-    let listed: Value = serde_json::from_str(&listed).unwrap();
-    assert_eq!(listed["proposals"][0]["id"], b.as_str());
+    let listed: ProposalList = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.proposals[0].id.to_string(), b);
     // The human decides through the CLI: signed by the node's human key.
     let out = ok(&acp(
         dir.path(),
@@ -387,17 +357,17 @@ fn api_and_cli_end_to_end() {
     );
     // The node signs a receipt of the human's result: certified in round 1.
     let vb = wait_until(15, "B's decision certified", || {
-        let v = node.get(&format!("/proposals/{b}"));
-        (v["finality"]["state"] == "certified").then_some(v)
+        let v = node.proposal(&b);
+        (v.finality.state == State::Certified).then_some(v)
     });
-    assert_eq!(vb["status"], "rejected");
-    assert_eq!(vb["finality"]["certificate"]["round"], 1);
+    assert_eq!(vb.status, Status::Rejected);
+    assert_eq!(vb.finality.certificate.as_ref().map(|c| c.round), Some(1));
     assert_eq!(
-        vb["finality"]["summary"],
+        vb.finality.summary,
         "certified by 1 of 1 organizations: rejected (settled by a human)"
     );
     assert_eq!(
-        vb["package"]["human_decisions"][0][1]["rationale"],
+        vb.package.human_decisions[0].1.rationale,
         "verify income first"
     );
 
@@ -407,9 +377,9 @@ fn api_and_cli_end_to_end() {
         &["outcome", &a, "succeeded", "--url", &node.http],
     ));
     assert!(out.contains("outcome report"), "{out}");
-    let t = node.get(&format!("/trust?domain={DOMAIN}"));
-    assert_eq!(t["policy"], policy.as_str());
-    assert!(!t["agents"].as_array().unwrap().is_empty(), "{t}");
+    let t: TrustTable = node.get_as(&format!("/trust?domain={DOMAIN}"));
+    assert_eq!(t.policy.map(|p| p.to_string()), Some(policy.clone()));
+    assert!(!t.agents.is_empty(), "{t:?}");
     let trust = ok(&acp(
         dir.path(),
         &["trust", "--domain", DOMAIN, "--url", &node.http],
@@ -450,7 +420,11 @@ fn api_and_cli_end_to_end() {
             policy.clone()
         )
     );
-    assert_eq!(node.get("/status")["anchors"][DOMAIN], policy.as_str());
+    let status: StatusBody = node.get_as("/status");
+    assert_eq!(
+        status.node.anchors.get(DOMAIN).map(|g| g.to_string()),
+        Some(policy.clone())
+    );
     let report = acp_protocol::bundle::verify_bundle(&bundle).unwrap();
     assert_eq!(report.proposal.to_string(), a);
     for i in 0..bundle.len() {
@@ -490,10 +464,10 @@ fn api_and_cli_end_to_end() {
         .args(["audit", "verify", file.to_str().unwrap(), "--json"])
         .output()
         .unwrap());
-    let j: Value = serde_json::from_str(&json_out).unwrap();
-    assert_eq!(j["genesis"], policy.as_str());
-    assert_eq!(j["finality"]["state"], "certified");
-    assert_eq!(j["recomputed_matches_certificate"], true);
+    let j: AuditVerified = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(j.genesis.to_string(), policy);
+    assert_eq!(j.finality.state, State::Certified);
+    assert!(j.recomputed_matches_certificate);
     // Someone else's lineage: the auditor's own anchor differs.
     let o = Command::new(BIN)
         .args([
@@ -526,8 +500,8 @@ fn api_and_cli_end_to_end() {
     let want = ["proposal", "response", "escalated", "decided", "certified"];
     let mut seen = std::collections::BTreeSet::new();
     wait_until(20, "every kind of event on the stream", || {
-        while let Ok((name, _)) = events.recv_timeout(Duration::from_millis(100)) {
-            seen.insert(name);
+        while let Ok(ev) = events.recv_timeout(Duration::from_millis(100)) {
+            seen.insert(ev.name());
         }
         want.iter().all(|w| seen.contains(*w)).then_some(())
     });

@@ -37,10 +37,7 @@ fn tokens_sizes_loopback_and_identity() {
     let mut unauthorized = 0;
     for rb in attempts {
         let (s, v) = send(rb);
-        assert_eq!(
-            (s, v["error"]["code"].as_str()),
-            (401, Some("unauthorized"))
-        );
+        assert_eq!((s, error_body(&v).code.as_str()), (401, "unauthorized"));
         unauthorized += 1;
     }
     // The right token works; health needs none.
@@ -59,8 +56,8 @@ fn tokens_sizes_loopback_and_identity() {
                 .body(big),
         );
         assert_eq!(
-            (s, v["error"]["code"].as_str()),
-            (413, Some("payload_too_large")),
+            (s, error_body(&v).code.as_str()),
+            (413, "payload_too_large"),
             "{path}"
         );
         too_large += 1;
@@ -115,20 +112,17 @@ fn tokens_sizes_loopback_and_identity() {
             })),
     );
     assert_eq!(s, 201, "{v}");
-    let rid = v["id"].as_str().unwrap().to_owned();
-    let pkg = node.get(&format!("/proposals/{pid}"));
-    let counted = pkg["package"]["counted"].as_array().unwrap().clone();
-    assert_eq!(counted.len(), 1, "{pkg}");
-    assert_eq!(counted[0]["vote"]["response"], json!(rid));
+    let rid = serde_json::from_value::<SubmittedBody>(v).unwrap().id;
+    let pkg = node.proposal(pid);
+    let counted = &pkg.package.counted;
+    assert_eq!(counted.len(), 1, "{pkg:?}");
+    assert_eq!(counted[0].vote.response, rid);
     assert_eq!(
-        counted[0]["response"]["responder"],
-        serde_json::to_value(dir.agent.public()).unwrap(),
+        counted[0].response.responder,
+        dir.agent.public(),
         "the node signed with its own agent key only"
     );
-    assert_ne!(
-        counted[0]["response"]["responder"],
-        serde_json::to_value(victim.public()).unwrap()
-    );
+    assert_ne!(counted[0].response.responder, victim.public());
     // A raw message naming the victim but signed by another key: 422.
     let forged = Body::Response(Response {
         responder: victim.public(),
@@ -142,55 +136,35 @@ fn tokens_sizes_loopback_and_identity() {
     })
     .sign(&[&dir.agent])
     .unwrap();
-    let (s, v) = send(
-        c.post(url("/messages"))
-            .bearer_auth(&node.token)
-            .body(forged.bytes.clone()),
-    );
-    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("rejected")));
-    assert_eq!(node.has(&forged.id), (false, false));
+    let (s, v) = node.post_refused(&forged.bytes);
+    assert_eq!((s, v.code.as_str()), (422, "rejected"));
+    assert!(in_neither(&node.has(&forged.id)));
     // A validly signed response by a key the policy does not name: 403,
     // with the refusal code, and not stored.
     let outsider = Keypair::from_seed([33; 32]);
     let (oid, obytes) = response(&outsider, pid, Stance::Challenge);
-    let (s, v) = send(
-        c.post(url("/messages"))
-            .bearer_auth(&node.token)
-            .body(obytes),
-    );
+    let (s, v) = node.post_refused(&obytes);
     assert_eq!(
-        (
-            s,
-            v["error"]["code"].as_str(),
-            v["error"]["reason"].as_str()
-        ),
-        (403, Some("not_authorized"), Some("not_authorized")),
-        "{v}"
+        (s, v.code.as_str(), v.reason.as_deref()),
+        (403, "not_authorized", Some("not_authorized")),
+        "{v:?}"
     );
-    assert_eq!(node.has(&oid), (false, false));
+    assert!(in_neither(&node.has(&oid)));
     // A member's response to a proposal this node does not hold: 422,
     // naming the missing proposal; not stored, not kept waiting.
     let unknown = acp_protocol::ContentId::of(b"a proposal nobody sent");
     let (wid, wbytes) = response(&victim, unknown, Stance::Endorse);
-    let (s, v) = send(
-        c.post(url("/messages"))
-            .bearer_auth(&node.token)
-            .body(wbytes),
-    );
+    let (s, v) = node.post_refused(&wbytes);
     assert_eq!(
-        (
-            s,
-            v["error"]["code"].as_str(),
-            v["error"]["missing"].as_str()
-        ),
+        (s, v.code.as_str(), v.missing.as_deref()),
         (
             422,
-            Some("depends_on_unknown"),
+            "depends_on_unknown",
             Some(unknown.to_string().as_str())
         ),
-        "{v}"
+        "{v:?}"
     );
-    assert_eq!(node.has(&wid), (false, false));
+    assert!(in_neither(&node.has(&wid)));
     println!(
         "API-SECURITY unauthorized={unauthorized}/6 too_large={too_large}/2 \
          sign_as_other=refused impersonation=422 outsider=403 unknown_proposal=422 \
@@ -243,7 +217,7 @@ fn a_burst_over_the_rate_limit_gets_429() {
         match s {
             200 | 401 => ok += 1,
             429 => {
-                assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+                assert_eq!(error_body(&v).code, "rate_limited", "{v}");
                 assert!(retry.is_some());
                 limited += 1;
             }

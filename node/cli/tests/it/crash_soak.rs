@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acp_node::storage::store::{SledStore, Store};
-use acp_protocol::{ContentId, Keypair, Stance};
-use serde_json::json;
+use acp_protocol::{ContentId, Keypair, PublicKey, Stance};
 
 use crate::harness::*;
 const DOMAIN: &str = "soak";
@@ -110,7 +109,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     );
     peer.submit(&mid_bytes);
     wait_until(15, "proposals reach the victim", || {
-        (stream_ps.iter().all(|p| victim.has(p).0) && victim.has(&mid_p).0).then_some(())
+        (stream_ps.iter().all(|p| victim.has(p).engine) && victim.has(&mid_p).engine).then_some(())
     });
     victim.submit(
         &response_in(
@@ -160,13 +159,17 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                     break;
                 }
                 let (id, bytes) = stream_response(&next_a, &ps_a);
-                match call(api, &json!({"op": "submit", "hex": hex::encode(&bytes)})) {
-                    Ok(v) if v["ok"] == true => {
-                        assert_eq!(v["id"].as_str().unwrap(), id.to_string());
+                let req = ControlRequest::Submit {
+                    hex: hex::encode(&bytes),
+                };
+                match call_as::<ControlSubmitted>(api, &req) {
+                    Ok(Ok(v)) => {
+                        assert!(v.ok, "{v:?}");
+                        assert_eq!(v.id, id);
                         sent.acked.insert(id, bytes);
                         acks_a.fetch_add(1, Ordering::SeqCst);
                     }
-                    Ok(v) => panic!("victim refused a valid message: {v}"),
+                    Ok(Err(e)) => panic!("victim refused a valid message: {e}"),
                     Err(_) => {
                         sent.in_flight += 1;
                         break;
@@ -184,12 +187,13 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
                     break;
                 }
                 let (id, bytes) = stream_response(&next_b, &ps_b);
-                let v = call(
-                    peer_api,
-                    &json!({"op": "submit", "hex": hex::encode(&bytes)}),
-                )
-                .unwrap();
-                assert_eq!(v["ok"], true, "peer refused: {v}");
+                let req = ControlRequest::Submit {
+                    hex: hex::encode(&bytes),
+                };
+                let v = call_as::<ControlSubmitted>(peer_api, &req)
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("peer refused: {e}"));
+                assert!(v.ok, "peer refused: {v:?}");
                 ids.push(id);
                 // Pacing, not waiting: a steady trickle of gossip.
                 std::thread::sleep(Duration::from_millis(10));
@@ -217,7 +221,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
         victim = d2.process(&[&peer.tcp]);
         restarts_checked += 1;
         for id in acked.keys() {
-            if victim.has(id) != (true, true) {
+            if !in_both(&victim.has(id)) {
                 lost_after_restart += 1;
                 eprintln!("cycle {cycle}: acknowledged {id} missing after restart");
             }
@@ -244,7 +248,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     );
     peer.submit(&last_bytes);
     wait_until(15, "last proposal reaches the victim", || {
-        victim.has(&last_p).0.then_some(())
+        victim.has(&last_p).engine.then_some(())
     });
     victim.submit(
         &response_in(
@@ -269,10 +273,10 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     all.insert(last_p);
 
     // Same set on both nodes, holding everything anyone acknowledged.
-    let want: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
+    let want: BTreeSet<ContentId> = all.iter().copied().collect();
     let (a, b) = wait_until(30, "same set on both nodes", || {
         let (a, b) = (peer.ids_in(DOMAIN), victim.ids_in(DOMAIN));
-        let held: BTreeSet<String> = b.iter().cloned().collect();
+        let held: BTreeSet<ContentId> = b.iter().copied().collect();
         (a == b && want.is_subset(&held)).then_some((a, b))
     });
     let dup_ids = b.len() - b.iter().collect::<BTreeSet<_>>().len();
@@ -282,21 +286,16 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     // agreeing on the resolution digest and counted root.
     let mid = identical_receipts(&[&peer, &victim], &mid_p, 2, 30);
     let last = identical_receipts(&[&peer, &victim], &last_p, 2, 30);
-    assert_eq!(mid["status"], "approved", "{mid}");
-    assert_eq!(last["status"], "approved", "{last}");
+    assert_eq!(mid.status, Status::Approved, "{mid:?}");
+    assert_eq!(last.status, Status::Approved, "{last:?}");
     // A node never signs two receipts for one proposal and round, even
     // across a crash (its receipts are durable before they are published).
     let mut receipt_dups = 0usize;
     for p in [&mid_p, &last_p] {
         for n in [&peer, &victim] {
             let r = n.resolution(p);
-            let signers: Vec<&str> = r["receipts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x["node"].as_str().unwrap())
-                .collect();
-            let distinct: BTreeSet<&str> = signers.iter().copied().collect();
+            let signers: Vec<&PublicKey> = r.receipts.iter().map(|x| &x.node).collect();
+            let distinct: BTreeSet<&PublicKey> = signers.iter().copied().collect();
             receipt_dups += signers.len() - distinct.len();
         }
     }
@@ -322,8 +321,8 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     );
     victim.submit(&fence_bytes);
     acked.insert(fence, fence_bytes);
-    let mut held: BTreeSet<String> = settled.into_iter().collect();
-    held.insert(fence.to_string());
+    let mut held: BTreeSet<ContentId> = settled.into_iter().collect();
+    held.insert(fence);
     assert_eq!(
         victim.ids_in(DOMAIN).into_iter().collect::<BTreeSet<_>>(),
         held,
@@ -368,7 +367,7 @@ fn kill9_restart_soak_loses_nothing_acknowledged() {
     assert_eq!(lost, 0, "acknowledged-but-lost messages");
     assert_eq!(duplicated, 0, "duplicated messages");
     assert_eq!(corrupted, 0, "corrupted messages");
-    let stored_ids: BTreeSet<String> = stored.keys().map(ToString::to_string).collect();
+    let stored_ids: BTreeSet<ContentId> = stored.keys().copied().collect();
     assert_eq!(stored_ids, held, "store and engine disagree");
     assert!(
         acked.len() >= CYCLES * 5,

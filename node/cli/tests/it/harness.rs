@@ -7,7 +7,8 @@
 //! ([`TestNode::launch`], [`TestNode::process`]) is used only where the
 //! process boundary is the point: kill -9 and restart, network namespaces,
 //! a node's own memory. Either kind is driven the same way: its HTTP API
-//! (`serde_json::Value` bodies) and its JSON-lines control channel.
+//! and its JSON-lines control channel, their answers read as the
+//! library's typed bodies (`acp_node::surface::api::types`).
 //!
 //! Waiting is [`wait_until`]: a condition polled against a deadline.
 //! Tools the machine may lack (chromium, redis-server, iproute2, root,
@@ -28,6 +29,16 @@ use acp_protocol::{
     Action, Body, ContentId, DecisionRules, Keypair, Proposal, PublicKey, Response, SignedMessage,
     Stance, Timestamp,
 };
+// The API's bodies and the enums they carry, for every test module.
+pub use acp_node::surface::api::types::{
+    AnchorAdded, AnchorList, ControlOk, ControlRequest, ControlSubmitted, ErrorBody, ErrorDetail,
+    Held, IdList, NodeStatus, ProposalDetail, ProposalList, ResolutionAnswer, StatusBody,
+    StreamEvent, SubmittedBody, TrustTable,
+};
+use acp_node::surface::control::read_answer;
+pub use acp_protocol::Status;
+pub use acp_protocol::finality::State;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// The domain every test node joins unless a test names another.
@@ -400,7 +411,9 @@ impl TestNode {
 
     // ---------------------------------------------------------- HTTP API
 
-    /// An HTTP request to the node's `/v1` API with its token: `(status, body)`.
+    /// An HTTP request to the node's `/v1` API with its token: `(status,
+    /// body)`, the body raw (JSON, or the text as a string): for answers
+    /// whose wire form is the point, and for errors ([`TestNode::refused`]).
     pub fn http(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let c = reqwest::blocking::Client::new();
         let url = format!("{}/v1{path}", self.http);
@@ -416,34 +429,57 @@ impl TestNode {
         send(rb)
     }
 
-    /// GET that must succeed.
-    pub fn get(&self, path: &str) -> Value {
+    /// A request the node must refuse: `(status, the error)`, the body read
+    /// as the API's [`ErrorBody`].
+    pub fn refused(&self, method: &str, path: &str, body: Option<Value>) -> (u16, ErrorDetail) {
+        let (s, v) = self.http(method, path, body);
+        assert!(
+            !(200..300).contains(&s),
+            "{method} {path} succeeded: {s} {v}"
+        );
+        (s, error_body(&v))
+    }
+
+    /// GET that must succeed, the body raw (for the wire form itself, e.g.
+    /// the OpenAPI document).
+    pub fn get_json(&self, path: &str) -> Value {
         let (s, v) = self.http("GET", path, None);
         assert!((200..300).contains(&s), "GET {path}: {s} {v}");
         v
     }
 
-    /// POST that must succeed.
-    pub fn post(&self, path: &str, body: Value) -> Value {
+    /// GET that must succeed, the body read as `T`.
+    pub fn get_as<T: DeserializeOwned>(&self, path: &str) -> T {
+        let v = self.get_json(path);
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("GET {path}: {e}: {v}"))
+    }
+
+    /// `GET /v1/proposals/{p}`.
+    pub fn proposal(&self, p: impl std::fmt::Display) -> ProposalDetail {
+        self.get_as(&format!("/proposals/{p}"))
+    }
+
+    /// POST that must succeed, the body read as `T`.
+    pub fn post_as<T: DeserializeOwned>(&self, path: &str, body: Value) -> T {
         let (s, v) = self.http("POST", path, Some(body));
         assert!((200..300).contains(&s), "POST {path}: {s} {v}");
-        v
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("POST {path}: {e}: {v}"))
     }
 
     /// Trusts `genesis` as the genesis policy of `DOMAIN`.
-    pub fn anchor(&self, genesis: ContentId) {
-        self.anchor_in(DOMAIN, genesis);
+    pub fn anchor(&self, genesis: ContentId) -> AnchorAdded {
+        self.anchor_in(DOMAIN, genesis)
     }
 
     /// Trusts `genesis` as the genesis policy of `domain`.
-    pub fn anchor_in(&self, domain: &str, genesis: ContentId) {
-        self.post(
+    pub fn anchor_in(&self, domain: &str, genesis: ContentId) -> AnchorAdded {
+        self.post_as(
             "/anchors",
             json!({"domain": domain, "genesis": genesis.to_string()}),
-        );
+        )
     }
 
-    /// Raw signed bytes to `POST /v1/messages`: `(status, body)`.
+    /// Raw signed bytes to `POST /v1/messages`: `(status, body)`, raw.
     pub fn post_raw(&self, bytes: &[u8]) -> (u16, Value) {
         send(
             reqwest::blocking::Client::new()
@@ -453,11 +489,20 @@ impl TestNode {
         )
     }
 
+    /// Raw signed bytes the node must refuse: `(status, the error)`.
+    pub fn post_refused(&self, bytes: &[u8]) -> (u16, ErrorDetail) {
+        let (s, v) = self.post_raw(bytes);
+        assert!(!(200..300).contains(&s), "submit succeeded: {s} {v}");
+        (s, error_body(&v))
+    }
+
     /// Submits raw signed bytes through `POST /v1/messages`; must succeed.
     pub fn post_message(&self, bytes: &[u8]) -> ContentId {
         let (status, v) = self.post_raw(bytes);
         assert!((200..300).contains(&status), "submit: {status} {v}");
-        v["id"].as_str().unwrap().parse().unwrap()
+        let s: SubmittedBody =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("submit answer: {e}: {v}"));
+        s.id
     }
 
     /// `GET /metrics` with the token: the Prometheus text.
@@ -473,8 +518,10 @@ impl TestNode {
 
     /// Opens `GET /v1/events` and returns once the stream is open (the
     /// response headers arrived, so the node has subscribed this client);
-    /// the events then arrive on the receiver as `(name, data)`.
-    pub fn events(&self) -> mpsc::Receiver<(String, Value)> {
+    /// the events then arrive on the receiver, each read from its SSE name
+    /// and data (an event that does not read fails the reading thread, and
+    /// the receiver sees the stream end).
+    pub fn events(&self) -> mpsc::Receiver<StreamEvent> {
         let (tx, rx) = mpsc::channel();
         let (open_tx, open_rx) = mpsc::channel();
         let (url, token) = (format!("{}/v1/events", self.http), self.token.clone());
@@ -494,8 +541,9 @@ impl TestNode {
                 if let Some(e) = line.strip_prefix("event:") {
                     name = e.trim().to_owned();
                 } else if let Some(d) = line.strip_prefix("data:") {
-                    let v = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
-                    if tx.send((name.clone(), v)).is_err() {
+                    let ev = StreamEvent::parse(&name, d.trim())
+                        .unwrap_or_else(|e| panic!("event {name}: {e}: {d}"));
+                    if tx.send(ev).is_err() {
                         break;
                     }
                 }
@@ -517,7 +565,9 @@ impl TestNode {
         }
     }
 
-    pub fn call(&self, req: Value) -> Value {
+    /// One control request, the answer raw (a refusal included).
+    pub fn call_raw(&self, req: &ControlRequest) -> Value {
+        let req = serde_json::to_value(req).unwrap();
         match &self.control {
             Control::Tcp(addr) => {
                 call(*addr, &req).unwrap_or_else(|e| panic!("control {req}: {e}"))
@@ -526,42 +576,48 @@ impl TestNode {
         }
     }
 
+    /// One control request that must be answered, the answer read as `T`.
+    pub fn call_as<T: DeserializeOwned>(&self, req: &ControlRequest) -> T {
+        let v = self.call_raw(req);
+        read_answer(&v.to_string()).unwrap_or_else(|e| match e {
+            Some(refused) => panic!("control {req:?} refused: {refused}"),
+            None => panic!("control {req:?}: not the answer expected: {v}"),
+        })
+    }
+
     pub fn submit(&self, bytes: &[u8]) -> ContentId {
-        let v = self.call(json!({"op": "submit", "hex": hex::encode(bytes)}));
-        assert_eq!(v["ok"], true, "submit failed: {v}");
-        v["id"].as_str().unwrap().parse().unwrap()
+        let a: ControlSubmitted = self.call_as(&ControlRequest::Submit {
+            hex: hex::encode(bytes),
+        });
+        assert!(a.ok, "submit failed: {a:?}");
+        a.id
     }
 
     /// The ids the node holds in `DOMAIN`.
-    pub fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> Vec<ContentId> {
         self.ids_in(DOMAIN)
     }
 
-    pub fn ids_in(&self, domain: &str) -> Vec<String> {
-        let v = self.call(json!({"op": "ids", "domain": domain}));
-        serde_json::from_value(v["ids"].clone()).unwrap()
+    pub fn ids_in(&self, domain: &str) -> Vec<ContentId> {
+        let a: IdList = self.call_as(&ControlRequest::Ids {
+            domain: Some(domain.to_owned()),
+        });
+        a.ids
     }
 
-    /// `(in the engine, in the store)`.
-    pub fn has(&self, id: &ContentId) -> (bool, bool) {
-        let v = self.call(json!({"op": "has", "id": id.to_string()}));
-        (v["engine"] == true, v["store"] == true)
+    /// Whether the engine and the store hold `id`.
+    pub fn has(&self, id: &ContentId) -> Held {
+        self.call_as(&ControlRequest::Has { id: id.to_string() })
     }
 
-    pub fn status(&self) -> Value {
-        self.call(json!({"op": "status"}))
+    /// The node's status (control channel).
+    pub fn status(&self) -> NodeStatus {
+        self.call_as(&ControlRequest::Status)
     }
 
     /// The peer ids the node is connected to.
     pub fn peer_ids(&self) -> Vec<String> {
-        self.status()["peers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.status().peers
     }
 
     pub fn peers(&self) -> usize {
@@ -570,19 +626,39 @@ impl TestNode {
 
     /// The control channel's gossip-received counter.
     pub fn gossip_received(&self) -> u64 {
-        self.status()["metrics"]["gossip_received"]
-            .as_u64()
-            .unwrap()
+        self.status().metrics.gossip_received
     }
 
-    pub fn resolution(&self, p: &ContentId) -> Value {
-        self.call(json!({"op": "resolution", "proposal": p.to_string()}))
+    /// `p`'s resolution (control channel).
+    pub fn resolution(&self, p: &ContentId) -> ResolutionAnswer {
+        self.call_as(&ControlRequest::Resolution {
+            proposal: p.to_string(),
+        })
     }
 
     pub fn dial(&self, addr: &str) {
-        let v = self.call(json!({"op": "dial", "addr": addr}));
-        assert_eq!(v["ok"], true, "dial failed: {v}");
+        let a: ControlOk = self.call_as(&ControlRequest::Dial {
+            addr: addr.to_owned(),
+        });
+        assert!(a.ok, "dial failed: {a:?}");
     }
+}
+
+/// An error answer read as the API's [`ErrorBody`].
+pub fn error_body(v: &Value) -> ErrorDetail {
+    let b: ErrorBody =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("not an error body: {e}: {v}"));
+    b.error
+}
+
+/// Whether a message is held in neither the engine nor the store.
+pub fn in_neither(h: &Held) -> bool {
+    !h.engine && !h.store
+}
+
+/// Whether a message is held in both the engine and the store.
+pub fn in_both(h: &Held) -> bool {
+    h.engine && h.store
 }
 
 impl Drop for TestNode {
@@ -626,6 +702,22 @@ pub fn call(addr: SocketAddr, req: &Value) -> std::io::Result<Value> {
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer)?;
     serde_json::from_str(&answer).map_err(|e| std::io::Error::other(format!("{e}: {answer:?}")))
+}
+
+/// [`call`], the answer read as `T`: `Ok(Err(message))` when the node
+/// refused the request.
+pub fn call_as<T: DeserializeOwned>(
+    addr: SocketAddr,
+    req: &ControlRequest,
+) -> std::io::Result<Result<T, String>> {
+    let v = call(addr, &serde_json::to_value(req).unwrap())?;
+    match read_answer(&v.to_string()) {
+        Ok(t) => Ok(Ok(t)),
+        Err(Some(refused)) => Ok(Err(refused.to_string())),
+        Err(None) => Err(std::io::Error::other(format!(
+            "not the answer expected: {v}"
+        ))),
+    }
 }
 
 /// One control call through a helper process inside namespace `ns`.
@@ -703,13 +795,13 @@ pub fn genesis_everywhere(nodes: &[&TestNode], genesis: ContentId, bytes: &[u8],
     nodes[submit_on].submit(bytes);
     for n in nodes {
         wait_until(15, "the policy everywhere", || {
-            n.has(&genesis).0.then_some(())
+            n.has(&genesis).engine.then_some(())
         });
     }
 }
 
 /// Waits until every node holds the same message set in `DOMAIN`.
-pub fn same_set(nodes: &[&TestNode], secs: u64) -> Vec<String> {
+pub fn same_set(nodes: &[&TestNode], secs: u64) -> Vec<ContentId> {
     wait_until(secs, "the same set on every node", || {
         let a = nodes[0].ids();
         nodes[1..].iter().all(|n| n.ids() == a).then_some(a)
@@ -724,23 +816,21 @@ pub fn identical_receipts(
     p: &ContentId,
     n_receipts: usize,
     secs: u64,
-) -> Value {
+) -> ResolutionAnswer {
     wait_until(secs, "the same certificate on every node", || {
-        let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
+        let rs: Vec<ResolutionAnswer> = nodes.iter().map(|n| n.resolution(p)).collect();
         let ok = rs.iter().all(|r| {
-            let cert = &r["finality"]["certificate"];
-            r["finality"]["state"] == "certified"
-                && r["receipts"].as_array().is_some_and(|a| {
-                    a.len() == n_receipts
-                        && a.iter().all(|x| {
-                            x["resolution"] == cert["resolution"]
-                                && x["counted_root"] == cert["counted_root"]
+            r.finality.state == State::Certified
+                && r.finality.certificate.as_ref().is_some_and(|cert| {
+                    r.receipts.len() == n_receipts
+                        && r.receipts.iter().all(|x| {
+                            x.resolution == cert.resolution && x.counted_root == cert.counted_root
                         })
                 })
         });
         let same = rs
             .windows(2)
-            .all(|w| w[0]["finality"]["certificate"] == w[1]["finality"]["certificate"]);
+            .all(|w| w[0].finality.certificate == w[1].finality.certificate);
         (ok && same).then(|| rs[0].clone())
     })
 }

@@ -14,11 +14,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use acp_node::surface::api::types::AttestationView;
 use acp_protocol::build::{self, PolicyBuilder};
+use acp_protocol::resolve::Exclusion;
 use acp_protocol::{
     Body, ContentId, Keypair, Outcome, Receipt, SignedMessage, Stance, Status, Timestamp,
 };
-use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -41,13 +42,13 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn id_set(n: &TestNode) -> BTreeSet<String> {
+fn id_set(n: &TestNode) -> BTreeSet<ContentId> {
     n.ids().into_iter().collect()
 }
 
 /// `GET /v1/proposals/{id}` (the HTTP client blocks: off the async workers).
-fn package(n: &TestNode, p: ContentId) -> Value {
-    tokio::task::block_in_place(|| n.get(&format!("/proposals/{p}")))
+fn package(n: &TestNode, p: ContentId) -> ProposalDetail {
+    tokio::task::block_in_place(|| n.proposal(p))
 }
 
 /// [`wait_until`] from async code: blocks this worker, not the runtime.
@@ -56,27 +57,20 @@ fn eventually<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
 }
 
 /// The ids of the receipts a node holds for `p`.
-fn receipt_ids(r: &Value) -> BTreeSet<String> {
-    r["receipts"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x["id"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+fn receipt_ids(r: &ResolutionAnswer) -> BTreeSet<ContentId> {
+    r.receipts.iter().map(|x| x.id).collect()
 }
 
 /// Waits until both nodes show `p` certified with the same certificate and
 /// hold the same two receipts (one per node); returns the certificate.
-fn converged(n1: &TestNode, n2: &TestNode, p: &ContentId, what: &str) -> Value {
+fn converged(n1: &TestNode, n2: &TestNode, p: &ContentId, what: &str) -> Option<AttestationView> {
     eventually(25, &format!("{what}: both nodes certify"), || {
         let (r1, r2) = (n1.resolution(p), n2.resolution(p));
-        let ok = r1["finality"]["state"] == "certified"
-            && r1["finality"]["certificate"] == r2["finality"]["certificate"]
+        let ok = r1.finality.state == State::Certified
+            && r1.finality.certificate == r2.finality.certificate
             && receipt_ids(&r1).len() == 2
             && receipt_ids(&r1) == receipt_ids(&r2);
-        ok.then(|| r1["finality"]["certificate"].clone())
+        ok.then(|| r1.finality.certificate.clone())
     })
 }
 
@@ -140,13 +134,13 @@ async fn hostile_peer_suite() {
         n2.anchor(pol);
     });
     n1.submit(&pol_bytes);
-    eventually(20, "policy reaches n2", || n2.has(&pol).1.then_some(()));
+    eventually(20, "policy reaches n2", || n2.has(&pol).store.then_some(()));
     // An open proposal for the graylisting probe to vote on: a vote n1
     // would store if it read it.
     let (probe_target, probe_target_bytes) = proposal(&proposer, pol, 3_600_000);
     n1.submit(&probe_target_bytes);
     eventually(20, "probe target reaches n2", || {
-        n2.has(&probe_target).1.then_some(())
+        n2.has(&probe_target).store.then_some(())
     });
 
     let mut bad = Hostile::connect(&n1).await;
@@ -163,13 +157,10 @@ async fn hostile_peer_suite() {
         hostile_ids.is_subset(&peers).then_some(())
     });
     let n2_hostile_peers = || -> Vec<String> {
-        n2.call(json!({"op": "status"}))["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|p| p.as_str())
-            .filter(|p| hostile_ids.contains(*p))
-            .map(str::to_owned)
+        n2.status()
+            .peers
+            .into_iter()
+            .filter(|p| hostile_ids.contains(p))
             .collect()
     };
     eventually(10, "n2 connected to no hostile peer", || {
@@ -286,7 +277,7 @@ async fn hostile_peer_suite() {
         "a hostile peer reached n2 directly; the forwarding count would be meaningless"
     );
     assert_eq!(forwarded_invalid, 0, "n1 forwarded invalid gossip to n2");
-    let graylisted = n1.has(&probe.id) == (false, false);
+    let graylisted = in_neither(&n1.has(&probe.id));
     assert!(
         graylisted,
         "n1 accepted a valid message from the peer that just sent {} invalid ones",
@@ -305,7 +296,7 @@ async fn hostile_peer_suite() {
     // 1,000 non-member keys to proposals that do not exist. They wait for
     // their proposals in n1's bounded buffer (never stored) and expire.
     let mut flood_junk = Tally::default();
-    let mut junk_ids: BTreeSet<String> = BTreeSet::new();
+    let mut junk_ids: BTreeSet<ContentId> = BTreeSet::new();
     for i in 0..1000u32 {
         let mut seed = [0u8; 32];
         seed[..4].copy_from_slice(&i.to_be_bytes());
@@ -313,7 +304,7 @@ async fn hostile_peer_suite() {
         let k = Keypair::from_seed(seed);
         let p = ContentId::of(&i.to_be_bytes());
         let m = response_at(&k, &k, p, Stance::Abstain, String::new(), now());
-        junk_ids.insert(m.id.to_string());
+        junk_ids.insert(m.id);
         junk.send(m.bytes);
         flood_junk.tried += 1;
     }
@@ -330,7 +321,9 @@ async fn hostile_peer_suite() {
     let (r2, r2_bytes) = response(&d2.agent, pid, Stance::Endorse);
     n1.submit(&r1_bytes);
     // A local response is refused until its proposal is there.
-    eventually(20, "the proposal on n2", || n2.has(&pid).0.then_some(()));
+    eventually(20, "the proposal on n2", || {
+        n2.has(&pid).engine.then_some(())
+    });
     n2.submit(&r2_bytes);
 
     // 4. Equivocation: two different responses by one member key.
@@ -368,7 +361,7 @@ async fn hostile_peer_suite() {
     // 2. Replays of genuine messages (by a peer that never saw them).
     let mut replay = Tally::default();
     eventually(20, "honest responses reach both nodes", || {
-        (n1.has(&r2).1 && n2.has(&r1).1 && n2.has(&e2.id).1).then_some(())
+        (n1.has(&r2).store && n2.has(&r1).store && n2.has(&e2.id).store).then_some(())
     });
     let stored_before_replay = id_set(&n1);
     // Gossipsub refuses to publish the same bytes twice from one peer (its
@@ -393,21 +386,16 @@ async fn hostile_peer_suite() {
     let cert_1 = converged(&n1, &n2, &pid, "first certification");
     // Replays add nothing: whatever is new since is a receipt or junk, and
     // the stores hold each message once.
-    let receipt_ids: BTreeSet<String> = n1.resolution(&pid)["receipts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
-    let new_ids: Vec<String> = id_set(&n1)
+    let receipt_ids = receipt_ids(&n1.resolution(&pid));
+    let new_ids: Vec<ContentId> = id_set(&n1)
         .difference(&stored_before_replay)
         .filter(|id| !receipt_ids.contains(*id) && !junk_ids.contains(*id))
         .cloned()
         .collect();
     assert!(new_ids.is_empty(), "replays added {new_ids:?}");
     for n in [&n1, &n2] {
-        let st = n.call(json!({"op": "status"}));
-        assert_eq!(st["messages"], st["stored"], "{st}");
+        let st = n.status();
+        assert_eq!(st.messages, st.stored, "{st:?}");
     }
     replay.rejected = replay.tried;
     let mut equivocation = Tally {
@@ -420,40 +408,30 @@ async fn hostile_peer_suite() {
     };
     for n in [&n1, &n2] {
         let v = package(n, pid);
-        let excluded = v["package"]["excluded"].as_array().unwrap();
-        let reason_of = |id: &ContentId| {
-            excluded
-                .iter()
-                .find(|x| {
-                    x["response"] == json!(id.to_string()) || x["id"] == json!(id.to_string())
-                })
-                .map(|x| x["reason"].clone())
-        };
-        let counted: Vec<String> = v["package"]["counted"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["vote"]["response"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(reason_of(&e1.id), Some(json!("equivocation")), "{v}");
-        assert_eq!(reason_of(&e2.id), Some(json!("equivocation")), "{v}");
-        assert_eq!(reason_of(&lr.id), Some(json!("late")), "{v}");
+        let excluded = &v.package.excluded;
+        let reason_of = |id: &ContentId| excluded.iter().find(|x| x.id == *id).map(|x| x.reason);
+        let counted: Vec<ContentId> = v.package.counted.iter().map(|c| c.vote.response).collect();
+        assert_eq!(reason_of(&e1.id), Some(Exclusion::Equivocation), "{v:?}");
+        assert_eq!(reason_of(&e2.id), Some(Exclusion::Equivocation), "{v:?}");
+        assert_eq!(reason_of(&lr.id), Some(Exclusion::Late), "{v:?}");
         assert_eq!(
-            v["package"]["resolution"]["equivocators"],
-            json!([equivocator.public().to_string()]),
-            "{v}"
+            v.package.resolution.equivocators,
+            vec![equivocator.public()],
+            "{v:?}"
         );
-        assert_eq!(v["status"], "approved", "{v}");
-        let mut want = vec![r1.to_string(), r2.to_string()];
+        assert_eq!(v.status, Status::Approved, "{v:?}");
+        let mut want = vec![r1, r2];
         want.sort();
         let mut got = counted.clone();
         got.sort();
         assert_eq!(got, want, "only the honest votes count");
     }
     eventually(20, "the equivocation event on n1's /v1/events", || {
-        while let Ok((name, v)) = ev_rx.recv_timeout(Duration::from_millis(100)) {
-            if name == "equivocation" && v["agent"] == json!(equivocator.public().to_string()) {
-                assert_eq!(v["proposal"], json!(pid.to_string()));
+        while let Ok(ev) = ev_rx.recv_timeout(Duration::from_millis(100)) {
+            if let StreamEvent::Equivocation(e) = ev
+                && e.agent == equivocator.public()
+            {
+                assert_eq!(e.proposal, pid);
                 return Some(());
             }
         }
@@ -480,10 +458,9 @@ async fn hostile_peer_suite() {
             "the backdated response listed after certification",
             || {
                 let r = n.resolution(&pid);
-                r["finality"]["after_certification"]
-                    .as_array()
-                    .unwrap()
-                    .contains(&json!(br.id.to_string()))
+                r.finality
+                    .after_certification
+                    .contains(&br.id)
                     .then_some(())
             },
         );
@@ -492,7 +469,7 @@ async fn hostile_peer_suite() {
     let backdate_counted = cert_2 != cert_1;
     assert!(
         !backdate_counted,
-        "the certificate changed: {cert_1} -> {cert_2}"
+        "the certificate changed: {cert_1:?} -> {cert_2:?}"
     );
 
     // 6. What the lineage does not authorize, by a peer that sends nothing
@@ -566,13 +543,13 @@ async fn hostile_peer_suite() {
     outsider.send(barrier.bytes.clone());
     outsider.flush();
     eventually(20, "the barrier on both nodes", || {
-        (n1.has(&barrier.id).1 && n2.has(&barrier.id).1).then_some(())
+        (n1.has(&barrier.id).store && n2.has(&barrier.id).store).then_some(())
     });
     let mut lineage = Tally::default();
     for (what, m) in &unauthorized {
         lineage.tried += 1;
-        assert_eq!(n1.has(&m.id), (false, false), "{what} held by n1");
-        assert_eq!(n2.has(&m.id), (false, false), "{what} forwarded to n2");
+        assert!(in_neither(&n1.has(&m.id)), "{what} held by n1");
+        assert!(in_neither(&n2.has(&m.id)), "{what} forwarded to n2");
         lineage.rejected += 1;
     }
 
@@ -605,11 +582,11 @@ async fn hostile_peer_suite() {
     let mut stored_bad = 0;
     let mut forwarded_bad = 0;
     for (what, id) in &bad_ids {
-        if n1.has(id) != (false, false) {
+        if !in_neither(&n1.has(id)) {
             stored_bad += 1;
             eprintln!("{what} {id} held by n1");
         }
-        if n2.has(id) != (false, false) {
+        if !in_neither(&n2.has(id)) {
             forwarded_bad += 1;
             eprintln!("{what} {id} held by n2");
         }

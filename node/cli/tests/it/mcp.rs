@@ -10,6 +10,8 @@ use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 type Client = RunningService<RoleClient, ()>;
@@ -24,11 +26,19 @@ async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
         .unwrap()
 }
 
-/// The structured answer of a successful call.
-async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+/// The structured answer of a successful call, read as `T`.
+async fn ok<T: DeserializeOwned>(client: &Client, tool: &str, args: Value) -> T {
     let r = call(client, tool, args).await;
     assert_ne!(r.is_error, Some(true), "{tool} failed: {:?}", r.content);
-    r.structured_content.unwrap()
+    let v = r.structured_content.unwrap();
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{tool}: {e}: {v}"))
+}
+
+/// What `wait_for_resolution` answers.
+#[derive(Debug, Deserialize)]
+struct Waited {
+    timed_out: bool,
+    proposal: ProposalDetail,
 }
 
 /// The message of a failed call.
@@ -96,6 +106,7 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
             ]
         );
         let propose = tools.iter().find(|t| t.name == "propose").unwrap();
+        // The input schema is checked as the JSON Schema document it is.
         let schema = Value::Object((*propose.input_schema).clone());
         assert_eq!(schema["type"], "object", "{schema}");
         assert_eq!(schema["required"], json!(["domain", "kind"]), "{schema}");
@@ -103,30 +114,25 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         assert!(tools.iter().all(|t| t.description.is_some()));
 
         // Propose through the node's agent key.
-        let v = ok(
+        let v: SubmittedBody = ok(
             &client,
             "propose",
             json!({"domain": DOMAIN, "kind": "loan.approve", "payload": {"amount": 5},
                    "confidence": 0.9, "stakes": 10, "closes_in_ms": 2_000}),
         )
         .await;
-        assert_eq!(v["new"], true, "{v}");
-        let pid = v["id"].as_str().unwrap().to_owned();
+        assert!(v.new, "{v:?}");
+        let pid = v.id.to_string();
         assert!(pid.starts_with("1220"), "{pid}");
 
-        let v = ok(&client, "get_proposal", json!({"proposal": pid})).await;
-        assert_eq!(v["id"], pid.as_str());
-        assert_eq!(v["status"], "pending", "{v}");
-        assert_eq!(v["finality"]["state"], "provisional", "{v}");
-        assert_eq!(v["package"]["proposal"]["action"]["kind"], "loan.approve");
-        let v = ok(&client, "list_open_proposals", json!({"domain": DOMAIN})).await;
-        let open: Vec<&str> = v["proposals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|p| p["id"].as_str())
-            .collect();
-        assert_eq!(open, [pid.as_str()], "{v}");
+        let v: ProposalDetail = ok(&client, "get_proposal", json!({"proposal": pid})).await;
+        assert_eq!(v.id.to_string(), pid);
+        assert_eq!(v.status, Status::Pending, "{v:?}");
+        assert_eq!(v.finality.state, State::Provisional, "{v:?}");
+        assert_eq!(v.package.proposal.action.kind, "loan.approve");
+        let v: ProposalList = ok(&client, "list_open_proposals", json!({"domain": DOMAIN})).await;
+        let open: Vec<String> = v.proposals.iter().map(|p| p.id.to_string()).collect();
+        assert_eq!(open, vec![pid.clone()], "{v:?}");
 
         // Errors the caller can read.
         let e = err(&client, "get_proposal", json!({"proposal": "nope"})).await;
@@ -146,13 +152,13 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
         .await;
         assert!(e.contains("invalid_confidence"), "{e}");
         // A bounded wait that runs out while the window is open.
-        let v = ok(
+        let v: Waited = ok(
             &client,
             "wait_for_resolution",
             json!({"proposal": pid, "timeout_secs": 0, "require_final": true}),
         )
         .await;
-        assert_eq!(v["timed_out"], true, "{v}");
+        assert!(v.timed_out, "{v:?}");
         pid
     });
 
@@ -164,55 +170,55 @@ fn mcp_client_runs_a_decision_through_acp_mcp() {
     node.post_message(&bytes);
 
     rt.block_on(async {
-        let v = ok(
+        let v: SubmittedBody = ok(
             &client,
             "respond",
             json!({"proposal": other.to_string(), "stance": "challenge", "confidence": 0.8,
                    "reasoning": "the amount is off"}),
         )
         .await;
-        assert_eq!(v["new"], true, "{v}");
-        let v = ok(
+        assert!(v.new, "{v:?}");
+        let v: ProposalDetail = ok(
             &client,
             "get_proposal",
             json!({"proposal": other.to_string()}),
         )
         .await;
-        let counted = v["package"]["counted"].as_array().unwrap();
         assert!(
-            counted
+            v.package
+                .counted
                 .iter()
-                .any(|c| c["response"]["reasoning"] == "the amount is off"),
-            "{v}"
+                .any(|c| c.response.reasoning == "the amount is off"),
+            "{v:?}"
         );
 
         // Decided early (both votes are in), but settled only once the
         // window closed and the node's receipt certified it.
-        let v = ok(
+        let v: Waited = ok(
             &client,
             "wait_for_resolution",
             json!({"proposal": pid, "timeout_secs": 20, "require_final": true}),
         )
         .await;
-        assert_eq!(v["timed_out"], false, "{v}");
-        assert_eq!(v["proposal"]["status"], "approved", "{v}");
-        assert_eq!(v["proposal"]["finality"]["state"], "certified", "{v}");
+        assert!(!v.timed_out, "{v:?}");
+        assert_eq!(v.proposal.status, Status::Approved, "{v:?}");
+        assert_eq!(v.proposal.finality.state, State::Certified, "{v:?}");
         assert_eq!(
-            v["proposal"]["finality"]["summary"], "certified by 1 of 1 organizations: approved",
-            "{v}"
+            v.proposal.finality.summary, "certified by 1 of 1 organizations: approved",
+            "{v:?}"
         );
-        assert_eq!(v["proposal"]["final"], true, "{v}");
+        assert!(v.proposal.is_final, "{v:?}");
 
-        let v = ok(
+        let v: SubmittedBody = ok(
             &client,
             "report_outcome",
             json!({"proposal": pid, "outcome": "succeeded", "note": "paid out"}),
         )
         .await;
-        assert_eq!(v["new"], true, "{v}");
-        let v = ok(&client, "trust_scores", json!({"domain": DOMAIN})).await;
-        assert_eq!(v["domain"], DOMAIN, "{v}");
-        assert!(v["agents"].is_array(), "{v}");
+        assert!(v.new, "{v:?}");
+        // The agents list is read whole: a table that did not read fails here.
+        let v: TrustTable = ok(&client, "trust_scores", json!({"domain": DOMAIN})).await;
+        assert_eq!(v.domain, DOMAIN, "{v:?}");
     });
     rt.block_on(client.cancel()).unwrap();
 }

@@ -16,8 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use acp_node::launch::Launch;
-use acp_protocol::{ContentId, Keypair, Stance};
-use serde_json::{Value, json};
+use acp_protocol::{ContentId, Keypair, PublicKey, Stance};
 
 use crate::harness::*;
 
@@ -209,17 +208,13 @@ fn ns_index(ns: &str) -> usize {
 
 /// Every node holds `p` certified with the same certificate, and one
 /// receipt from every node.
-fn certificate_agrees(nodes: &[TestNode], p: &ContentId) -> Option<Value> {
-    let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(p)).collect();
-    let cert = &rs[0]["finality"]["certificate"];
+fn certificate_agrees(nodes: &[TestNode], p: &ContentId) -> Option<ResolutionAnswer> {
+    let rs: Vec<ResolutionAnswer> = nodes.iter().map(|n| n.resolution(p)).collect();
+    let cert = &rs[0].finality.certificate;
     let ok = rs.iter().all(|r| {
-        r["finality"]["state"] == "certified" && &r["finality"]["certificate"] == cert && {
-            let signers: BTreeSet<&str> = r["receipts"]
-                .as_array()
-                .map(|a| a.iter().map(|x| x["node"].as_str().unwrap_or("")).collect())
-                .unwrap_or_default();
-            signers.len() == nodes.len()
-                && r["receipts"].as_array().map_or(0, Vec::len) == nodes.len()
+        r.finality.state == State::Certified && &r.finality.certificate == cert && {
+            let signers: BTreeSet<&PublicKey> = r.receipts.iter().map(|x| &x.node).collect();
+            signers.len() == nodes.len() && r.receipts.len() == nodes.len()
         }
     });
     ok.then(|| rs[0].clone())
@@ -295,7 +290,7 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     wait_until(20, "policy and proposal on every host", || {
         nodes
             .iter()
-            .all(|n| n.has(&p).0 && n.has(&pol).0)
+            .all(|n| n.has(&p).engine && n.has(&pol).engine)
             .then_some(())
     });
 
@@ -314,17 +309,17 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
         nodes[side].submit(&bytes);
         all.push(id);
     }
-    wait_until(20, "r1 within side A", || nodes[0].has(&r1).0.then_some(()));
+    wait_until(20, "r1 within side A", || {
+        nodes[0].has(&r1).engine.then_some(())
+    });
     // Side A (two organizations) certifies its result; host 2 signs its
     // own receipt of another one; the partition holds.
     wait_until(20, "side A certifies, host 2 signs", || {
         let a = nodes[0].resolution(&p);
         let b = nodes[2].resolution(&p);
-        (a["finality"]["state"] == "certified"
-            && b["receipts"].as_array().is_some_and(|r| !r.is_empty()))
-        .then_some(())
+        (a.finality.state == State::Certified && !b.receipts.is_empty()).then_some(())
     });
-    let crossed = nodes[0].has(&r2).0 || nodes[1].has(&r2).0 || nodes[2].has(&r1).0;
+    let crossed = nodes[0].has(&r2).engine || nodes[1].has(&r2).engine || nodes[2].has(&r1).engine;
     assert!(!crossed, "a message crossed the cut link");
     let cut_secs = started.elapsed().as_secs_f64();
 
@@ -333,12 +328,15 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     link(&net, 2, true);
     shape(&net.nodes[1], "delay 40ms 10ms loss 2%", netem);
     let healed = Instant::now();
-    let redial = nodes[2].call(json!({"op": "dial", "addr": nodes[0].tcp}));
+    // Raw: the redial may be refused (host 2 may still be connected).
+    let redial = nodes[2].call_raw(&ControlRequest::Dial {
+        addr: nodes[0].tcp.clone(),
+    });
     eprintln!("redial after heal: {redial}");
-    let want: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
+    let want: BTreeSet<ContentId> = all.iter().copied().collect();
     let set = wait_until(40, "identical sets on every host after heal", || {
-        let sets: Vec<Vec<String>> = nodes.iter().map(|n| n.ids_in(DOMAIN)).collect();
-        let held: BTreeSet<String> = sets[0].iter().cloned().collect();
+        let sets: Vec<Vec<ContentId>> = nodes.iter().map(|n| n.ids_in(DOMAIN)).collect();
+        let held: BTreeSet<ContentId> = sets[0].iter().copied().collect();
         (sets.windows(2).all(|w| w[0] == w[1]) && want.is_subset(&held)).then(|| sets[0].clone())
     });
     let sets_secs = healed.elapsed().as_secs_f64();
@@ -347,19 +345,19 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
     });
     let receipts_secs = healed.elapsed().as_secs_f64();
     // The receipts are part of the set: compare once more after them.
-    let sets: Vec<Vec<String>> = nodes.iter().map(|n| n.ids_in(DOMAIN)).collect();
+    let sets: Vec<Vec<ContentId>> = nodes.iter().map(|n| n.ids_in(DOMAIN)).collect();
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "sets differ");
     // Both votes and every (weightless) observer abstention.
-    assert_eq!(r["counted"], 2 + observers.len(), "{r}");
+    assert_eq!(r.counted, 2 + observers.len(), "{r:?}");
     // The certificate side A made while cut stands; host 2's receipt for
     // the other result stays a minority attestation.
-    assert_eq!(r["status"], "approved", "{r}");
-    assert_eq!(r["finality"]["certified_by"], 2, "{r}");
+    assert_eq!(r.status, Status::Approved, "{r:?}");
+    assert_eq!(r.finality.certified_by, 2, "{r:?}");
     println!(
         "NETNS hosts={NODES} shaping={} \
          messages={} held_after_heal={} partitioned_until={cut_secs:.1}s \
          identical_sets_after={sets_secs:.1}s same_certificate_after={receipts_secs:.1}s \
-         status={} total={:.1}s",
+         status={:?} total={:.1}s",
         if netem {
             "netem 'delay 40ms 10ms loss 2%' (80ms/10% on one host while cut)"
         } else {
@@ -367,7 +365,7 @@ fn partition_across_namespaces_heals_to_identical_sets_and_certificate() {
         },
         all.len(),
         set.len(),
-        r["status"],
+        r.status,
         started.elapsed().as_secs_f64()
     );
     drop(nodes);

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::harness::*;
-use acp_protocol::{ContentId, Keypair, Stance, Timestamp};
-use serde_json::{Value, json};
+use acp_protocol::resolve::Exclusion;
+use acp_protocol::{ContentId, Keypair, PublicKey, Stance, Timestamp};
 
 /// An in-process node of `DOMAIN` with agent `agent`, listening on TCP and
 /// QUIC on loopback.
@@ -34,23 +34,23 @@ fn three_nodes_agree_on_a_proposal() {
     let (p, p_bytes) = proposal(&keys[0], pol.id, 4_000);
     n1.submit(&p_bytes);
     for n in [&n2, &n3] {
-        wait_until(15, "proposal everywhere", || n.has(&p).0.then_some(()));
+        wait_until(15, "proposal everywhere", || n.has(&p).engine.then_some(()));
     }
     n2.submit(&response(&keys[1], p, Stance::Endorse).1);
     n3.submit(&response(&keys[2], p, Stance::Endorse).1);
 
     let r = identical_receipts(&[&n1, &n2, &n3], &p, 3, 30);
-    assert_eq!(r["status"], "approved", "{r}");
-    assert_eq!(r["counted"], 2, "{r}");
-    assert_eq!(r["finality"]["certified_by"], 3, "{r}");
-    assert_eq!(r["finality"]["quorum"], 3, "{r}");
+    assert_eq!(r.status, Status::Approved, "{r:?}");
+    assert_eq!(r.counted, 2, "{r:?}");
+    assert_eq!(r.finality.certified_by, 3, "{r:?}");
+    assert_eq!(r.finality.quorum, 3, "{r:?}");
     assert_eq!(
-        r["finality"]["summary"],
+        r.finality.summary,
         "certified by 3 of 3 organizations: approved"
     );
-    let roots: Vec<Value> = [&n1, &n2, &n3]
+    let roots: Vec<ContentId> = [&n1, &n2, &n3]
         .iter()
-        .map(|n| n.resolution(&p)["counted_root"].clone())
+        .map(|n| n.resolution(&p).counted_root)
         .collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
     // Same set everywhere (receipts included).
@@ -84,20 +84,21 @@ fn partition_heals_through_sync() {
     let (r2, r2_bytes) = response(&keys[1], p, Stance::Endorse);
     let (r3, r3_bytes) = response(&keys[2], p, Stance::Endorse);
     // A local response is refused until its proposal is there.
-    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
+    wait_until(15, "the proposal on n2", || n2.has(&p).engine.then_some(()));
     n2.submit(&r2_bytes);
     n3.submit(&r3_bytes);
-    wait_until(10, "r2 within group A", || n1.has(&r2).0.then_some(()));
-    assert!(!n3.has(&r2).0 && !n1.has(&r3).0 && !n2.has(&r3).0);
+    wait_until(10, "r2 within group A", || n1.has(&r2).engine.then_some(()));
+    assert!(!n3.has(&r2).engine && !n1.has(&r3).engine && !n2.has(&r3).engine);
 
     // Heal.
     n3.dial(&n1.tcp);
     wait_until(15, "r3 reaches group A and r2 reaches n3", || {
-        (n1.has(&r3).0 && n2.has(&r3).0 && n3.has(&r2).0 && n3.has(&r2).1).then_some(())
+        (n1.has(&r3).engine && n2.has(&r3).engine && n3.has(&r2).engine && n3.has(&r2).store)
+            .then_some(())
     });
     let r = identical_receipts(&[&n1, &n2, &n3], &p, 3, 30);
-    assert_eq!(r["status"], "approved", "{r}");
-    assert_eq!(r["counted"], 2, "{r}");
+    assert_eq!(r.status, Status::Approved, "{r:?}");
+    assert_eq!(r.counted, 2, "{r:?}");
     same_set(&[&n1, &n2, &n3], 15);
     let synced = sample(
         &n3.metrics(),
@@ -134,7 +135,7 @@ fn crash_loses_nothing_acknowledged() {
     let (p, p_bytes) = proposal(&d1.agent, pol, 3_600_000);
     n1.submit(&p_bytes);
     // A response waits for its proposal; a local one is refused until then.
-    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
+    wait_until(15, "the proposal on n2", || n2.has(&p).engine.then_some(()));
 
     let mut acked_on_n2 = Vec::new();
     let mut all = vec![pol, p];
@@ -159,19 +160,19 @@ fn crash_loses_nothing_acknowledged() {
     // Restart alone: everything acknowledged is on disk and replays under
     // the anchor read back from config.toml.
     let n2 = d2.process(&[]);
-    let anchors = n2.get("/anchors");
+    let anchors: AnchorList = n2.get_as("/anchors");
     assert_eq!(
-        anchors["anchors"][0]["genesis"],
-        pol.to_string(),
-        "{anchors}"
+        anchors.anchors.first().map(|a| a.genesis),
+        Some(pol),
+        "{anchors:?}"
     );
     for id in &acked_on_n2 {
-        assert_eq!(n2.has(id), (true, true), "acknowledged {id} lost");
+        assert!(in_both(&n2.has(id)), "acknowledged {id} lost");
     }
     // Reconnect: it catches up on the rest.
     n2.dial(&n1.tcp);
     wait_until(20, "n2 catches up", || {
-        all.iter().all(|id| n2.has(id).0).then_some(())
+        all.iter().all(|id| n2.has(id).engine).then_some(())
     });
     assert_eq!(n1.ids(), n2.ids());
 }
@@ -199,49 +200,44 @@ fn heal_after_finalization_keeps_the_certificate() {
         n.submit(&pol.bytes);
         n.submit(&p_bytes);
     }
-    wait_until(15, "the proposal on n2", || n2.has(&p).0.then_some(()));
+    wait_until(15, "the proposal on n2", || n2.has(&p).engine.then_some(()));
     n2.submit(&response(&keys[1], p, Stance::Endorse).1);
     n3.submit(&response(&keys[2], p, Stance::Challenge).1);
     // Group A certifies on its own (2 of 3); n3 finalizes the other way.
     let a = wait_until(20, "group A certifies", || {
         let r = n1.resolution(&p);
-        (r["finality"]["state"] == "certified").then_some(r)
+        (r.finality.state == State::Certified).then_some(r)
     });
-    assert_eq!(a["status"], "approved", "{a}");
+    assert_eq!(a.status, Status::Approved, "{a:?}");
     let b = wait_until(20, "n3 finalizes alone", || {
         let r = n3.resolution(&p);
-        (r["receipts"].as_array().unwrap().len() == 1).then_some(r)
+        (r.receipts.len() == 1).then_some(r)
     });
-    assert_eq!(b["computed_status"], "rejected", "{b}");
-    assert_eq!(b["finality"]["state"], "provisional", "{b}");
+    assert_eq!(b.computed_status, Status::Rejected, "{b:?}");
+    assert_eq!(b.finality.state, State::Provisional, "{b:?}");
 
     n3.dial(&n1.tcp);
     let healed = wait_until(30, "the certificate everywhere", || {
-        let rs: Vec<Value> = [&n1, &n2, &n3].iter().map(|n| n.resolution(&p)).collect();
+        let rs: Vec<ResolutionAnswer> = [&n1, &n2, &n3].iter().map(|n| n.resolution(&p)).collect();
         let agree = rs.iter().all(|r| {
-            r["finality"]["state"] == "certified"
-                && r["finality"]["certificate"] == a["finality"]["certificate"]
-                && r["receipts"].as_array().unwrap().len() == 3
-                && r["counted"] == 2
+            r.finality.state == State::Certified
+                && r.finality.certificate == a.finality.certificate
+                && r.receipts.len() == 3
+                && r.counted == 2
         });
         agree.then_some(rs)
     });
     for r in &healed {
-        assert_eq!(r["status"], "approved", "{r}");
+        assert_eq!(r.status, Status::Approved, "{r:?}");
         // Both votes count now: a tie, so the node's own computation no
         // longer gives the certified digest; the certificate stands.
-        assert_eq!(r["computed_status"], "escalated", "{r}");
-        assert_eq!(r["finality"]["matches_certificate"], false, "{r}");
+        assert_eq!(r.computed_status, Status::Escalated, "{r:?}");
+        assert!(!r.finality.matches_certificate, "{r:?}");
         // n3's receipt for the other result, never re-signed.
-        let signers: Vec<&str> = r["receipts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["node"].as_str().unwrap())
-            .collect();
-        let distinct: BTreeSet<&&str> = signers.iter().collect();
-        assert_eq!(distinct.len(), 3, "one receipt per node: {r}");
-        assert_eq!(r["finality"]["attestations"].as_array().unwrap().len(), 2);
+        let signers: Vec<&PublicKey> = r.receipts.iter().map(|x| &x.node).collect();
+        let distinct: BTreeSet<&&PublicKey> = signers.iter().collect();
+        assert_eq!(distinct.len(), 3, "one receipt per node: {r:?}");
+        assert_eq!(r.finality.attestations.len(), 2);
     }
     same_set(&[&n1, &n2, &n3], 15);
 }
@@ -286,7 +282,7 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
     let closes_at = closes_at(&p_bytes);
     n4.submit(&p_bytes);
     for n in &nodes {
-        wait_until(15, "proposal everywhere", || n.has(&p).0.then_some(()));
+        wait_until(15, "proposal everywhere", || n.has(&p).engine.then_some(()));
     }
     for (i, n) in [&n1, &n2, &n3].iter().enumerate() {
         n.submit(&response(&keys[i], p, Stance::Endorse).1);
@@ -296,20 +292,21 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
 
     // Receipts: the three attestors' (n4, a member but no attestor, signs none).
     let before = identical_receipts(&nodes, &p, 3, 40);
-    assert_eq!(before["status"], "approved", "{before}");
-    assert_eq!(before["counted"], 4, "{before}");
+    assert_eq!(before.status, Status::Approved, "{before:?}");
+    assert_eq!(before.counted, 4, "{before:?}");
     assert_eq!(
-        before["finality"]["summary"],
+        before.finality.summary,
         "certified by 3 of 3 organizations: approved"
     );
-    let cert = before["finality"]["certificate"].clone();
-    let counted: Vec<String> = n1.get(&format!("/proposals/{p}"))["package"]["counted"]
-        .as_array()
-        .unwrap()
+    let cert = before.finality.certificate.clone();
+    let counted: Vec<ContentId> = n1
+        .proposal(p)
+        .package
+        .counted
         .iter()
-        .map(|c| c["vote"]["response"].as_str().unwrap().to_owned())
+        .map(|c| c.vote.response)
         .collect();
-    assert!(counted.contains(&counted_vote.to_string()));
+    assert!(counted.contains(&counted_vote));
 
     // After certification: a backdated response, and the counted voter
     // contradicting itself (both signed before the close).
@@ -318,46 +315,30 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
         response_at(&voter, p, Stance::Challenge, Timestamp(closes_at.0 - 1));
     n4.submit(&late_bytes);
     n3.submit(&second_bytes);
-    let evidence = [late.to_string(), second.to_string()];
+    let evidence = [late, second];
     for n in &nodes {
         let v = wait_until(20, "both listed after certification on every node", || {
-            let v = n.get(&format!("/proposals/{p}"));
-            let after: Vec<&str> = v["finality"]["after_certification"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap())
-                .collect();
-            evidence
-                .iter()
-                .all(|e| after.contains(&e.as_str()))
-                .then_some(v)
+            let v = n.proposal(p);
+            let after = &v.finality.after_certification;
+            evidence.iter().all(|e| after.contains(e)).then_some(v)
         });
-        assert_eq!(v["status"], "approved", "{v}");
-        assert_eq!(v["finality"]["state"], "certified", "{v}");
-        assert_eq!(v["finality"]["certificate"], cert, "{v}");
+        assert_eq!(v.status, Status::Approved, "{v:?}");
+        assert_eq!(v.finality.state, State::Certified, "{v:?}");
+        assert_eq!(v.finality.certificate, cert, "{v:?}");
         // The node's own computation moved (an equivocator is excluded, a
         // new challenge counted); the certificate did not.
-        assert_eq!(v["finality"]["matches_certificate"], false, "{v}");
-        assert_eq!(
-            v["receipts"].as_array().unwrap().len(),
-            3,
-            "no new receipt: {v}"
-        );
-        let excluded: Vec<&Value> = v["package"]["excluded"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .collect();
+        assert!(!v.finality.matches_certificate, "{v:?}");
+        assert_eq!(v.receipts.len(), 3, "no new receipt: {v:?}");
         assert!(
-            excluded
+            v.package
+                .excluded
                 .iter()
-                .any(|x| x["id"] == json!(second.to_string()) && x["reason"] == "equivocation"),
-            "{v}"
+                .any(|x| x.id == second && x.reason == Exclusion::Equivocation),
+            "{v:?}"
         );
         let r = n.resolution(&p);
-        assert_eq!(r["status"], "approved", "{r}");
-        assert_eq!(r["finality"]["certificate"], cert, "{r}");
+        assert_eq!(r.status, Status::Approved, "{r:?}");
+        assert_eq!(r.finality.certificate, cert, "{r:?}");
     }
     // The audit bundle tells the same story offline.
     let bytes = reqwest::blocking::Client::new()
@@ -383,6 +364,6 @@ fn certified_result_survives_backdated_and_equivocating_responses() {
             .result
             .resolution
             .to_string(),
-        cert["resolution"].as_str().unwrap()
+        cert.expect("certified").resolution.to_string()
     );
 }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::harness::*;
-use acp_protocol::{Keypair, Stance};
+use acp_protocol::{Keypair, Stance, Verdict};
 use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
@@ -37,6 +37,7 @@ struct Page {
 
 impl Page {
     /// Evaluates a JS expression (promises awaited) and returns its value.
+    /// The DevTools protocol is not the node's: its messages are read raw.
     fn eval(&mut self, expr: &str) -> Value {
         self.next += 1;
         let id = self.next;
@@ -153,13 +154,13 @@ fn escalation_page_in_headless_chromium() {
     node.post_message(&bytes);
     let (_, r) = response(&k2, pid, Stance::Endorse);
     node.post_message(&r);
-    node.post(
+    let _: SubmittedBody = node.post_as(
         &format!("/proposals/{pid}/responses"),
         json!({"stance": "challenge", "confidence": 0.9, "reasoning": "income not verified"}),
     );
     wait_until(15, "the escalation to be certified", || {
-        let v = node.get(&format!("/proposals/{pid}"));
-        (v["finality"]["state"] == "escalated").then_some(())
+        let v = node.proposal(pid);
+        (v.finality.state == State::Escalated).then_some(())
     });
 
     let (_browser, mut page) = launch(bin, &node.page);
@@ -238,14 +239,11 @@ fn escalation_page_in_headless_chromium() {
     );
 
     // The node holds the decision, signed by its human key.
-    let v = node.get(&format!("/proposals/{pid}"));
-    assert_eq!(v["status"], "approved");
-    let d = &v["package"]["human_decisions"][0];
-    assert_eq!(d[0], result);
-    assert_eq!(d[1]["human"], human.public().to_string().as_str());
-    assert_eq!(d[1]["verdict"], "approve");
-    assert_eq!(
-        d[1]["rationale"],
-        "approved after a call with the applicant"
-    );
+    let v = node.proposal(pid);
+    assert_eq!(v.status, Status::Approved);
+    let (id, d) = &v.package.human_decisions[0];
+    assert_eq!(result, id.to_string().as_str());
+    assert_eq!(d.human, human.public());
+    assert_eq!(d.verdict, Verdict::Approve);
+    assert_eq!(d.rationale, "approved after a call with the applicant");
 }

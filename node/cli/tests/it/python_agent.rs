@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use crate::harness::*;
 use acp_protocol::build::PolicyBuilder;
-use acp_protocol::{Action, Body, Keypair, Proposal};
+use acp_protocol::{Action, Body, Keypair, Proposal, Stance};
 
 #[test]
 fn python_agent_responds_through_the_api() {
@@ -62,19 +62,10 @@ fn python_agent_responds_through_the_api() {
     let said = lines.next().unwrap().unwrap();
     assert!(said.starts_with("challenge"), "{said}");
     assert!(agent.wait().unwrap().success());
-    let v = node.get(&format!("/proposals/{}", p.id));
-    let c = &v["package"]["counted"][0];
-    assert_eq!(
-        c["vote"]["responder"],
-        dir.agent.public().to_string().as_str()
-    );
-    assert_eq!(c["vote"]["stance"], "challenge");
-    assert_eq!(c["vote"]["confidence_bps"], 7000);
-    assert!(
-        c["response"]["reasoning"]
-            .as_str()
-            .unwrap()
-            .contains("above the limit"),
-        "{v}"
-    );
+    let v = node.proposal(p.id);
+    let c = &v.package.counted[0];
+    assert_eq!(c.vote.responder, dir.agent.public());
+    assert_eq!(c.vote.stance, Stance::Challenge);
+    assert_eq!(c.vote.confidence_bps, 7000);
+    assert!(c.response.reasoning.contains("above the limit"), "{v:?}");
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 use acp_protocol::{Keypair, Stance};
-use serde_json::Value;
 
 struct RedisServer {
     child: Child,
@@ -88,7 +87,7 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
     a.submit(&pol_bytes);
     let (p, p_bytes) = proposal(&ka, pol, 6_000);
     a.submit(&p_bytes);
-    wait_until(10, "proposal on C", || c.has(&p).0.then_some(()));
+    wait_until(10, "proposal on C", || c.has(&p).engine.then_some(()));
 
     // B starts late and Redis-only: reading the stream from the start is
     // its full sync, so it must trust the genesis before it starts (in
@@ -100,29 +99,26 @@ fn libp2p_and_redis_nodes_agree_on_one_decision() {
     let b = TestNode::ephemeral(b_cfg, kb.clone(), &[]);
     assert_eq!(b.peers(), 0);
     wait_until(10, "policy and proposal on B", || {
-        (b.has(&pol).0 && b.has(&p).0).then_some(())
+        (b.has(&pol).engine && b.has(&p).engine).then_some(())
     });
     b.submit(&response(&kb, p, Stance::Endorse).1);
     c.submit(&response(&kc, p, Stance::Endorse).1);
 
     let nodes = [&a, &b, &c];
     let r = identical_receipts(&nodes, &p, 3, 20);
-    assert_eq!(r["status"], "approved", "{r}");
-    assert_eq!(r["counted"], 2, "{r}");
-    let rs: Vec<Value> = nodes.iter().map(|n| n.resolution(&p)).collect();
-    assert_eq!(r["finality"]["certified_by"], 3, "{r}");
+    assert_eq!(r.status, Status::Approved, "{r:?}");
+    assert_eq!(r.counted, 2, "{r:?}");
+    let rs: Vec<ResolutionAnswer> = nodes.iter().map(|n| n.resolution(&p)).collect();
+    assert_eq!(r.finality.certified_by, 3, "{r:?}");
     for x in &rs {
-        assert_eq!(x["status"], r["status"], "{x}");
-        assert_eq!(
-            x["finality"]["certificate"], r["finality"]["certificate"],
-            "{x}"
-        );
-        assert_eq!(x["resolution"], r["resolution"], "{x}");
-        assert_eq!(x["counted_root"], r["counted_root"], "{x}");
-        for rc in x["receipts"].as_array().unwrap() {
-            assert_eq!(rc["status"], r["status"], "{rc}");
-            assert_eq!(rc["resolution"], r["resolution"], "{rc}");
-            assert_eq!(rc["counted_root"], r["counted_root"], "{rc}");
+        assert_eq!(x.status, r.status, "{x:?}");
+        assert_eq!(x.finality.certificate, r.finality.certificate, "{x:?}");
+        assert_eq!(x.resolution, r.resolution, "{x:?}");
+        assert_eq!(x.counted_root, r.counted_root, "{x:?}");
+        for rc in &x.receipts {
+            assert_eq!(rc.status, r.status, "{rc:?}");
+            assert_eq!(rc.resolution, r.resolution, "{rc:?}");
+            assert_eq!(rc.counted_root, r.counted_root, "{rc:?}");
         }
     }
     // Same message set on both sides of the bridge.

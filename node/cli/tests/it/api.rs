@@ -310,6 +310,18 @@ fn api_and_cli_end_to_end() {
     assert_eq!(vb.status, Status::Escalated);
     assert_eq!(vb.reasons, vec![Reason::NoMargin]);
     assert!(vb.finality.human_round_open);
+    // Raw once: the wire spelling of a status, a reason and a finality
+    // state, which the Python client and the escalation page read as text.
+    let raw = node.get_json(&format!("/proposals/{b}"));
+    assert_eq!(
+        (&raw["status"], &raw["reasons"], &raw["finality"]["state"]),
+        (
+            &json!("escalated"),
+            &json!(["no_margin"]),
+            &json!("escalated")
+        ),
+        "{raw}"
+    );
     let list: ProposalList = node.get_as(&format!("/proposals?domain={DOMAIN}&status=escalated"));
     let ids: Vec<String> = list.proposals.iter().map(|p| p.id.to_string()).collect();
     assert_eq!(ids, vec![b.clone()]);
